@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func ParseItem(data []byte) (Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.ReadToken(); err == nil {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after item")
 	}
 	return item, nil
@@ -47,7 +48,14 @@ func ParseItem(data []byte) (Item, error) {
 // {"S":"x"}.
 func ParseAttributeValue(data []byte) (types.AttributeValue, error) {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
-	return readAV(dec, 0)
+	av, err := readAV(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after attribute value")
+	}
+	return av, nil
 }
 
 // maxDepth is DynamoDB's limit on nested attributes.
@@ -63,15 +71,19 @@ func readItem(dec *jsontext.Decoder, depth int) (Item, error) {
 	}
 	item := make(Item)
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
 		}
+		if tok.Kind() != '"' {
+			return nil, fmt.Errorf("want an attribute name, got %v", tok.Kind())
+		}
+		name := tok.String() // before the next read invalidates tok
 		av, err := readAV(dec, depth)
 		if err != nil {
-			return nil, fmt.Errorf("attribute %q: %w", name.String(), err)
+			return nil, fmt.Errorf("attribute %q: %w", name, err)
 		}
-		item[name.String()] = av
+		item[name] = av
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, err
