@@ -345,4 +345,3 @@ func retryable(err error) bool {
 	}
 	return retryables.IsErrorRetryable(err) == aws.TrueTernary
 }
-

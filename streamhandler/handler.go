@@ -20,7 +20,7 @@ package streamhandler
 import (
 	"context"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"

@@ -96,7 +96,9 @@ func newZstdCodec() (*zstdCodec, error) {
 	return &zstdCodec{enc: enc, dec: dec}, nil
 }
 
-func (c *zstdCodec) String() string                           { return "ZSTD" }
+func (c *zstdCodec) String() string                            { return "ZSTD" }
 func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
-func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error)   { return c.enc.EncodeAll(src, dst[:0]), nil }
-func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error)   { return c.dec.DecodeAll(src, dst[:0]) }
+func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
+	return c.enc.EncodeAll(src, dst[:0]), nil
+}
+func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) { return c.dec.DecodeAll(src, dst[:0]) }
