@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -150,11 +151,66 @@ func undecodable(ev rewind.ChangeEvent, raw []byte, err error) rewind.ChangeEven
 		DecodeError:    err.Error(),
 		Raw:            raw,
 	}
+	salvage(&out, raw)
 	if out.EventID == "" {
 		sum := sha256.Sum256(raw)
 		out.EventID = "undecodable-" + hex.EncodeToString(sum[:16])
 	}
 	return out
+}
+
+// salvage fills what a failed decode left empty from a lenient reading
+// of the raw record, so an undecodable record still has its sequence
+// number (to be retried from), table and time (to be filed under).
+func salvage(ev *rewind.ChangeEvent, raw []byte) {
+	var r struct {
+		EventID        any `json:"eventID"`
+		EventName      any `json:"eventName"`
+		EventSourceARN any `json:"eventSourceARN"`
+		AWSRegion      any `json:"awsRegion"`
+		DynamoDB       struct {
+			ApproximateCreationDateTime json.Number `json:"ApproximateCreationDateTime"`
+			SequenceNumber              any         `json:"SequenceNumber"`
+			StreamViewType              any         `json:"StreamViewType"`
+			SizeBytes                   json.Number `json:"SizeBytes"`
+		} `json:"dynamodb"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	_ = dec.Decode(&r) // partial results are what we want
+	str := func(v any) string { s, _ := v.(string); return s }
+	if ev.EventID == "" {
+		ev.EventID = str(r.EventID)
+	}
+	if ev.SequenceNumber == "" {
+		if s := str(r.DynamoDB.SequenceNumber); s != "" && strings.Trim(s, "0123456789") == "" {
+			ev.SequenceNumber = s
+		}
+	}
+	if ev.Table == "" {
+		if t, region, err := parseStreamARN(str(r.EventSourceARN)); err == nil {
+			ev.Table, ev.Region = t, region
+		}
+	}
+	if ev.Region == "" {
+		ev.Region = str(r.AWSRegion)
+	}
+	if ev.Time.IsZero() && r.DynamoDB.ApproximateCreationDateTime != "" {
+		if t, err := parseEpoch(jsontext.Value(r.DynamoDB.ApproximateCreationDateTime)); err == nil {
+			ev.Time = t
+		}
+	}
+	if ev.StreamViewType == "" {
+		ev.StreamViewType = str(r.DynamoDB.StreamViewType)
+	}
+	if ev.SizeBytes == 0 {
+		ev.SizeBytes, _ = r.DynamoDB.SizeBytes.Int64()
+	}
+	if ev.Action == "" {
+		if a, err := rewind.ParseAction(str(r.EventName)); err == nil {
+			ev.Action = a
+		}
+	}
 }
 
 func expectKind(dec *jsontext.Decoder, k jsontext.Kind) error {
@@ -420,12 +476,12 @@ func (d *decoder) checkAV(depth int) error {
 	if err := expectKind(dec, '{'); err != nil {
 		return err
 	}
+	if dec.PeekKind() != '"' {
+		return errors.New("attribute value has no type")
+	}
 	typ, err := dec.ReadValue()
 	if err != nil {
 		return err
-	}
-	if typ.Kind() != '"' {
-		return errors.New("attribute value has no type")
 	}
 	switch string(typ) {
 	case `"S"`:
