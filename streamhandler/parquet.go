@@ -81,7 +81,7 @@ type zstdCodec struct {
 func newZstdCodec() (*zstdCodec, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false),
 		zstd.WithWindowSize(1<<20),

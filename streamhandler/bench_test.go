@@ -1,0 +1,100 @@
+package streamhandler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// memTransport answers every DynamoDB request in memory, as a DynamoDB
+// that processed everything would, after reading the request body.
+type memTransport struct{}
+
+func (memTransport) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	body := `{"UnprocessedItems":{}}`
+	return &http.Response{
+		StatusCode:    200,
+		Header:        http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}, nil
+}
+
+// discardS3 is an in-memory S3 sink that reads and drops object bodies.
+type discardS3 struct{ bytes int64 }
+
+func (d *discardS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	n, err := io.Copy(io.Discard, in.Body)
+	d.bytes += n
+	return &s3.PutObjectOutput{}, err
+}
+
+func benchClient() *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String("http://dynamodb.local"),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		HTTPClient:   memTransport{},
+	})
+}
+
+// benchPayload is n records of about 2.5 KB: ~1 KB old and new images.
+func benchPayload(n int) []byte {
+	return payload(genRecords(n, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), 10*time.Millisecond, 1000))
+}
+
+// BenchmarkHandler measures the handler's whole work on one invocation
+// (decode, convert, Parquet, audit requests through a real DynamoDB client)
+// against aws-lambda-go's bare decode of the same payload into
+// events.DynamoDBEvent, in the same run. Compare the two with benchstat.
+func BenchmarkHandler(b *testing.B) {
+	for _, n := range []int{100, 1000, 2400} {
+		p := benchPayload(n)
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			h, err := New(Config{AuditTable: "audit", Bucket: "capture"}, benchClient(), &discardS3{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, err := h.Invoke(ctx, p)
+				if err != nil || !bytes.Equal(out, []byte(`{"batchItemFailures":null}`)) {
+					b.Fatalf("%s %v", out, err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+		b.Run(fmt.Sprintf("lambda-go-decode/records=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var ev events.DynamoDBEvent
+				if err := json.Unmarshal(p, &ev); err != nil || len(ev.Records) != n {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
