@@ -152,7 +152,9 @@ func checkCaptured(t *testing.T, changes []traffic.Change, rows []rewind.Parquet
 		byItem[ev.ItemID()] = append(byItem[ev.ItemID()], ev)
 	}
 	for _, evs := range byItem {
-		sort.Slice(evs, func(i, j int) bool { return rewind.CompareSequenceNumbers(evs[i].SequenceNumber, evs[j].SequenceNumber) < 0 })
+		sort.Slice(evs, func(i, j int) bool {
+			return rewind.CompareSequenceNumbers(evs[i].SequenceNumber, evs[j].SequenceNumber) < 0
+		})
 	}
 	seen := map[string]int{}
 	for _, c := range changes {
