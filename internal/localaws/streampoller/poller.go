@@ -50,7 +50,8 @@ var _ StreamsAPI = (*dynamodbstreams.Client)(nil)
 
 // ErrRetriesExhausted is returned (wrapped) by PollOnce when it gave up on
 // a batch after MaxRetries retries, as an event source mapping with
-// MaximumRetryAttempts does; Failures lists them.
+// MaximumRetryAttempts does; Failures lists them. The error also wraps the
+// last attempt's error, such as the function's.
 var ErrRetriesExhausted = errors.New("batch failed after all retries")
 
 // Config configures a Poller.
@@ -108,8 +109,12 @@ type BatchFailure struct {
 }
 
 func (f BatchFailure) String() string {
-	return fmt.Sprintf("shard %s records %s..%s (%d) failed %d times, last: %v",
-		f.ShardID, f.FirstSequence, f.LastSequence, f.Records, f.Attempts, f.Err)
+	return fmt.Sprintf("%s, last: %v", f.batch(), f.Err)
+}
+
+func (f BatchFailure) batch() string {
+	return fmt.Sprintf("shard %s records %s..%s (%d) failed %d times",
+		f.ShardID, f.FirstSequence, f.LastSequence, f.Records, f.Attempts)
 }
 
 // Stats counts what one PollOnce did.
@@ -392,7 +397,9 @@ func (p *Poller) pollShard(ctx context.Context, shardID string, closed bool, st 
 		p.mu.Lock()
 		p.failures = append(p.failures, f)
 		p.mu.Unlock()
-		gaveUp = errors.Join(gaveUp, fmt.Errorf("streampoller: %w: %s", ErrRetriesExhausted, f))
+		// Wrap the last error too, so callers can errors.As it (for
+		// example to a *lambdart.FunctionError).
+		gaveUp = errors.Join(gaveUp, fmt.Errorf("streampoller: %w: %s, last: %w", ErrRetriesExhausted, f.batch(), invErr))
 		stats.Discarded += len(batch)
 		st.checkpoint = f.LastSequence
 		pending = pending[len(batch):]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -256,6 +257,8 @@ func TestPollerRetriesFromFirstBatchItemFailure(t *testing.T) {
 	}
 }
 
+var errBoom = errors.New("boom")
+
 func TestPollerRetriesWholeBatchOnFunctionError(t *testing.T) {
 	env := localaws.DynamoDBForTest(t)
 	arn := createStreamTable(t, env, "events")
@@ -264,7 +267,7 @@ func TestPollerRetriesWholeBatchOnFunctionError(t *testing.T) {
 	}
 	rec := &recorder{respond: func(n int, _ events.DynamoDBEvent) ([]byte, error) {
 		if n == 1 {
-			return nil, errors.New("boom")
+			return nil, errBoom
 		}
 		return nil, nil
 	}}
@@ -280,6 +283,24 @@ func TestPollerRetriesWholeBatchOnFunctionError(t *testing.T) {
 	}
 	if invs := p.Invocations(); len(invs) != 2 || invs[0].Err == nil || invs[1].Attempt != 2 {
 		t.Errorf("invocations %+v", invs)
+	}
+}
+
+func TestPollerWrapsFunctionErrorWhenGivingUp(t *testing.T) {
+	env := localaws.DynamoDBForTest(t)
+	arn := createStreamTable(t, env, "events")
+	put(t, env, "events", "p", 1, "v")
+	rec := &recorder{respond: func(int, events.DynamoDBEvent) ([]byte, error) { return nil, errBoom }}
+	p, err := streampoller.New(streampoller.Config{StreamARN: arn, Streams: env.Streams, Invoker: rec, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.PollOnce(t.Context())
+	if !errors.Is(err, streampoller.ErrRetriesExhausted) || !errors.Is(err, errBoom) {
+		t.Fatalf("PollOnce: %v, want ErrRetriesExhausted wrapping the function's error", err)
+	}
+	if n := len(rec.records()); n != 1 {
+		t.Errorf("%d records sent, want 1: MaxRetries -1 means no retries", n)
 	}
 }
 
@@ -321,6 +342,9 @@ func TestPollerGivesUpAfterMaxRetries(t *testing.T) {
 	}
 	if stats.Delivered != 2 || stats.Discarded != 2 {
 		t.Errorf("stats %+v, want 2 delivered and 2 discarded", stats)
+	}
+	if f[0].Err == nil || !strings.Contains(err.Error(), "batchItemFailures") {
+		t.Errorf("error %v does not say why the batch failed", err)
 	}
 	// The checkpoint moved past the discarded batch.
 	if stats, err := p.PollOnce(t.Context()); err != nil || stats.Invocations != 0 {
