@@ -50,13 +50,11 @@ type DynamoDB struct {
 
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser // closing it makes the launcher exit
-	logPath string
-	logFile *os.File
+	log     *tailBuffer
 	exited  chan struct{}
 	waitErr error
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // DynamoDBLocalDir returns where DynamoDB Local is installed:
@@ -151,24 +149,19 @@ func StartDynamoDB(ctx context.Context) (*DynamoDB, error) {
 		defer cancel()
 	}
 
-	logFile, err := os.CreateTemp("", "dynamodb-local-*.log")
-	if err != nil {
-		return nil, fmt.Errorf("dynamodb local: log file: %w", err)
-	}
 	d := &DynamoDB{
-		Host:    LoopbackHost,
-		Dir:     dir,
-		Args:    args,
-		logPath: logFile.Name(),
-		logFile: logFile,
-		exited:  make(chan struct{}),
+		Host:   LoopbackHost,
+		Dir:    dir,
+		Args:   args,
+		log:    &tailBuffer{max: maxLog},
+		exited: make(chan struct{}),
 	}
 	begin := time.Now()
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir // DynamoDB Local may write files in its working directory
 	cmd.Env = append(os.Environ(), "DDB_LOCAL_TELEMETRY=0")
-	cmd.Stderr = logFile
+	cmd.Stderr = d.log
 	setProcessGroup(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -186,22 +179,20 @@ func StartDynamoDB(ctx context.Context) (*DynamoDB, error) {
 	// goes to the log with stderr.
 	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			if !found {
-				if rest, ok := strings.CutPrefix(line, launcherBanner); ok {
-					found = true
-					addr <- rest
-					continue
-				}
+		br := bufio.NewReader(stdout)
+		for {
+			line, err := br.ReadString('\n')
+			if rest, ok := strings.CutPrefix(line, launcherBanner); ok {
+				addr <- strings.TrimSpace(rest)
+				break
 			}
-			fmt.Fprintln(logFile, line)
+			d.log.Write([]byte(line))
+			if err != nil {
+				close(addr)
+				break
+			}
 		}
-		if !found {
-			close(addr)
-		}
+		io.Copy(d.log, br)
 		d.waitErr = cmd.Wait()
 		close(d.exited)
 	}()
@@ -255,21 +246,16 @@ func (d *DynamoDB) ping(ctx context.Context) error {
 	}
 }
 
-// fail stops the process, removes the log and returns err, which already
-// carries what the log said.
+// fail stops the process and returns err, which already carries what the
+// log said.
 func (d *DynamoDB) fail(err error) error {
 	d.Close()
 	return err
 }
 
-// Log returns what DynamoDB Local wrote to stdout and stderr so far.
-func (d *DynamoDB) Log() string {
-	b, err := os.ReadFile(d.logPath)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+// Log returns what DynamoDB Local wrote to stdout and stderr so far (the
+// last 256 KiB of it).
+func (d *DynamoDB) Log() string { return d.log.String() }
 
 // logTail returns the end of the log, formatted to follow an error message.
 func (d *DynamoDB) logTail() string {
@@ -283,8 +269,8 @@ func (d *DynamoDB) logTail() string {
 	return "; log:\n" + s
 }
 
-// Close stops DynamoDB Local and everything it started, and removes its
-// log. Its data is gone: it runs in memory.
+// Close stops DynamoDB Local and everything it started. Its data is gone:
+// it runs in memory.
 func (d *DynamoDB) Close() error {
 	d.closeOnce.Do(func() {
 		if d.stdin != nil {
@@ -300,10 +286,32 @@ func (d *DynamoDB) Close() error {
 			killProcessGroup(d.cmd)
 			<-d.exited
 		}
-		if d.logFile != nil {
-			d.logFile.Close()
-			os.Remove(d.logPath)
-		}
 	})
-	return d.closeErr
+	return nil
+}
+
+// maxLog bounds the DynamoDB Local output kept for error messages.
+const maxLog = 256 << 10
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +124,41 @@ func TestUniqueAccessKeyID(t *testing.T) {
 				t.Fatalf("key %q has %q; DynamoDB Local accepts letters and digits only", k, r)
 			}
 		}
+	}
+}
+
+func TestStartDynamoDBReportsLauncherFailure(t *testing.T) {
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Skip("no java on PATH")
+	}
+	// An installation whose launcher is not a class file: java starts and
+	// fails, and the error must carry what it said.
+	dir := t.TempDir()
+	for _, d := range []string{"DynamoDBLocal_lib", "launcher"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"DynamoDBLocal.jar", filepath.Join("launcher", "LocalLauncher.class")} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("not a class"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("REWIND_DYNAMODB_LOCAL_DIR", dir)
+	_, err := localaws.StartDynamoDB(t.Context())
+	if err == nil || errors.Is(err, localaws.ErrNotInstalled) || !strings.Contains(err.Error(), "exited before listening") ||
+		!strings.Contains(err.Error(), "LocalLauncher") {
+		t.Fatalf("got %v, want an error quoting java's output", err)
+	}
+	if testing.Verbose() {
+		t.Log(err)
+	}
+}
+
+func TestStartDynamoDBNotInstalled(t *testing.T) {
+	t.Setenv("REWIND_DYNAMODB_LOCAL_DIR", t.TempDir())
+	_, err := localaws.StartDynamoDB(t.Context())
+	if !errors.Is(err, localaws.ErrNotInstalled) || !strings.Contains(err.Error(), "scripts/install-local-aws.sh") {
+		t.Fatalf("got %v, want ErrNotInstalled saying how to install", err)
 	}
 }
