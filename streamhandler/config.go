@@ -35,6 +35,12 @@ type Config struct {
 	// TenantAttribute is the key attribute the tenant is taken from.
 	// REWIND_TENANT_ATTRIBUTE; default "pk".
 	TenantAttribute string
+	// KeyAttributes names the source table's primary key attributes. Only
+	// needed where stream records carry more attributes in Keys than the
+	// primary key (DynamoDB Local does for TTL deletes on tables with
+	// indexes); otherwise the handler learns them from the records.
+	// REWIND_KEY_ATTRIBUTES, comma-separated; default empty.
+	KeyAttributes []string
 	// TenantRegex, when set, extracts the tenant from TenantAttribute's
 	// value through its one capture group: `^TENANT#([^#]+)#` turns
 	// "TENANT#t1#ORDER#42" into "t1". A value that does not match gives
@@ -110,6 +116,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: TTLDays (REWIND_TTL_DAYS) is %d; PITR keeps 1 to 35 days", c.TTLDays)
 	case c.TenantRegex != nil && c.TenantRegex.NumSubexp() != 1:
 		return fmt.Errorf("config: TenantRegex (REWIND_TENANT_REGEX) %q must have exactly one capture group", c.TenantRegex)
+	case len(c.KeyAttributes) > 2:
+		return fmt.Errorf("config: KeyAttributes (REWIND_KEY_ATTRIBUTES) names %d attributes; a primary key has one or two", len(c.KeyAttributes))
 	case c.AuditShards < 1 || c.AuditShards > 256:
 		return fmt.Errorf("config: AuditShards (REWIND_AUDIT_SHARDS) is %d; want 1 to 256", c.AuditShards)
 	case c.SafetyMargin < 0:
@@ -138,6 +146,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TenantAttribute: getenv("REWIND_TENANT_ATTRIBUTE"),
 		Images:          Images(strings.ToLower(getenv("REWIND_IMAGES"))),
 		Compression:     strings.ToLower(getenv("REWIND_COMPRESSION")),
+	}
+	if s := getenv("REWIND_KEY_ATTRIBUTES"); s != "" {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.KeyAttributes = append(c.KeyAttributes, n)
+			}
+		}
 	}
 	if s := getenv("REWIND_TENANT_REGEX"); s != "" {
 		re, err := regexp.Compile(s)

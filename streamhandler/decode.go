@@ -34,9 +34,14 @@ type decoder struct {
 
 	dec     *jsontext.Decoder
 	label   string // stream label of the last payload, cleaned for paths
-	attrsA  []attrSlice
-	attrsB  []attrSlice
-	scratch []byte
+	keysRaw []byte // Keys of the record being decoded
+	// keyAttrs are the configured key attribute names; learned holds, per
+	// table, those seen in records (see keys).
+	keyAttrs []string
+	learned  map[string][]string
+	attrsA   []attrSlice
+	attrsB   []attrSlice
+	scratch  []byte
 }
 
 type attrSlice struct {
@@ -47,7 +52,7 @@ type attrSlice struct {
 var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true)}
 
 func newDecoder(cfg *Config) *decoder {
-	d := &decoder{tenantAttr: cfg.TenantAttribute, tenantRegex: cfg.TenantRegex, images: cfg.Images}
+	d := &decoder{tenantAttr: cfg.TenantAttribute, tenantRegex: cfg.TenantRegex, images: cfg.Images, keyAttrs: cfg.KeyAttributes}
 	d.dec = jsontext.NewDecoder(bytes.NewBuffer(nil), decodeOpts...)
 	return d
 }
@@ -97,6 +102,7 @@ func (d *decoder) decode(payload []byte, evs []rewind.ChangeEvent) ([]rewind.Cha
 			}
 			start := int(dec.InputOffset())
 			depth := dec.StackDepth()
+			d.keysRaw = nil
 			var ev rewind.ChangeEvent
 			derr := d.record(payload, &ev)
 			if derr != nil {
@@ -380,11 +386,6 @@ func (d *decoder) streamRecord(payload []byte, ev *rewind.ChangeEvent) error {
 				return fmt.Errorf("Keys: %w", err)
 			}
 			keysRaw = raw
-			k, err := rewind.ParseKey(raw)
-			if err != nil {
-				return fmt.Errorf("Keys: %w", err)
-			}
-			ev.Keys = k
 		case `"NewImage"`:
 			raw, attrs, err := d.image(payload, true, d.attrsB[:0])
 			if err != nil {
@@ -432,6 +433,49 @@ func (d *decoder) streamRecord(payload []byte, ev *rewind.ChangeEvent) error {
 	if keysRaw == nil {
 		return errors.New("no Keys")
 	}
+	d.keysRaw = keysRaw
+	return nil
+}
+
+// keys builds the event's key from the record's Keys. Real DynamoDB puts
+// only the primary key there; DynamoDB Local also puts secondary index key
+// attributes in the Keys of TTL deletes. Extra attributes are dropped using
+// the configured key attributes, or those learned from earlier records of
+// the same table; with neither, the record is undecodable (and kept raw).
+func (d *decoder) keys(ev *rewind.ChangeEvent) error {
+	item, err := rewind.ParseItem(d.keysRaw)
+	if err != nil {
+		return fmt.Errorf("Keys: %w", err)
+	}
+	names := d.keyAttrs
+	if names == nil {
+		names = d.learned[ev.Table]
+	}
+	if names != nil && len(item) > len(names) {
+		kept := make(rewind.Item, len(names))
+		for _, n := range names {
+			if v, ok := item[n]; ok {
+				kept[n] = v
+			}
+		}
+		item = kept
+	}
+	k, err := rewind.KeyFromItem(item)
+	if err != nil {
+		if names == nil && len(item) > 2 {
+			return fmt.Errorf("Keys: %w; the table's key attributes are not known yet (set REWIND_KEY_ATTRIBUTES)", err)
+		}
+		return fmt.Errorf("Keys: %w", err)
+	}
+	if d.keyAttrs == nil && ev.Table != "" {
+		if d.learned == nil {
+			d.learned = map[string][]string{}
+		}
+		if _, ok := d.learned[ev.Table]; !ok {
+			d.learned[ev.Table] = k.Names()
+		}
+	}
+	ev.Keys = k
 	return nil
 }
 
@@ -725,6 +769,9 @@ func (d *decoder) finish(ev *rewind.ChangeEvent) error {
 	}
 	if ev.TTLExpiry && ev.Action != rewind.ActionRemove {
 		ev.TTLExpiry = false
+	}
+	if err := d.keys(ev); err != nil {
+		return err
 	}
 	ev.Tenant = d.tenant(ev.Keys)
 	changed, err := d.changed(ev.OldImage, ev.NewImage)

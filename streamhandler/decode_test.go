@@ -270,3 +270,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeDropsIndexKeysFromKeys(t *testing.T) {
+	// DynamoDB Local puts a GSI's key attributes in the Keys of TTL
+	// deletes (captured from its stream).
+	ttl := `{"eventID":"ttl-1","eventName":"REMOVE","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795653780,"Keys":{"pk":{"S":"TENANT#t3"},"sk":{"S":"ORDER#21"},"status":{"S":"new"}},"OldImage":{"pk":{"S":"TENANT#t3"},"sk":{"S":"ORDER#21"},"status":{"S":"new"}},"SequenceNumber":"162","SizeBytes":211,"StreamViewType":"NEW_AND_OLD_IMAGES"},"eventSourceARN":"arn:aws:dynamodb:ddblocal:000000000000:table/orders/stream/2026-11-26T00:43:35.838","userIdentity":{"type":"Service","principalId":"dynamodb.amazonaws.com"}}`
+	normal := strings.NewReplacer(`"ttl-1"`, `"put-1"`, `,"status":{"S":"new"}},"OldImage"`, `},"OldImage"`, `"162"`, `"161"`).Replace(ttl)
+	want := `{"pk":{"S":"TENANT#t3"},"sk":{"S":"ORDER#21"}}`
+
+	// Unknown key schema: kept raw, with an error saying what to set.
+	evs, err := testDecoder(t, nil).decode([]byte(`{"Records":[`+ttl+`]}`), nil)
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].DecodeError, "REWIND_KEY_ATTRIBUTES") {
+		t.Fatalf("unknown schema: %v %+v", err, evs)
+	}
+	// Configured key attributes.
+	evs, err = testDecoder(t, func(c *Config) { c.KeyAttributes = []string{"pk", "sk"} }).decode([]byte(`{"Records":[`+ttl+`]}`), nil)
+	if err != nil || evs[0].DecodeError != "" || evs[0].Keys.String() != want {
+		t.Fatalf("configured: %v %s %s", err, evs[0].DecodeError, evs[0].Keys)
+	}
+	// Learned from an earlier record of the same table.
+	evs, err = testDecoder(t, nil).decode([]byte(`{"Records":[`+normal+`,`+ttl+`]}`), nil)
+	if err != nil || evs[1].DecodeError != "" || evs[1].Keys.String() != want || !evs[1].TTLExpiry {
+		t.Fatalf("learned: %v %+v", err, evs[1])
+	}
+}

