@@ -1,19 +1,34 @@
-# Developer entry points: `make lambda`, `make test`, `make vet`.
+# Developer entry points. The README's two commands are `make drill` and
+# `make test`; both install what they need first.
 
 GO ?= go
 
-.PHONY: lambda test vet clean
+.PHONY: drill test local-aws check vet lambda clean
+
+# The local incident drill: starts DynamoDB Local and S3, plays the story,
+# checks the outcome, stops the stack.
+drill: local-aws
+	$(GO) run ./cmd/rewind drill
+
+# Formatting, vet and every test with the race detector. CI runs this with
+# REWIND_REQUIRE_LOCAL_AWS=1, so a missing emulator fails instead of skipping.
+test: local-aws check
+	$(GO) test -race ./...
+
+# DynamoDB Local (from npm package amplify-dynamodb-simulator) into .local/.
+local-aws:
+	scripts/install-local-aws.sh
+
+check: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
 
 # Build the capture Lambda for provided.al2023/arm64 into dist/streamhandler/
 # (the CodeUri of deploy/template.yaml) and dist/streamhandler.zip.
 lambda:
 	scripts/build-lambda.sh
-
-test:
-	$(GO) test -race ./...
-
-vet:
-	$(GO) vet ./...
 
 clean:
 	rm -rf dist
