@@ -1,0 +1,23 @@
+// Package readonly freezes writes to a DynamoDB table while it is being
+// recovered, in two layers that can be switched independently and are both
+// idempotent:
+//
+//   - The application layer, TenantList: an SSM Parameter Store StringList
+//     (DefaultParameter, "read-only-customers") of tenant ids, or All. The
+//     application reads it through package recover/guard and answers writes
+//     by those tenants with 503. SSM cannot store an empty StringList, so
+//     an empty list is stored as Placeholder ("none").
+//   - The IAM layer, DenyPolicy: a managed policy (DefaultPolicy,
+//     "DenyWrite", statement PolicySid "RevokeWritePermission") denying
+//     WriteActions on the table and its indexes, attached to the
+//     application's roles. It catches writes that bypass the guard (other
+//     services, scripts, a guard that fails open) but freezes every tenant.
+//
+// ReadStatus reads both and Warnings says where they disagree.
+//
+// The operator's role is never given the deny policy (DenyPolicy.On
+// refuses it), so the patch can still write while the application cannot.
+//
+// Importers alias the parent: the directory is recover/readonly, and
+// "recover" would shadow the builtin.
+package readonly
