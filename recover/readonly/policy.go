@@ -392,7 +392,9 @@ func (p *DenyPolicy) makeRoom(ctx context.Context, policyARN string) ([]string, 
 		versions = append(versions, out.Versions...)
 	}
 	versions = slices.DeleteFunc(versions, func(v iamtypes.PolicyVersion) bool { return v.IsDefaultVersion })
-	slices.SortFunc(versions, func(a, b iamtypes.PolicyVersion) int { return aws.ToTime(a.CreateDate).Compare(aws.ToTime(b.CreateDate)) })
+	slices.SortFunc(versions, func(a, b iamtypes.PolicyVersion) int {
+		return aws.ToTime(a.CreateDate).Compare(aws.ToTime(b.CreateDate))
+	})
 	var pruned []string
 	for n := len(versions) + 1; n >= maxPolicyVersions && len(versions) > 0; n-- {
 		v := versions[0]
