@@ -1,12 +1,14 @@
 package readonly
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -392,8 +394,13 @@ func (p *DenyPolicy) makeRoom(ctx context.Context, policyARN string) ([]string, 
 		versions = append(versions, out.Versions...)
 	}
 	versions = slices.DeleteFunc(versions, func(v iamtypes.PolicyVersion) bool { return v.IsDefaultVersion })
+	// Oldest first; CreateDate has one-second resolution, so ties go by
+	// the version number (v1, v2, ...).
 	slices.SortFunc(versions, func(a, b iamtypes.PolicyVersion) int {
-		return aws.ToTime(a.CreateDate).Compare(aws.ToTime(b.CreateDate))
+		if c := aws.ToTime(a.CreateDate).Compare(aws.ToTime(b.CreateDate)); c != 0 {
+			return c
+		}
+		return cmp.Compare(versionNumber(a.VersionId), versionNumber(b.VersionId))
 	})
 	var pruned []string
 	for n := len(versions) + 1; n >= maxPolicyVersions && len(versions) > 0; n-- {
@@ -405,6 +412,11 @@ func (p *DenyPolicy) makeRoom(ctx context.Context, policyARN string) ([]string, 
 		pruned = append(pruned, aws.ToString(v.VersionId))
 	}
 	return pruned, nil
+}
+
+func versionNumber(id *string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(aws.ToString(id), "v"))
+	return n
 }
 
 func (p *DenyPolicy) attachedTo(ctx context.Context, role, policyARN string) (bool, error) {
