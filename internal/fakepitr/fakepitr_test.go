@@ -132,7 +132,10 @@ func TestRestoreThroughRealClient(t *testing.T) {
 	if len(out.TableDescription.GlobalSecondaryIndexes) != 1 {
 		t.Fatalf("restored table has %d GSIs, want the source's 1", len(out.TableDescription.GlobalSecondaryIndexes))
 	}
-	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond; o.MaxDelay = 100 * time.Millisecond })
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("dst")}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
