@@ -1,0 +1,491 @@
+package patch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/ddbrewind/rewind"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+)
+
+// chunk is up to BatchSize consecutive keys of the input, planned together
+// with one read of each table.
+type chunk struct {
+	seq      int
+	lastLine int // last input line the chunk covers
+	steps    []*Step
+	// wantGiven: steps already hold After (Undo), so the Source is not
+	// asked.
+	wantGiven bool
+
+	// Owned by the dispatcher until registered, then by the collector.
+	counts  Counts
+	pending int
+	aborted bool
+}
+
+// engine runs a plan, and for an apply its writes, over a stream of chunks:
+//
+//	producer -> planners (Readers) -> dispatcher (in order) -> writers (Concurrency) -> collector
+//
+// The producer cuts the input into chunks; each planner reads one chunk's
+// wanted and production items (two BatchGetItem calls in parallel) and
+// classifies its keys; the dispatcher takes planned chunks in input order,
+// prints the plan (dry run) or journals the chunk's pre-images with one
+// fsync and hands its writes to the writers; the collector records
+// outcomes, reports conflicts and failures, and advances the checkpoint
+// over chunks that are finished, in order.
+type engine struct {
+	cfg    *Config
+	tool   string
+	source Source // nil when chunks carry their wanted items
+	target *Table
+	writer *writer
+	// emit selects the plan steps printed in a dry run (nil: all).
+	emit func(*Step) bool
+
+	journal *journal
+	cpPath  string     // "" for no checkpoint
+	cpBase  checkpoint // the identity fields of the checkpoint
+	base    Counts     // totals of an earlier run, when resumed
+	limiter *rate.Limiter
+	total   int64 // keys expected this run, for the ETA; 0 when unknown
+
+	outMu sync.Mutex
+	out   []byte
+
+	mu        sync.Mutex
+	live      Counts // this run, every key planned and outcome seen
+	watermark int
+	wmKey     rewind.Key
+	done      Counts // this run, finished chunks only
+	lastCP    time.Time
+	cpErr     error
+}
+
+type msg struct {
+	reg *chunk
+	res *result
+}
+
+// run drives the pipeline until next returns io.EOF, ctx is cancelled or
+// something fails, and returns the first error. Writes already handed to a
+// writer are let finish after an interrupt (bounded by writeTimeout), and
+// the checkpoint is written last, so an interrupted run resumes where it
+// stopped.
+func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) { cancel(err) }
+
+	cfg := e.cfg
+	toPlan := make(chan *chunk, 1)
+	planned := make(chan *chunk, cfg.Readers)
+	writes := make(chan *Step, cfg.Concurrency)
+	results := make(chan msg, 2*cfg.Concurrency)
+
+	go func() {
+		defer close(toPlan)
+		for ctx.Err() == nil {
+			c, err := next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			select {
+			case toPlan <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var planners sync.WaitGroup
+	for range cfg.Readers {
+		planners.Add(1)
+		go func() {
+			defer planners.Done()
+			for c := range toPlan {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := e.plan(ctx, c); err != nil {
+					fail(err)
+					continue
+				}
+				select {
+				case planned <- c:
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	go func() {
+		planners.Wait()
+		close(planned)
+	}()
+
+	go func() {
+		defer close(writes)
+		if err := e.dispatch(ctx, planned, writes, results); err != nil {
+			fail(err)
+		}
+		for range planned { // let blocked planners finish
+		}
+	}()
+
+	var writers sync.WaitGroup
+	for range cfg.Concurrency {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for s := range writes {
+				r := e.write(ctx, s)
+				results <- msg{res: &r}
+			}
+		}()
+	}
+	go func() {
+		writers.Wait() // writes is closed only once the dispatcher is done
+		close(results)
+	}()
+
+	stopProgress := e.startProgress()
+	e.collect(results)
+	stopProgress()
+
+	err := e.finish()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// plan reads a chunk's wanted and production items and classifies each
+// key. The two reads run in parallel.
+func (e *engine) plan(ctx context.Context, c *chunk) error {
+	keys := make([]rewind.Key, len(c.steps))
+	for i, s := range c.steps {
+		keys[i] = s.Key
+	}
+	var want, cur []rewind.Item
+	g, gctx := errgroup.WithContext(ctx)
+	if !c.wantGiven {
+		g.Go(func() error {
+			var err error
+			want, err = e.source.Get(gctx, keys)
+			if err == nil && len(want) != len(keys) {
+				err = fmt.Errorf("source returned %d items for %d keys", len(want), len(keys))
+			}
+			if err != nil {
+				return fmt.Errorf("%s: read wanted items (lines %d-%d): %w", e.tool, c.steps[0].Line, c.lastLine, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		var err error
+		cur, err = e.target.Get(gctx, keys)
+		if err != nil {
+			return fmt.Errorf("%s: read production items (lines %d-%d): %w", e.tool, c.steps[0].Line, c.lastLine, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, s := range c.steps {
+		s.Before = cur[i]
+		if !c.wantGiven {
+			s.After = want[i]
+		}
+		s.classify()
+	}
+	return nil
+}
+
+// dispatch takes planned chunks in input order. A dry run prints them; an
+// apply journals each chunk's pre-images, fsyncs once, then hands its
+// writes to the writers. Every chunk is registered with the collector
+// before any of its results can reach it.
+func (e *engine) dispatch(ctx context.Context, planned <-chan *chunk, writes chan<- *Step, results chan<- msg) error {
+	waiting := map[int]*chunk{}
+	nextSeq := 0
+	var rec []byte
+	for c := range planned {
+		waiting[c.seq] = c
+		for {
+			c, ok := waiting[nextSeq]
+			if !ok {
+				break
+			}
+			delete(waiting, nextSeq)
+			nextSeq++
+			if ctx.Err() != nil {
+				return nil
+			}
+			var toWrite, conflicts []*Step
+			for _, s := range c.steps {
+				c.counts.addAction(s.Action)
+				if !e.cfg.Apply {
+					if e.emit == nil || e.emit(s) {
+						e.print(s.AppendJSON)
+					}
+					continue
+				}
+				switch {
+				case !s.writes():
+				case s.Conflict != "" && !e.cfg.Force:
+					conflicts = append(conflicts, s)
+				default:
+					toWrite = append(toWrite, s)
+				}
+			}
+			if len(toWrite) > 0 {
+				// Write-ahead: every pre-image is durable before its write
+				// is sent.
+				for _, s := range toWrite {
+					rec = appendIntent(rec[:0], s)
+					if err := e.journal.append(rec); err != nil {
+						return err
+					}
+				}
+				if err := e.journal.sync(); err != nil {
+					return err
+				}
+			}
+			c.pending = len(toWrite) + len(conflicts)
+			results <- msg{reg: c}
+			for _, s := range conflicts {
+				results <- msg{res: &result{step: s, status: StatusConflict,
+					err: fmt.Errorf("%s: key %s: %s (use --force to overwrite)", e.tool, s.Key, s.Conflict)}}
+			}
+			for _, s := range toWrite {
+				select {
+				case writes <- s:
+				case <-ctx.Done():
+					// The chunk never finishes, so the checkpoint stays
+					// before it and a resume plans it again.
+					return nil
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// write applies one step, rate limited. A write already started is let
+// finish after an interrupt; one not started is skipped.
+func (e *engine) write(ctx context.Context, s *Step) result {
+	if ctx.Err() != nil {
+		return result{step: s, status: StatusSkipped}
+	}
+	if e.limiter != nil {
+		if err := e.limiter.Wait(ctx); err != nil {
+			return result{step: s, status: StatusSkipped}
+		}
+	}
+	if testHookBeforeWrite != nil {
+		testHookBeforeWrite(s)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return e.writer.apply(wctx, s)
+}
+
+// testHookBeforeWrite, when set by a test, runs before each write.
+var testHookBeforeWrite func(*Step)
+
+// collect records outcomes until results is closed.
+func (e *engine) collect(results <-chan msg) {
+	registered := map[int]*chunk{}
+	nextDone := 0
+	var rec []byte
+	for m := range results {
+		switch {
+		case m.reg != nil:
+			c := m.reg
+			registered[c.seq] = c
+			e.mu.Lock()
+			e.live.add(c.counts)
+			e.mu.Unlock()
+		case m.res != nil:
+			r := m.res
+			c := r.step.chunk
+			c.pending--
+			if r.status == StatusSkipped {
+				c.aborted = true
+				continue
+			}
+			c.counts.addStatus(r.status)
+			e.mu.Lock()
+			e.live.addStatus(r.status)
+			e.mu.Unlock()
+			if e.journal != nil && r.step.writes() && (r.step.Conflict == "" || e.cfg.Force) {
+				rec = appendOutcome(rec[:0], r)
+				e.journal.append(rec) // errors are sticky; the next sync reports them
+			}
+			if r.status != StatusWritten {
+				e.print(func(dst []byte) []byte { return appendReport(dst, r) })
+			}
+		}
+		advanced := false
+		for {
+			c, ok := registered[nextDone]
+			if !ok || c.pending > 0 || c.aborted {
+				break
+			}
+			delete(registered, nextDone)
+			nextDone++
+			e.mu.Lock()
+			e.done.add(c.counts)
+			e.watermark = c.lastLine
+			e.wmKey = c.steps[len(c.steps)-1].Key
+			e.mu.Unlock()
+			advanced = true
+		}
+		if advanced && time.Since(e.lastCP) > time.Second {
+			e.checkpoint()
+		}
+	}
+}
+
+// checkpoint syncs the journal, then replaces the checkpoint.
+func (e *engine) checkpoint() {
+	if e.cpPath == "" || e.cpErr != nil {
+		return
+	}
+	e.mu.Lock()
+	cp := e.cpBase
+	cp.Line = e.watermark
+	if e.wmKey != nil {
+		cp.Key = e.wmKey.AppendJSON(nil)
+	}
+	cp.Counts = e.base
+	cp.Counts.add(e.done)
+	e.mu.Unlock()
+	if cp.Line == 0 {
+		return
+	}
+	cp.Time = e.cfg.now().UTC().Format(time.RFC3339Nano)
+	if e.journal != nil {
+		if err := e.journal.sync(); err != nil {
+			e.cpErr = err
+			return
+		}
+	}
+	if err := writeCheckpoint(e.cpPath, cp); err != nil {
+		e.cpErr = err
+		return
+	}
+	e.lastCP = time.Now()
+}
+
+// finish writes the last checkpoint and closes the journal.
+func (e *engine) finish() error {
+	e.checkpoint()
+	var err error
+	if e.journal != nil {
+		err = e.journal.close()
+	}
+	if e.cpErr != nil {
+		return e.cpErr
+	}
+	return err
+}
+
+// print writes one JSON line to Out.
+func (e *engine) print(appendLine func([]byte) []byte) {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	e.out = append(appendLine(e.out[:0]), '\n')
+	e.cfg.Out.Write(e.out)
+}
+
+// appendReport appends a conflict or failure line:
+//
+//	{"line":7,"key":{"pk":{"S":"t1#42"}},"status":"conflict","action":"restore","error":"...","current":{...}|null}
+//
+// current is the production item that caused a conflict, when known.
+func appendReport(dst []byte, r *result) []byte {
+	dst = r.step.appendHead(dst)
+	dst = append(dst, `,"status":`...)
+	dst = appendString(dst, string(r.status))
+	dst = append(dst, `,"action":`...)
+	dst = appendString(dst, string(r.step.Action))
+	if r.err != nil {
+		dst = append(dst, `,"error":`...)
+		dst = appendString(dst, r.err.Error())
+	}
+	if r.hasCurrent {
+		dst = append(dst, `,"current":`...)
+		dst = appendItemOrNull(dst, r.current)
+	}
+	return append(dst, '}')
+}
+
+// counts returns this run's live counts and the totals including an
+// earlier run.
+func (e *engine) counts() (run, total Counts) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	total = e.base
+	total.add(e.live)
+	return e.live, total
+}
+
+// startProgress prints a progress line every ProgressEvery until stopped.
+func (e *engine) startProgress() (stop func()) {
+	if e.cfg.Progress == nil {
+		return func() {}
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				run, _ := e.counts()
+				fmt.Fprintln(e.cfg.Progress, progressLine(e.tool, run, e.total, time.Since(start)))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func progressLine(tool string, c Counts, total int64, elapsed time.Duration) string {
+	rate := float64(c.Keys) / elapsed.Seconds()
+	s := fmt.Sprintf("%s: %d", tool, c.Keys)
+	if total > 0 {
+		s += fmt.Sprintf("/%d keys (%.1f%%)", total, 100*float64(c.Keys)/float64(total))
+	} else {
+		s += " keys"
+	}
+	s += fmt.Sprintf(", %.0f keys/s, written %d, conflicts %d, failures %d", rate, c.Written, c.Conflicts, c.Failures)
+	if total > 0 && rate > 0 && c.Keys < total {
+		eta := time.Duration(float64(total-c.Keys) / rate * float64(time.Second))
+		s += fmt.Sprintf(", ETA %s", eta.Round(time.Second))
+	}
+	return s
+}

@@ -1,0 +1,334 @@
+package patch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/internal/localaws"
+	"github.com/ddbrewind/rewind/recover/patch/patchtest"
+)
+
+// scenario builds the standard damaged table on a fresh database.
+func scenario(t *testing.T, o patchtest.ScenarioOptions) (*localaws.DynamoDBEnv, *patchtest.Scenario, string) {
+	t.Helper()
+	env := localaws.DynamoDBForTest(t)
+	if o.Prod == "" {
+		o.Prod, o.Restored = "orders", "orders-restored"
+	}
+	s, err := patchtest.BuildScenario(t.Context(), env.DynamoDB, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "impacted.jsonl")
+	if err := patchtest.WriteKeySet(keys, o.Prod, s.Keys); err != nil {
+		t.Fatal(err)
+	}
+	return env, s, keys
+}
+
+func defaultOpts() patchtest.ScenarioOptions {
+	return patchtest.ScenarioOptions{Items: 150, Modify: 40, Delete: 15, Junk: 12, Unchanged: 10, Absent: 5, GoodWrites: 5, BigItem: true, Seed: 1}
+}
+
+// assertTable fails unless the table holds exactly want.
+func assertTable(t *testing.T, c *dynamodb.Client, table string, want map[string]rewind.Item, what string) {
+	t.Helper()
+	got, err := patchtest.Scan(t.Context(), c, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := patchtest.DiffTables(want, got, 5); len(d) > 0 {
+		t.Fatalf("%s: table %s differs from the expected state in %d+ keys:\n%s", what, table, len(d), strings.Join(d, "\n"))
+	}
+}
+
+func planLines(t *testing.T, out []byte) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("output line is not JSON: %v: %.200s", err, sc.Bytes())
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+func TestPatchRestoresExactly(t *testing.T) {
+	o := defaultOpts()
+	env, s, keys := scenario(t, o)
+	c := env.DynamoDB
+	ctx := t.Context()
+	journal := filepath.Join(t.TempDir(), "j.journal")
+	cfg := Config{Keys: keys, From: "orders-restored", To: "orders", Journal: journal}
+
+	// Dry run: the plan, and nothing written.
+	var out bytes.Buffer
+	cfg.Out = &out
+	sum, err := Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := Counts{Keys: int64(len(s.Keys)), Restore: int64(o.Modify + o.Delete), Delete: int64(o.Junk), Unchanged: int64(o.Unchanged), Absent: int64(o.Absent)}
+	if sum.Counts != wantCounts {
+		t.Errorf("dry run counts %+v, want %+v", sum.Counts, wantCounts)
+	}
+	lines := planLines(t, out.Bytes())
+	if len(lines) != len(s.Keys) {
+		t.Fatalf("dry run printed %d lines for %d keys", len(lines), len(s.Keys))
+	}
+	for i, l := range lines {
+		if int(l["line"].(float64)) != i+1 {
+			t.Fatalf("plan line %d is for key-set line %v: the plan is not in key-set order", i+1, l["line"])
+		}
+		switch l["action"] {
+		case "restore", "delete":
+			if d, _ := l["diff"].([]any); len(d) == 0 {
+				t.Errorf("line %d: %s without a diff: %v", i+1, l["action"], l)
+			}
+		}
+	}
+	if _, err := os.Stat(journal); !os.IsNotExist(err) {
+		t.Errorf("dry run created the journal (stat: %v)", err)
+	}
+	assertTable(t, c, "orders", s.Damaged, "after dry run")
+
+	// --limit 3: exactly the first three keys of the key set.
+	cfg.Apply, cfg.Limit, cfg.Journal = true, 3, filepath.Join(t.TempDir(), "limit.journal")
+	out.Reset()
+	sum, err = Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Keys != 3 {
+		t.Errorf("--limit 3 planned %d keys", sum.Keys)
+	}
+	partial := map[string]rewind.Item{}
+	for k, v := range s.Damaged {
+		partial[k] = v
+	}
+	for _, k := range s.Keys[:3] {
+		enc := patchtest.EncodeKey(k)
+		if it, ok := s.Expected[enc]; ok {
+			partial[enc] = it
+		} else {
+			delete(partial, enc)
+		}
+	}
+	assertTable(t, c, "orders", partial, "after --limit 3")
+
+	// Apply everything.
+	cfg.Limit, cfg.Journal = 0, journal
+	out.Reset()
+	sum, err = Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Partial() || out.Len() != 0 {
+		t.Fatalf("apply reported conflicts or failures: %+v\n%s", sum.Counts, out.String())
+	}
+	if sum.Written != sum.Restore+sum.Delete || sum.Written == 0 {
+		t.Errorf("written %d, want restore %d + delete %d", sum.Written, sum.Restore, sum.Delete)
+	}
+	assertTable(t, c, "orders", s.Expected, "after patch")
+	t.Logf("summary:\n%s", sum)
+
+	// Rerun: everything is unchanged or absent.
+	cfg.Journal = filepath.Join(t.TempDir(), "rerun.journal")
+	sum, err = Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Restore != 0 || sum.Delete != 0 || sum.Written != 0 || sum.Unchanged+sum.Absent != int64(len(s.Keys)) {
+		t.Errorf("rerun of a finished patch: %+v, want everything unchanged or absent", sum.Counts)
+	}
+
+	// Verify: all match.
+	out.Reset()
+	vs, err := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs.Partial() || out.Len() != 0 {
+		t.Errorf("verify after patch: %d mismatches:\n%s", vs.Mismatches(), out.String())
+	}
+
+	// Undo the main patch: production is the damaged table again, except
+	// for the three keys the --limit run patched (their own journal).
+	out.Reset()
+	us, err := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us.Partial() {
+		t.Fatalf("undo: %+v\n%s", us.Counts, out.String())
+	}
+	assertTable(t, c, "orders", partial, "after undo")
+	us, err = Undo(ctx, c, UndoConfig{Journal: cfg.Journal, To: "orders", Apply: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us.Written != 0 {
+		t.Errorf("undo of a patch that wrote nothing wrote %d", us.Written)
+	}
+	// Verify now finds the damage again.
+	vs, err = Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(o.Modify+o.Delete+o.Junk) - 3; vs.Mismatches() < want {
+		t.Errorf("verify after undo: %d mismatches, want at least %d", vs.Mismatches(), want)
+	}
+}
+
+func TestPatchRefusals(t *testing.T) {
+	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 20, Modify: 5, Delete: 2, Junk: 2, Seed: 2})
+	c := env.DynamoDB
+	ctx := t.Context()
+	dir := t.TempDir()
+	if err := patchtest.CreateTableHashOnly(ctx, c, "other-schema", "id", "S"); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, _ := os.ReadFile(keys)
+	goodLines := strings.SplitAfter(string(good), "\n")
+	wrongTable := write("wrong-table.jsonl", goodLines[0]+goodLines[1]+`{"table":"payments","key":{"pk":{"S":"t1#1"},"sk":{"N":"1"}}}`+"\n")
+	wrongKey := write("wrong-key.jsonl", goodLines[0]+`{"table":"orders","key":{"id":{"S":"t1#1"}}}`+"\n")
+	wrongType := write("wrong-type.jsonl", goodLines[0]+goodLines[1]+goodLines[2]+`{"table":"orders","key":{"pk":{"S":"t1#1"},"sk":{"S":"1"}}}`+"\n")
+
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"source is target", Config{Keys: keys, From: "orders", To: "orders"}, []string{`same table "orders"`}},
+		{"wrong table in key set", Config{Keys: wrongTable, From: "orders-restored", To: "orders"}, []string{"wrong-table.jsonl: line 3", `"payments"`, `{"pk":{"S":"t1#1"},"sk":{"N":"1"}}`}},
+		{"key without the sort key", Config{Keys: wrongKey, From: "orders-restored", To: "orders"}, []string{"wrong-key.jsonl: line 2", `{"id":{"S":"t1#1"}}`, `"pk"`}},
+		{"key of the wrong type", Config{Keys: wrongType, From: "orders-restored", To: "orders"}, []string{"wrong-type.jsonl: line 4", `attribute "sk" is S`}},
+		{"key schemas differ", Config{Keys: keys, From: "other-schema", To: "orders"}, []string{"different key schemas", "other-schema", `"id"`}},
+		{"missing restored table", Config{Keys: keys, From: "nope", To: "orders"}, []string{`"nope" does not exist`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Apply = true
+			tc.cfg.Journal = filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".journal")
+			sum, err := Patch(ctx, c, tc.cfg)
+			if err == nil {
+				t.Fatalf("patch did not refuse: %+v", sum)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(tc.cfg.Journal); !os.IsNotExist(serr) {
+				t.Errorf("a refused patch created its journal")
+			}
+			assertTable(t, c, "orders", s.Damaged, "after refusal")
+		})
+	}
+}
+
+// TestConflict: an item changed between plan and write is reported and
+// left alone; --force overwrites it. An attribute added behind the
+// condition's back is caught by ALL_OLD and reverted.
+func TestConflict(t *testing.T) {
+	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 30, Modify: 6, Delete: 2, Junk: 2, Seed: 3})
+	c := env.DynamoDB
+	ctx := t.Context()
+	victims := map[string]string{} // canonical key -> kind of concurrent change
+	for _, k := range s.Keys {
+		enc := patchtest.EncodeKey(k)
+		if _, ok := s.Damaged[enc]; ok && len(victims) < 2 {
+			victims[enc] = []string{"modify", "add-attribute"}[len(victims)]
+		}
+	}
+	concurrent := map[string]rewind.Item{}
+	testHookBeforeWrite = func(st *Step) {
+		enc := string(st.Key.Encode())
+		kind, ok := victims[enc]
+		if !ok || concurrent[enc] != nil {
+			return
+		}
+		item := rewind.Item{}
+		for k, v := range st.Before {
+			item[k] = v
+		}
+		if kind == "modify" {
+			item["n38"] = &types.AttributeValueMemberN{Value: "7"}
+		} else {
+			item["zz_new_attribute"] = &types.AttributeValueMemberN{Value: "1"}
+		}
+		// The application writes behind the patch's back.
+		if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("orders"), Item: item}); err != nil {
+			t.Error(err)
+		}
+		concurrent[enc] = item
+	}
+	defer func() { testHookBeforeWrite = nil }()
+
+	var out bytes.Buffer
+	cfg := Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: filepath.Join(t.TempDir(), "j"), Out: &out, Concurrency: 1}
+	sum, err := Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Conflicts != 2 || !sum.Partial() {
+		t.Fatalf("conflicts %d, want 2\n%s", sum.Conflicts, out.String())
+	}
+	reports := planLines(t, out.Bytes())
+	if len(reports) != 2 {
+		t.Fatalf("%d report lines, want 2:\n%s", len(reports), out.String())
+	}
+	reverted := 0
+	for _, r := range reports {
+		if strings.Contains(r["error"].(string), "the write was reverted") {
+			reverted++
+		}
+		if r["status"] != "conflict" || !strings.Contains(r["error"].(string), "changed since plan") || !strings.Contains(r["error"].(string), `{"pk":`) {
+			t.Errorf("report %v: want a conflict naming the key", r)
+		}
+	}
+	if reverted != 1 {
+		t.Errorf("%d conflicts caught by ALL_OLD and reverted, want 1 (the added attribute):\n%s", reverted, out.String())
+	}
+	want := map[string]rewind.Item{}
+	for k, v := range s.Expected {
+		want[k] = v
+	}
+	for enc, item := range concurrent {
+		want[enc] = item
+	}
+	assertTable(t, c, "orders", want, "after a patch with conflicts")
+
+	// --force overwrites them.
+	testHookBeforeWrite = nil
+	cfg.Force, cfg.Journal = true, filepath.Join(t.TempDir(), "force")
+	out.Reset()
+	sum, err = Patch(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Conflicts != 0 || sum.Written != 2 {
+		t.Errorf("--force: %+v, want 2 written, no conflicts", sum.Counts)
+	}
+	assertTable(t, c, "orders", s.Expected, "after --force")
+}

@@ -1,0 +1,221 @@
+package patch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/ddbrewind/rewind"
+)
+
+// Source gives the wanted state of items: what each impacted item should
+// be once patched. The restored table is one (Table); a later source may
+// rebuild item states from the change history.
+type Source interface {
+	// Get returns the wanted item for each key, in the order of keys: nil
+	// where the item should not exist. keys are distinct and at most 100.
+	Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error)
+}
+
+// ItemReader reads items by key.
+type ItemReader interface {
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+}
+
+var _ ItemReader = (*dynamodb.Client)(nil)
+
+// Table is a Source reading a DynamoDB table with consistent BatchGetItem
+// calls. It is also how the patcher reads the production table.
+type Table struct {
+	Client ItemReader
+	Name   string
+	// Options are applied to every call (the patcher sets its retryer).
+	Options []func(*dynamodb.Options)
+	// MaxStalls is how many BatchGetItem rounds in a row may return nothing
+	// but UnprocessedKeys before Get gives up. Default 12 (about a minute
+	// of backoff).
+	MaxStalls int
+}
+
+var _ Source = (*Table)(nil)
+
+// NewTable returns a Source reading the table name through client.
+func NewTable(client ItemReader, name string) *Table {
+	return &Table{Client: client, Name: name}
+}
+
+// Get reads the items with consistent reads, retrying UnprocessedKeys until
+// every key is answered. A round that made progress (some keys answered,
+// as when a response hits the 16 MB limit) is retried at once; a round that
+// made none (throttling) backs off exponentially with full jitter.
+func (t *Table) Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error) {
+	out := make([]rewind.Item, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if len(keys) > maxBatch {
+		return nil, fmt.Errorf("table %s: %d keys in one read; at most %d", t.Name, len(keys), maxBatch)
+	}
+	index := make(map[string]int, len(keys))
+	pending := make([]map[string]types.AttributeValue, 0, len(keys))
+	for i, k := range keys {
+		enc := string(k.Encode())
+		if _, dup := index[enc]; dup {
+			return nil, fmt.Errorf("table %s: key %s twice in one read", t.Name, k)
+		}
+		index[enc] = i
+		pending = append(pending, k.Item())
+	}
+	names := keys[0].Names()
+	maxStalls := t.MaxStalls
+	if maxStalls == 0 {
+		maxStalls = 12
+	}
+	stalls := 0
+	for len(pending) > 0 {
+		res, err := t.Client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+			RequestItems: map[string]types.KeysAndAttributes{
+				t.Name: {Keys: pending, ConsistentRead: aws.Bool(true)},
+			},
+		}, t.Options...)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: read %d keys: %w", t.Name, len(pending), err)
+		}
+		got := res.Responses[t.Name]
+		for _, item := range got {
+			k, err := rewind.KeyFromItemSchema(item, names...)
+			if err != nil {
+				return nil, fmt.Errorf("table %s: item returned by BatchGetItem: %w", t.Name, err)
+			}
+			i, ok := index[string(k.Encode())]
+			if !ok {
+				return nil, fmt.Errorf("table %s: BatchGetItem returned key %s that was not asked for", t.Name, k)
+			}
+			out[i] = item
+		}
+		var next []map[string]types.AttributeValue
+		if u, ok := res.UnprocessedKeys[t.Name]; ok {
+			next = u.Keys
+		}
+		if len(got) == 0 && len(next) >= len(pending) {
+			stalls++
+			if stalls > maxStalls {
+				return nil, fmt.Errorf("table %s: %d keys still unprocessed after %d rounds of backoff (the table is throttling reads)", t.Name, len(next), stalls-1)
+			}
+			if err := sleepBackoff(ctx, stalls); err != nil {
+				return nil, err
+			}
+		} else {
+			stalls = 0
+		}
+		pending = next
+	}
+	return out, nil
+}
+
+// sleepBackoff sleeps a random time up to 50 ms * 2^(attempt-1), capped at
+// 5 s (exponential backoff, full jitter).
+func sleepBackoff(ctx context.Context, attempt int) error {
+	ceil := 50 * time.Millisecond << min(attempt-1, 7)
+	ceil = min(ceil, 5*time.Second)
+	d := time.Duration(rand.Int64N(int64(ceil)) + 1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// keySchema is a table's primary key: names in key order (HASH first) and
+// their types.
+type keySchema struct {
+	Table string
+	Names []string
+	Types []byte // 'S', 'N' or 'B'
+}
+
+func (s keySchema) String() string {
+	out := ""
+	for i, n := range s.Names {
+		if i > 0 {
+			out += ", "
+		}
+		role := "partition key"
+		if i == 1 {
+			role = "sort key"
+		}
+		out += fmt.Sprintf("%s %q (%c)", role, n, s.Types[i])
+	}
+	return out
+}
+
+func (s keySchema) equal(o keySchema) bool {
+	if len(s.Names) != len(o.Names) {
+		return false
+	}
+	for i := range s.Names {
+		if s.Names[i] != o.Names[i] || s.Types[i] != o.Types[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// check reports why key does not fit the schema, or nil.
+func (s keySchema) check(key rewind.Key) error {
+	if len(key) != len(s.Names) {
+		return fmt.Errorf("key %s has %d attributes; table %s has %s", key, len(key), s.Table, s)
+	}
+	for i, n := range s.Names {
+		a, ok := key.Get(n)
+		if !ok {
+			return fmt.Errorf("key %s has no attribute %q; table %s has %s", key, n, s.Table, s)
+		}
+		if a.Type != s.Types[i] {
+			return fmt.Errorf("key %s: attribute %q is %c; table %s has %s", key, n, a.Type, s.Table, s)
+		}
+	}
+	return nil
+}
+
+type describer interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+}
+
+func describeKeySchema(ctx context.Context, c describer, table string, opts ...func(*dynamodb.Options)) (keySchema, error) {
+	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts...)
+	if err != nil {
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return keySchema{}, fmt.Errorf("table %q does not exist: %w", table, err)
+		}
+		return keySchema{}, fmt.Errorf("describe table %q: %w", table, err)
+	}
+	td := out.Table
+	types := map[string]byte{}
+	for _, d := range td.AttributeDefinitions {
+		types[aws.ToString(d.AttributeName)] = string(d.AttributeType)[0]
+	}
+	s := keySchema{Table: table}
+	for _, want := range []string{"HASH", "RANGE"} {
+		for _, e := range td.KeySchema {
+			if string(e.KeyType) == want {
+				n := aws.ToString(e.AttributeName)
+				s.Names = append(s.Names, n)
+				s.Types = append(s.Types, types[n])
+			}
+		}
+	}
+	if len(s.Names) == 0 {
+		return keySchema{}, fmt.Errorf("describe table %q: no key schema", table)
+	}
+	return s, nil
+}
