@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/go-json-experiment/json/jsontext"
@@ -31,9 +32,25 @@ func (im Image) Item() (Item, error) {
 	return ParseItem(im)
 }
 
+// decoders pools JSON decoders: a new one costs a few KB, and stream
+// handlers parse keys and attribute values by the thousand.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
+func getDecoder(data []byte) *jsontext.Decoder {
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewBuffer(data))
+	return dec
+}
+
+func putDecoder(dec *jsontext.Decoder) {
+	dec.Reset(bytes.NewReader(nil))
+	decoders.Put(dec)
+}
+
 // ParseItem decodes a DynamoDB JSON object of attributes.
 func ParseItem(data []byte) (Item, error) {
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
+	dec := getDecoder(data)
+	defer putDecoder(dec)
 	item, err := readItem(dec, 0)
 	if err != nil {
 		return nil, err
@@ -47,7 +64,8 @@ func ParseItem(data []byte) (Item, error) {
 // ParseAttributeValue decodes one DynamoDB JSON attribute value such as
 // {"S":"x"}.
 func ParseAttributeValue(data []byte) (types.AttributeValue, error) {
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
+	dec := getDecoder(data)
+	defer putDecoder(dec)
 	av, err := readAV(dec, 0)
 	if err != nil {
 		return nil, err

@@ -107,20 +107,32 @@ func newAuditWriter(cfg *Config, ddb BatchWriter, codec *zstdCodec) *auditWriter
 	}
 }
 
-// item builds the audit item of an event.
-func (a *auditWriter) item(ev *rewind.ChangeEvent) map[string]types.AttributeValue {
-	t := ev.Time
-	if t.IsZero() {
-		t = a.now().UTC()
+// eventTime is the time an event's audit item is filed under: the
+// record's time, or now for a record that had none.
+func (a *auditWriter) eventTime(ev *rewind.ChangeEvent) time.Time {
+	if ev.Time.IsZero() {
+		return a.now().UTC()
 	}
+	return ev.Time
+}
+
+// keyOf returns the audit item's primary key: a function of the event
+// alone, so a redelivered event overwrites its own item.
+func (a *auditWriter) keyOf(ev *rewind.ChangeEvent, t time.Time) (pk, sk string) {
 	seq := ev.SequenceNumber
 	if len(seq) < 40 {
 		seq = zeros[:40-len(seq)] + seq
 	}
+	return AuditPartitionKey(ev.Tenant, t, auditShard(ev.EventID, a.shards)),
+		AuditSortKeyPrefix(t) + "#" + seq + "#" + ev.EventID
+}
+
+// item builds the audit item of an event.
+func (a *auditWriter) item(ev *rewind.ChangeEvent, t time.Time, pk, sk string) map[string]types.AttributeValue {
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	item := map[string]types.AttributeValue{
-		"pk":             s(AuditPartitionKey(ev.Tenant, t, auditShard(ev.EventID, a.shards))),
-		"sk":             s(AuditSortKeyPrefix(t) + "#" + seq + "#" + ev.EventID),
+		"pk":             s(pk),
+		"sk":             s(sk),
 		"expiresAt":      &types.AttributeValueMemberN{Value: strconv.FormatInt(t.Add(a.ttl).Unix(), 10)},
 		"eventId":        s(ev.EventID),
 		"eventTime":      s(t.Format(time.RFC3339Nano)),
@@ -184,17 +196,18 @@ const zeros = "0000000000000000000000000000000000000000"
 // write stores the audit items of evs and returns how many leading events
 // are stored. It retries unprocessed items and retryable errors with
 // backoff and jitter until ctx is done.
+//
+// Items are built chunk by chunk, just before they are sent, so only the
+// chunks in flight are in memory, not one item per record of the batch.
 func (a *auditWriter) write(ctx context.Context, evs []rewind.ChangeEvent) int {
-	reqs := make([]types.WriteRequest, len(evs))
 	// dup[i] >= 0 names an earlier event with the same audit key: one
 	// BatchWriteItem may not name a key twice.
 	dup := make([]int, len(evs))
 	seen := make(map[string]int, len(evs))
 	var uniq []int
 	for i := range evs {
-		item := a.item(&evs[i])
-		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: item}}
-		k := item["pk"].(*types.AttributeValueMemberS).Value + "\x00" + item["sk"].(*types.AttributeValueMemberS).Value
+		pk, sk := a.keyOf(&evs[i], a.eventTime(&evs[i]))
+		k := pk + "\x00" + sk
 		if j, ok := seen[k]; ok {
 			dup[i] = j
 			continue
@@ -220,6 +233,12 @@ func (a *auditWriter) write(ctx context.Context, evs []rewind.ChangeEvent) int {
 			break
 		}
 		g.Go(func() error {
+			reqs := make([]types.WriteRequest, len(idx))
+			for j, i := range idx {
+				t := a.eventTime(&evs[i])
+				pk, sk := a.keyOf(&evs[i], t)
+				reqs[j] = types.WriteRequest{PutRequest: &types.PutRequest{Item: a.item(&evs[i], t, pk, sk)}}
+			}
 			ok := a.writeChunk(gctx, reqs, idx)
 			mu.Lock()
 			defer mu.Unlock()
@@ -251,14 +270,14 @@ func (a *auditWriter) write(ctx context.Context, evs []rewind.ChangeEvent) int {
 	return n
 }
 
-// writeChunk writes up to 25 requests and reports which were stored.
+// writeChunk writes up to 25 requests, reqs[j] for event idx[j], and
+// reports which events were stored.
 func (a *auditWriter) writeChunk(ctx context.Context, reqs []types.WriteRequest, idx []int) map[int]bool {
 	ok := make(map[int]bool, len(idx))
 	pending := make(map[string]int, len(idx))
-	batch := make([]types.WriteRequest, 0, len(idx))
-	for _, i := range idx {
-		batch = append(batch, reqs[i])
-		pending[reqKey(reqs[i])] = i
+	batch := reqs
+	for j, i := range idx {
+		pending[reqKey(reqs[j])] = i
 	}
 	for attempt := 0; len(batch) > 0; attempt++ {
 		if ctx.Err() != nil {

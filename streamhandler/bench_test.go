@@ -58,7 +58,7 @@ func benchClient() *dynamodb.Client {
 
 // benchPayload is n records of about 2.5 KB: ~1 KB old and new images.
 func benchPayload(n int) []byte {
-	return payload(genRecords(n, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), 10*time.Millisecond, 1000))
+	return payload(genRecords(n, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), 10*time.Millisecond, 1400))
 }
 
 // BenchmarkHandler measures the handler's whole work on one invocation

@@ -62,14 +62,26 @@ func (p *parquetWriter) encode(evs []rewind.ChangeEvent) (*bytes.Reader, error) 
 		rows[i].Keys = keys[:0]
 		evs[i].ToParquetRow(&rows[i])
 	}
-	if _, err := p.w.Write(rows); err != nil {
-		return nil, err
+	// Row groups of rowGroupRows bound the column buffers the writer
+	// holds: images are most of a batch's bytes.
+	for len(rows) > 0 {
+		n := min(len(rows), rowGroupRows)
+		if _, err := p.w.Write(rows[:n]); err != nil {
+			return nil, err
+		}
+		if err := p.w.Flush(); err != nil {
+			return nil, err
+		}
+		rows = rows[n:]
 	}
 	if err := p.w.Close(); err != nil {
 		return nil, err
 	}
 	return bytes.NewReader(p.buf.Bytes()), nil
 }
+
+// rowGroupRows is the most rows per Parquet row group.
+const rowGroupRows = 512
 
 // zstdCodec is a parquet compression codec over one long-lived encoder and
 // decoder.

@@ -219,6 +219,17 @@ func (r *Runtime) Starts() int {
 	return r.starts
 }
 
+// Pid returns the process id of the running bootstrap, or 0 when none
+// runs. Benchmarks read its peak memory from /proc.
+func (r *Runtime) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil || r.proc.cmd.Process == nil {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
+
 // Close stops the bootstrap and the server.
 func (r *Runtime) Close() error {
 	r.mu.Lock()
