@@ -68,7 +68,7 @@ func benchPayload(n int) []byte {
 func BenchmarkHandler(b *testing.B) {
 	for _, n := range []int{100, 1000, 2400} {
 		p := benchPayload(n)
-		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("impl=rewind/records=%d", n), func(b *testing.B) {
 			h, err := New(Config{AuditTable: "audit", Bucket: "capture"}, benchClient(), &discardS3{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 			if err != nil {
 				b.Fatal(err)
@@ -85,7 +85,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
 		})
-		b.Run(fmt.Sprintf("lambda-go-decode/records=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("impl=lambda-go-decode/records=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(p)))
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
