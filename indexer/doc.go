@@ -1,0 +1,93 @@
+// Package indexer builds rewind's local index of every captured change: a
+// Pebble store that answers "what changed when, for which tenant, to which
+// item" with bounded range scans, over weeks of history.
+//
+// Open opens (or creates) a store; Store.Ingest reads the capture Parquet
+// objects from a Source (an S3 prefix, see S3Source, or a local directory
+// of the same layout, see DirSource; ParseSource picks one from a URI) and
+// adds the objects it has not seen. The query package reads the store
+// through Store.Scan and Store.Event.
+//
+// # Ingest
+//
+// Objects are listed in key order and decoded in parallel, but committed in
+// listing order, a batch of whole objects at a time. A batch becomes one
+// sorted SSTable per key space (below) plus one for the metadata, ingested
+// into Pebble with a single DB.Ingest call: the events of every object in
+// the batch and the objects' manifest entries become visible together or
+// not at all, and Ingest syncs before it returns. A process killed at any
+// point leaves the store as it was after the last ingested batch; the rerun
+// skips the objects in the manifest and redoes the others. Nothing written
+// depends on the wall clock or on batch boundaries, so an interrupted run
+// followed by a rerun leaves the same logical contents as one clean run.
+//
+// Memory is bounded by Config.BatchBytes and Config.Workers: a batch is
+// written out once its encoded entries reach BatchBytes, and at most Workers
+// objects are being decoded ahead of the committer.
+//
+// An object whose Parquet is corrupt or truncated, or whose rows do not
+// carry a valid event, is skipped with an error naming it (see
+// ObjectError); it stays out of the manifest, so the next run retries it.
+//
+// Events are deduplicated: the same stream record delivered in two objects
+// (an overlapping batch after a retry, a re-uploaded object) is stored
+// once. A record is identified by its event ID, and a redelivered record
+// repeats its creation time and sequence number, so its keys below are the
+// same; the ingester drops an event whose time-ordered key is already in
+// the batch or in the store.
+//
+// # Key encoding
+//
+// Every key starts with a one-byte key space. Within a key space the keys
+// sort so that each query is one bounded range scan. The pieces are:
+//
+//	ts       8 bytes: event time in Unix microseconds, big-endian, with the
+//	         sign bit flipped so that negative times sort first
+//	seq      uvarint length, then the stream sequence number's decimal digits
+//	         with leading zeros trimmed: shorter numbers sort first, so
+//	         sequence numbers sort numerically
+//	id       the event ID, to the end of the key
+//	ev       ts seq id: one event, in time order, then stream order
+//	str(s)   s with every 0x00 byte written 0x00 0xFF, then 0x00 0x01: sorts
+//	         like s and is never a prefix of another str
+//	key      rewind.Key.Encode(), the canonical key encoding (self-delimiting)
+//
+// The key spaces:
+//
+//	't' ev                  → summary   every event, by time
+//	'n' str(tenant) ev      → summary   events of one tenant, by time
+//	'i' str(table) key ev   → summary   changes of one item, by time
+//	'r' ev                  → record    the rest of the event (images)
+//	'M' "count"             → uvarint   number of events stored
+//	'M' "obj/" object       → manifest  one ingested object
+//	'M' "src/" source       → empty     sources ingested from
+//	'M' "table/" table      → empty     tables seen
+//	'M' "version"           → "1"       store format version
+//
+// A time window [from, to) of all events is the scan ['t' ts(from),
+// 't' ts(to)); a tenant's window is ['n' str(tenant) ts(from), ... ts(to));
+// an item's history is the prefix 'i' str(table) key, narrowed the same way
+// by a window. Undecodable events (rewind.ChangeEvent.DecodeError) have no
+// key: they are in 't' and 'r' only, and in 'n' when they have a tenant.
+//
+// A summary is what key sets, filters and statistics need without the
+// images:
+//
+//	flags            1 byte: action (0 none, 1 INSERT, 2 MODIFY, 3 REMOVE)
+//	                 | 4 TTL expiry | 8 undecodable
+//	table, tenant    uvarint length + bytes each
+//	key              uvarint length + canonical key encoding
+//	changed          uvarint count, then uvarint length + name for each
+//	                 changed attribute
+//
+// A record holds the rest of rewind.ChangeEvent: region, shard ID, stream
+// view type, size, then old image, new image, decode error and raw record,
+// each as uvarint (length+1) + bytes, 0 meaning absent.
+//
+// A manifest entry holds the object's ETag (for a local file, its
+// modification time and size), size, and the number of rows, new events and
+// duplicate events it held, and its first and last event time. The events
+// of the 't' and 'r' spaces of a batch are mostly in time order, so their
+// SSTables rarely overlap those already ingested and land in the bottom
+// level; 'n' and 'i' tables are compacted by Pebble as usual.
+package indexer

@@ -1,0 +1,215 @@
+package indexer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ddbrewind/rewind"
+)
+
+// Key spaces; see the package documentation.
+const (
+	spaceTime   = 't'
+	spaceTenant = 'n'
+	spaceItem   = 'i'
+	spaceRecord = 'r'
+	spaceMeta   = 'M'
+)
+
+var (
+	metaCount   = []byte("Mcount")
+	metaVersion = []byte("Mversion")
+	metaObj     = "Mobj/"
+	metaSrc     = "Msrc/"
+	metaTable   = "Mtable/"
+)
+
+// storeVersion is the format written to Mversion; Open refuses others.
+const storeVersion = "1"
+
+// Summary flags.
+const (
+	flagActionMask  = 3
+	flagTTL         = 4
+	flagUndecodable = 8
+)
+
+func actionCode(a rewind.Action) byte {
+	switch a {
+	case rewind.ActionInsert:
+		return 1
+	case rewind.ActionModify:
+		return 2
+	case rewind.ActionRemove:
+		return 3
+	}
+	return 0
+}
+
+var actionByCode = [4]rewind.Action{"", rewind.ActionInsert, rewind.ActionModify, rewind.ActionRemove}
+
+// appendTS appends t (Unix microseconds) so that byte order is time order.
+func appendTS(dst []byte, micros int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(micros)^(1<<63))
+}
+
+func decodeTS(b []byte) int64 {
+	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
+}
+
+// appendEv appends the ev part of a key: ts seq id.
+func appendEv(dst []byte, micros int64, seq, id string) []byte {
+	dst = appendTS(dst, micros)
+	seq = strings.TrimLeft(seq, "0")
+	dst = binary.AppendUvarint(dst, uint64(len(seq)))
+	dst = append(dst, seq...)
+	return append(dst, id...)
+}
+
+// parseEv splits an ev into its parts; the slices alias b.
+func parseEv(b []byte) (micros int64, seq, id []byte, err error) {
+	if len(b) < 9 {
+		return 0, nil, nil, errors.New("event key too short")
+	}
+	micros = decodeTS(b)
+	n, m := binary.Uvarint(b[8:])
+	if m <= 0 || uint64(len(b)-8-m) < n {
+		return 0, nil, nil, errors.New("bad sequence number in event key")
+	}
+	off := 8 + m
+	return micros, b[off : off+int(n)], b[off+int(n):], nil
+}
+
+// appendStr appends str(s): order-preserving and prefix-free.
+func appendStr(dst []byte, s string) []byte {
+	for {
+		i := strings.IndexByte(s, 0)
+		if i < 0 {
+			break
+		}
+		dst = append(dst, s[:i+1]...)
+		dst = append(dst, 0xFF)
+		s = s[i+1:]
+	}
+	dst = append(dst, s...)
+	return append(dst, 0, 1)
+}
+
+// skipStr returns the length of the str at the start of b.
+func skipStr(b []byte) (int, error) {
+	off := 0
+	for {
+		i := bytes.IndexByte(b[off:], 0)
+		if i < 0 || off+i+1 >= len(b) {
+			return 0, errors.New("unterminated string in key")
+		}
+		off += i + 1
+		switch b[off] {
+		case 1:
+			return off + 1, nil
+		case 0xFF:
+			off++
+		default:
+			return 0, errors.New("bad escape in key string")
+		}
+	}
+}
+
+// skipKey returns the length of the canonical key encoding at the start of b.
+func skipKey(b []byte) (int, error) {
+	n, off := binary.Uvarint(b)
+	if off <= 0 || n == 0 || n > 2 {
+		return 0, errors.New("bad key encoding")
+	}
+	for i := uint64(0); i < n; i++ {
+		l, m := binary.Uvarint(b[off:])
+		if m <= 0 || uint64(len(b)-off-m) < l {
+			return 0, errors.New("bad key encoding")
+		}
+		off += m + int(l) + 1 // name, type byte
+		if off > len(b) {
+			return 0, errors.New("bad key encoding")
+		}
+		l, m = binary.Uvarint(b[off:])
+		if m <= 0 || uint64(len(b)-off-m) < l {
+			return 0, errors.New("bad key encoding")
+		}
+		off += m + int(l)
+	}
+	return off, nil
+}
+
+// evOf returns the ev part of an index key of any data space.
+func evOf(key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		return nil, errors.New("empty key")
+	}
+	switch key[0] {
+	case spaceTime, spaceRecord:
+		return key[1:], nil
+	case spaceTenant:
+		n, err := skipStr(key[1:])
+		if err != nil {
+			return nil, err
+		}
+		return key[1+n:], nil
+	case spaceItem:
+		n, err := skipStr(key[1:])
+		if err != nil {
+			return nil, err
+		}
+		m, err := skipKey(key[1+n:])
+		if err != nil {
+			return nil, err
+		}
+		return key[1+n+m:], nil
+	}
+	return nil, fmt.Errorf("key space %q has no events", key[0])
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// span returns the [lower, upper) bounds of prefix narrowed to a window of
+// event times.
+func span(prefix []byte, w Window) (lower, upper []byte) {
+	lower = bytes.Clone(prefix)
+	if w.HasFrom {
+		lower = appendTS(lower, w.From)
+	}
+	if w.HasTo {
+		upper = appendTS(bytes.Clone(prefix), w.To)
+	} else {
+		upper = prefixEnd(prefix)
+	}
+	return lower, upper
+}
+
+// Window is a half-open window [From, To) of event times in Unix
+// microseconds. A bound is used only when its Has flag is set.
+type Window struct {
+	From, To       int64
+	HasFrom, HasTo bool
+}
+
+// Contains reports whether micros falls in the window.
+func (w Window) Contains(micros int64) bool {
+	return (!w.HasFrom || micros >= w.From) && (!w.HasTo || micros < w.To)
+}
+
+// Empty reports whether no time can fall in the window.
+func (w Window) Empty() bool {
+	return w.HasFrom && w.HasTo && w.From >= w.To
+}

@@ -1,0 +1,281 @@
+package indexer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ddbrewind/rewind"
+)
+
+// Entry is one event as an index holds it: everything but the images. Its
+// byte slices alias the iterator's memory and are valid until the next call
+// to Iter.Next; copy what you keep.
+type Entry struct {
+	// Micros is the event time in Unix microseconds.
+	Micros int64
+	// Seq is the sequence number without leading zeros.
+	Seq     []byte
+	EventID []byte
+	Table   []byte
+	Tenant  []byte
+	// Key is the canonical encoding of the item's key (rewind.Key.Encode);
+	// empty for an undecodable event.
+	Key         []byte
+	Action      rewind.Action
+	TTLExpiry   bool
+	Undecodable bool
+
+	changed []byte // count, then length-prefixed names
+	ev      []byte // the ev part of the index key
+}
+
+// Time returns the event time in UTC.
+func (e *Entry) Time() time.Time { return time.UnixMicro(e.Micros).UTC() }
+
+// ItemKey decodes the item's key.
+func (e *Entry) ItemKey() (rewind.Key, error) {
+	k, n, err := rewind.DecodeKey(e.Key)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(e.Key) {
+		return nil, errors.New("trailing bytes after key")
+	}
+	return k, nil
+}
+
+// Changed reports whether the named top-level attribute is among the
+// event's changed attributes.
+func (e *Entry) Changed(name string) bool {
+	found := false
+	e.eachChanged(func(n []byte) bool {
+		if string(n) == name {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// ChangedAttributes returns the changed attribute names, sorted as
+// captured.
+func (e *Entry) ChangedAttributes() []string {
+	var out []string
+	e.eachChanged(func(n []byte) bool {
+		out = append(out, string(n))
+		return true
+	})
+	return out
+}
+
+func (e *Entry) eachChanged(fn func([]byte) bool) {
+	b := e.changed
+	n, m := binary.Uvarint(b)
+	if m <= 0 {
+		return
+	}
+	b = b[m:]
+	for i := uint64(0); i < n; i++ {
+		l, m := binary.Uvarint(b)
+		if m <= 0 || uint64(len(b)-m) < l {
+			return
+		}
+		if !fn(b[m : m+int(l)]) {
+			return
+		}
+		b = b[m+int(l):]
+	}
+}
+
+// Ref returns a copy of the entry's position in the store, for Store.Event.
+func (e *Entry) Ref() EventRef { return EventRef(bytes.Clone(e.ev)) }
+
+// EventRef names one event in the store.
+type EventRef []byte
+
+// appendSummary appends the summary value of ev, whose key is keyEnc.
+func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
+	flags := actionCode(ev.Action)
+	if ev.TTLExpiry {
+		flags |= flagTTL
+	}
+	if ev.DecodeError != "" {
+		flags |= flagUndecodable
+	}
+	dst = append(dst, flags)
+	dst = appendBytes(dst, ev.Table)
+	dst = appendBytes(dst, ev.Tenant)
+	dst = appendBytes(dst, keyEnc)
+	dst = binary.AppendUvarint(dst, uint64(len(ev.ChangedAttributes)))
+	for _, a := range ev.ChangedAttributes {
+		dst = appendBytes(dst, a)
+	}
+	return dst
+}
+
+func appendBytes[T ~string | ~[]byte](dst []byte, s T) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// appendOpt appends an optional value: 0 when absent, else length+1.
+func appendOpt[T ~string | ~[]byte](dst []byte, s T, present bool) []byte {
+	if !present {
+		return append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s))+1)
+	return append(dst, s...)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	n, m := binary.Uvarint(r.b)
+	if m <= 0 {
+		r.err = errors.New("bad varint")
+		return 0
+	}
+	r.b = r.b[m:]
+	return n
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if uint64(len(r.b)) < n {
+		r.err = errors.New("value truncated")
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) opt() ([]byte, bool) {
+	n := r.uvarint()
+	if r.err != nil || n == 0 {
+		return nil, false
+	}
+	n--
+	if uint64(len(r.b)) < n {
+		r.err = errors.New("value truncated")
+		return nil, false
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out, true
+}
+
+// decodeSummary fills e from a summary value; slices alias v.
+func decodeSummary(e *Entry, v []byte) error {
+	if len(v) == 0 {
+		return errors.New("empty summary")
+	}
+	flags := v[0]
+	e.Action = actionByCode[flags&flagActionMask]
+	e.TTLExpiry = flags&flagTTL != 0
+	e.Undecodable = flags&flagUndecodable != 0
+	r := reader{b: v[1:]}
+	e.Table = r.bytes()
+	e.Tenant = r.bytes()
+	e.Key = r.bytes()
+	e.changed = r.b
+	if r.err != nil {
+		return fmt.Errorf("summary: %w", r.err)
+	}
+	return nil
+}
+
+// decodeEntry fills e from an index key and its summary value.
+func decodeEntry(e *Entry, key, value []byte) error {
+	ev, err := evOf(key)
+	if err != nil {
+		return err
+	}
+	e.ev = ev
+	if e.Micros, e.Seq, e.EventID, err = parseEv(ev); err != nil {
+		return err
+	}
+	return decodeSummary(e, value)
+}
+
+// appendRecord appends the record value of ev.
+func appendRecord(dst []byte, ev *rewind.ChangeEvent) []byte {
+	dst = append(dst, 1) // record format
+	dst = appendBytes(dst, ev.Region)
+	dst = appendBytes(dst, ev.ShardID)
+	dst = appendBytes(dst, ev.StreamViewType)
+	dst = binary.AppendVarint(dst, ev.SizeBytes)
+	dst = appendOpt(dst, ev.OldImage, ev.OldImage != nil)
+	dst = appendOpt(dst, ev.NewImage, ev.NewImage != nil)
+	dst = appendOpt(dst, ev.DecodeError, ev.DecodeError != "")
+	// Parquet does not tell an empty raw record from a missing one.
+	dst = appendOpt(dst, ev.Raw, len(ev.Raw) > 0)
+	return dst
+}
+
+// eventFrom rebuilds a full change event from an entry and its record. The
+// event owns its memory.
+func eventFrom(e *Entry, rec []byte) (rewind.ChangeEvent, error) {
+	ev := rewind.ChangeEvent{
+		EventID:           string(e.EventID),
+		Table:             string(e.Table),
+		Tenant:            string(e.Tenant),
+		Action:            e.Action,
+		TTLExpiry:         e.TTLExpiry,
+		Time:              e.Time(),
+		SequenceNumber:    string(e.Seq),
+		ChangedAttributes: e.ChangedAttributes(),
+	}
+	if len(e.Key) > 0 {
+		k, err := e.ItemKey()
+		if err != nil {
+			return ev, err
+		}
+		ev.Keys = k
+	}
+	if len(rec) == 0 || rec[0] != 1 {
+		return ev, errors.New("unknown record format")
+	}
+	r := reader{b: rec[1:]}
+	ev.Region = string(r.bytes())
+	ev.ShardID = string(r.bytes())
+	ev.StreamViewType = string(r.bytes())
+	if r.err == nil {
+		n, m := binary.Varint(r.b)
+		if m <= 0 {
+			r.err = errors.New("bad size")
+		} else {
+			ev.SizeBytes = n
+			r.b = r.b[m:]
+		}
+	}
+	if b, ok := r.opt(); ok {
+		ev.OldImage = rewind.Image(bytes.Clone(b))
+	}
+	if b, ok := r.opt(); ok {
+		ev.NewImage = rewind.Image(bytes.Clone(b))
+	}
+	if b, ok := r.opt(); ok {
+		ev.DecodeError = string(b)
+	}
+	if b, ok := r.opt(); ok {
+		ev.Raw = bytes.Clone(b)
+	}
+	if r.err != nil {
+		return ev, fmt.Errorf("record: %w", r.err)
+	}
+	return ev, nil
+}
