@@ -217,5 +217,3 @@ func (s *S3Source) Open(ctx context.Context, o Object) (Content, string, int64, 
 type nopReaderAt struct{ *bytes.Reader }
 
 func (nopReaderAt) Close() error { return nil }
-
-
