@@ -112,6 +112,7 @@ func TestReadonlyCLI(t *testing.T) {
 	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam"}) {
 		t.Fatalf("on --all --roles: exit %d, %v\n%s", code, objs, stderr)
 	}
+	t.Log(stderr)
 	if objs[1]["document"] != "created" || !strings.Contains(stderr, "app attached, worker attached") || !strings.Contains(stderr, "operator role operator keeps write access") {
 		t.Fatalf("on --all --roles: %v\n%s", objs, stderr)
 	}
@@ -145,12 +146,14 @@ func TestReadonlyCLI(t *testing.T) {
 		t.Fatalf("off --tenants: exit %d, %v", code, objs)
 	}
 	code, objs, stderr = runRecoverCLI(t, "readonly", "status", "--table", "orders")
+	t.Log(stderr)
 	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam", "warning"}) || !strings.Contains(stderr, "WARNING: IAM policy DenyWrite blocks writes for every tenant") {
 		t.Fatalf("status with layers disagreeing: exit %d, %v\n%s", code, objs, stderr)
 	}
 
 	// off: everything.
 	code, objs, stderr = runRecoverCLI(t, "readonly", "off")
+	t.Log(stderr)
 	if code != 0 || !slices.Equal(kinds(objs), []string{"iam", "application"}) || !strings.Contains(stderr, "read-only OFF") {
 		t.Fatalf("off: exit %d, %v\n%s", code, objs, stderr)
 	}

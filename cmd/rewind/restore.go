@@ -83,7 +83,7 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 		Timeout: *timeout, Interval: *poll, Since: r.Started,
 		Progress: func(p pitr.Progress) {
 			fmt.Fprintf(env.Stderr, "  %s %s: %s, %d items, %d indexes creating\n",
-				p.Elapsed.Round(time.Second), p.Table, p.Status, p.ItemCount, p.IndexesCreating)
+				roundElapsed(p.Elapsed), p.Table, p.Status, p.ItemCount, p.IndexesCreating)
 		},
 	})
 	if err != nil {
@@ -96,8 +96,17 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	printSummary(env, title+" DONE", time.Now().UTC().Format(time.RFC3339), []string{
-		fmt.Sprintf("new table %s is ACTIVE, %s; took %s", r.TargetTable, indexes, elapsed.Round(time.Second)),
+		fmt.Sprintf("new table %s is ACTIVE, %s; took %s", r.TargetTable, indexes, roundElapsed(elapsed)),
 		fmt.Sprintf("next: rewind patch --keys impacted.jsonl --from %s --to %s", r.TargetTable, r.SourceTable),
 	})
 	return nil
+}
+
+// roundElapsed rounds a duration for people: tenths of a second under a
+// minute, whole seconds above.
+func roundElapsed(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
