@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
+	"github.com/klauspost/compress/s2"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -26,8 +27,10 @@ import (
 //
 // and eventId, table, region, tenant, action, ttlExpiry, eventTime,
 // sequenceNumber, streamViewType, keys (M), changedAttributes (L of S),
-// sizeBytes, and oldImage/newImage as zstd-compressed DynamoDB JSON (B,
-// imageEncoding "zstd+ddbjson"); decodeError and rawRecord (zstd B) for a
+// sizeBytes, and oldImage/newImage as Snappy-compressed DynamoDB JSON (B,
+// imageEncoding "snappy+ddbjson": the standard Snappy block format, which
+// every language reads; per small image it costs a fraction of zstd's
+// table set-up); decodeError and rawRecord (Snappy B) for a
 // record that could not be decoded.
 //
 // A tenant's changes in a window are a Query per hour and shard
@@ -38,7 +41,7 @@ import (
 // item.
 const (
 	AuditItemHistoryIndex = "item-history"
-	auditImageEncoding    = "zstd+ddbjson"
+	auditImageEncoding    = "snappy+ddbjson"
 	// auditMaxItemBytes leaves headroom under DynamoDB's 400 KB item limit;
 	// beyond it the images are left out of the audit item (they are in
 	// the Parquet object) and imagesOmitted is set.
@@ -162,7 +165,7 @@ func (a *auditWriter) item(ev *rewind.ChangeEvent, t time.Time, pk, sk string) m
 	}
 	if ev.DecodeError != "" {
 		item["decodeError"] = s(ev.DecodeError)
-		raw := a.codec.enc.EncodeAll(ev.Raw, nil)
+		raw := s2.EncodeSnappy(nil, ev.Raw)
 		size += len(ev.DecodeError) + len(raw)
 		if size < auditMaxItemBytes {
 			item["rawRecord"] = &types.AttributeValueMemberB{Value: raw}
@@ -170,10 +173,10 @@ func (a *auditWriter) item(ev *rewind.ChangeEvent, t time.Time, pk, sk string) m
 	}
 	var oldZ, newZ []byte
 	if ev.OldImage != nil {
-		oldZ = a.codec.enc.EncodeAll(ev.OldImage, nil)
+		oldZ = s2.EncodeSnappy(nil, ev.OldImage)
 	}
 	if ev.NewImage != nil {
-		newZ = a.codec.enc.EncodeAll(ev.NewImage, nil)
+		newZ = s2.EncodeSnappy(nil, ev.NewImage)
 	}
 	if oldZ != nil || newZ != nil {
 		if size+len(oldZ)+len(newZ) > auditMaxItemBytes {
