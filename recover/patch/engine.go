@@ -24,9 +24,8 @@ type chunk struct {
 	wantGiven bool
 
 	// Owned by the dispatcher until registered, then by the collector.
-	counts  Counts
-	pending int
-	aborted bool
+	counts Counts // plan counts
+	next   int    // first step not finished
 }
 
 // engine runs a plan, and for an apply its writes, over a stream of chunks:
@@ -265,7 +264,12 @@ func (e *engine) dispatch(ctx context.Context, planned <-chan *chunk, writes cha
 					return err
 				}
 			}
-			c.pending = len(toWrite) + len(conflicts)
+			for _, s := range toWrite {
+				s.awaiting = true
+			}
+			for _, s := range conflicts {
+				s.awaiting = true
+			}
 			results <- msg{reg: c}
 			for _, s := range conflicts {
 				results <- msg{res: &result{step: s, status: StatusConflict,
@@ -307,28 +311,32 @@ func (e *engine) write(ctx context.Context, s *Step) result {
 // testHookBeforeWrite, when set by a test, runs before each write.
 var testHookBeforeWrite func(*Step)
 
-// collect records outcomes until results is closed.
+// collect records outcomes until results is closed, and advances the
+// checkpoint's watermark over the keys that are finished, in input order:
+// a key is finished when it needs no write, or its write's outcome is
+// known. A key whose write was skipped (interrupt) never finishes, so the
+// watermark stops before it and a resume plans it again.
 func (e *engine) collect(results <-chan msg) {
 	registered := map[int]*chunk{}
-	nextDone := 0
+	cur := 0 // seq of the chunk the watermark is in
 	var rec []byte
 	for m := range results {
 		switch {
 		case m.reg != nil:
 			c := m.reg
 			registered[c.seq] = c
+			for _, s := range c.steps {
+				s.finished = !s.awaiting
+			}
 			e.mu.Lock()
 			e.live.add(c.counts)
 			e.mu.Unlock()
 		case m.res != nil:
 			r := m.res
-			c := r.step.chunk
-			c.pending--
 			if r.status == StatusSkipped {
-				c.aborted = true
 				continue
 			}
-			c.counts.addStatus(r.status)
+			r.step.status, r.step.finished = r.status, true
 			e.mu.Lock()
 			e.live.addStatus(r.status)
 			e.mu.Unlock()
@@ -342,18 +350,25 @@ func (e *engine) collect(results <-chan msg) {
 		}
 		advanced := false
 		for {
-			c, ok := registered[nextDone]
-			if !ok || c.pending > 0 || c.aborted {
+			c, ok := registered[cur]
+			if !ok {
 				break
 			}
-			delete(registered, nextDone)
-			nextDone++
 			e.mu.Lock()
-			e.done.add(c.counts)
-			e.watermark = c.lastLine
-			e.wmKey = c.steps[len(c.steps)-1].Key
+			for c.next < len(c.steps) && c.steps[c.next].finished {
+				s := c.steps[c.next]
+				e.done.addAction(s.Action)
+				e.done.addStatus(s.status)
+				e.watermark, e.wmKey = s.Line, s.Key
+				c.next++
+				advanced = true
+			}
 			e.mu.Unlock()
-			advanced = true
+			if c.next < len(c.steps) {
+				break
+			}
+			delete(registered, cur)
+			cur++
 		}
 		if advanced && time.Since(e.lastCP) > time.Second {
 			e.checkpoint()

@@ -163,10 +163,12 @@ func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	defer f.Close()
 	jr := newJournalReader(f, journalPath)
 	rec, err := jr.next()
+	if errors.Is(err, io.EOF) {
+		// Killed before its start record was durable: nothing can have
+		// been written, since every write follows a durable intent.
+		return checkpoint{}, nil
+	}
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return checkpoint{}, fmt.Errorf("journal %s is empty", journalPath)
-		}
 		return checkpoint{}, err
 	}
 	var st startRecord

@@ -48,6 +48,12 @@ type Step struct {
 	expect    rewind.Item
 	hasExpect bool
 	chunk     *chunk
+
+	// Set by the dispatcher before the chunk is registered: an outcome
+	// is to come. Then owned by the collector.
+	awaiting bool
+	finished bool
+	status   Status
 }
 
 // classify sets Action from Before and After.
