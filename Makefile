@@ -10,10 +10,13 @@ GO ?= go
 drill: local-aws
 	$(GO) run ./cmd/rewind drill
 
-# Formatting, vet and every test with the race detector. CI runs this with
-# REWIND_REQUIRE_LOCAL_AWS=1, so a missing emulator fails instead of skipping.
+# Formatting, vet and every test with the race detector, then the check that
+# DuckDB reads the capture Parquet (in bench/, its own module, so the product
+# never depends on DuckDB). CI runs this with REWIND_REQUIRE_LOCAL_AWS=1, so a
+# missing emulator fails instead of skipping.
 test: local-aws check
 	$(GO) test -race ./...
+	cd bench && $(GO) test ./compat/
 
 # DynamoDB Local (from npm package amplify-dynamodb-simulator) into .local/.
 local-aws:
