@@ -183,8 +183,9 @@ type writer struct {
 // happens when an earlier attempt of this same write succeeded but its
 // response was lost (the SDK then retried it); that is a success.
 //
-// Every write asks for the replaced item (ALL_OLD). If it differs from
-// step.Before although the condition held (an attribute the condition could
+// Every write asks for the replaced item (ALL_OLD). If it is step.After, an
+// earlier attempt landed: a success. If it differs from step.Before
+// although the condition held (an attribute the condition could
 // not cover), the write is reverted at once, conditional on the item still
 // being what was just written, and reported as a conflict.
 func (w *writer) apply(ctx context.Context, s *Step) result {
@@ -202,6 +203,12 @@ func (w *writer) apply(ctx context.Context, s *Step) result {
 		return result{step: s, status: StatusFailed, err: fmt.Errorf("patch: key %s: %s: %w", s.Key, s.Action, err)}
 	}
 	if sameState(old, s.Before) {
+		return result{step: s, status: StatusWritten}
+	}
+	if sameState(old, s.After) {
+		// An earlier attempt of this write landed and its response was
+		// lost; the condition could not tell, because the planned item
+		// lacked an attribute the written one has.
 		return result{step: s, status: StatusWritten}
 	}
 	if w.force {
