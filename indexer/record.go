@@ -91,11 +91,9 @@ func (e *Entry) eachChanged(fn func([]byte) bool) {
 	}
 }
 
-// Ref returns a copy of the entry's position in the store, for Store.Event.
-func (e *Entry) Ref() EventRef { return EventRef(bytes.Clone(e.ev)) }
-
-// EventRef names one event in the store.
-type EventRef []byte
+// Compare orders entries as the store does: by time, then sequence
+// number, then event ID.
+func (e *Entry) Compare(o *Entry) int { return bytes.Compare(e.ev, o.ev) }
 
 // appendSummary appends the summary value of ev, whose key is keyEnc.
 func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
