@@ -10,8 +10,9 @@
 //
 // Only the data copy of a restore is simulated. The server keeps
 // snapshots: Snapshot scans a table into memory, standing in for PITR's
-// history, and enabling PITR on a table takes one (so, as in DynamoDB, the
-// table can be restored to any time since it was enabled). The restorable
+// history, enabling PITR on a table takes one (so, as in DynamoDB, the
+// table can be restored to any time since it was enabled), and with
+// Config.SnapshotEvery the server takes them periodically. The restorable
 // window is [oldest snapshot, now] (DynamoDB's latest restorable time lags
 // about five minutes; this one does not). A restore to time T creates the
 // target table on DynamoDB Local with the source's key schema, billing mode
@@ -64,6 +65,14 @@ type Config struct {
 	// (default 300 ms); it stays CREATING longer while its items are still
 	// being copied.
 	CreatingFor time.Duration
+	// SnapshotEvery, when positive, snapshots every table with PITR
+	// enabled at this interval, so that a restore can pick any time since
+	// enabling at that granularity, without the caller taking snapshots
+	// (default 0: only Snapshot and enabling take them).
+	SnapshotEvery time.Duration
+	// MaxSnapshots bounds the snapshots kept per table; the oldest go
+	// first, moving the earliest restorable time (default 1000).
+	MaxSnapshots int
 	// Logger gets the restores' progress and failures (default: discard).
 	Logger *slog.Logger
 }
@@ -132,6 +141,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxSnapshots <= 0 {
+		cfg.MaxSnapshots = 1000
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -145,10 +157,50 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		dbs:      map[DB]*dbState{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.proxy = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(up) }}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(up) },
+		ModifyResponse: addCRC32,
+	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln) //nolint:errcheck // ErrServerClosed on Close
+	if cfg.SnapshotEvery > 0 {
+		s.wg.Add(1)
+		go s.snapshotLoop()
+	}
 	return s, nil
+}
+
+// snapshotLoop snapshots every PITR-enabled table each SnapshotEvery.
+func (s *Server) snapshotLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.SnapshotEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		type target struct {
+			db    DB
+			table string
+		}
+		var targets []target
+		s.mu.Lock()
+		for db, d := range s.dbs {
+			for name, t := range d.tables {
+				if t.enabled {
+					targets = append(targets, target{db, name})
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, t := range targets {
+			if err := s.Snapshot(s.ctx, t.db, t.table, time.Now()); err != nil && s.ctx.Err() == nil {
+				s.cfg.Logger.Warn("fakepitr: periodic snapshot failed", "table", t.table, "err", err)
+			}
+		}
+	}
 }
 
 // Close stops the server and waits for background copies to stop.
@@ -265,6 +317,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
+// addCRC32 gives DynamoDB Local's answers the X-Amz-Crc32 header real
+// DynamoDB sends (DynamoDB Local omits it on errors, and the SDK then logs
+// a checksum warning when it closes the body).
+func addCRC32(resp *http.Response) error {
+	if resp.Header.Get("X-Amz-Crc32") != "" || resp.Header.Get("Content-Encoding") != "" {
+		return nil
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
+	return nil
+}
+
 func tableName(body []byte) string {
 	var in struct{ TableName string }
 	_ = json.Unmarshal(body, &in)
@@ -372,6 +443,9 @@ func (s *Server) Snapshot(ctx context.Context, db DB, table string, at time.Time
 	t := s.db(db).table(table)
 	t.snapshots = append(t.snapshots, snapshot{at: at, items: items})
 	slices.SortStableFunc(t.snapshots, func(a, b snapshot) int { return a.at.Compare(b.at) })
+	if n := len(t.snapshots) - s.cfg.MaxSnapshots; n > 0 {
+		t.snapshots = slices.Delete(t.snapshots, 0, n)
+	}
 	return nil
 }
 

@@ -168,3 +168,52 @@ func TestRestoreThroughRealClient(t *testing.T) {
 		t.Fatalf("restore with empty override kept %d GSIs", len(dt.Table.GlobalSecondaryIndexes))
 	}
 }
+
+func TestPeriodicSnapshots(t *testing.T) {
+	env := localaws.DynamoDBForTest(t)
+	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, SnapshotEvery: 50 * time.Millisecond, CreatingFor: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dynamodb.NewFromConfig(cfg)
+	ctx := t.Context()
+	createTable(t, c, "src")
+	if _, err := c.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
+		TableName:                        aws.String("src"),
+		PointInTimeRecoverySpecification: &types.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: aws.Bool(true)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, c, "src", 3, "good")
+	time.Sleep(200 * time.Millisecond) // a periodic snapshot sees "good"
+	good := time.Now()
+	put(t, c, "src", 3, "damaged")
+	time.Sleep(100 * time.Millisecond)
+	if _, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"), RestoreDateTime: aws.Time(good)}); err != nil {
+		t.Fatal(err)
+	}
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("dst")}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Items) != 3 {
+		t.Fatalf("restored %d items, want the 3 of the periodic snapshot", len(sc.Items))
+	}
+	for _, it := range sc.Items {
+		if v := it["v"].(*types.AttributeValueMemberS).Value; v != "good" {
+			t.Fatalf("restored v=%q, want good", v)
+		}
+	}
+}
