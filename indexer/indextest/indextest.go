@@ -59,7 +59,7 @@ func NewGen(seed uint64) *Gen {
 		Start:               time.Date(2026, 11, 20, 9, 58, 0, 0, time.UTC),
 		Span:                3 * time.Hour,
 		UndecodableFraction: 0.01,
-		seq:                 100000000000000000,
+		seq:                 100000000000000,
 	}
 }
 
@@ -111,7 +111,7 @@ func (g *Gen) Events(n int) []rewind.ChangeEvent {
 
 func (g *Gen) event(at time.Time) rewind.ChangeEvent {
 	g.seq += 1 + g.Rng.Int64N(1000)
-	if g.Rng.IntN(50) == 0 {
+	if g.Rng.IntN(200) == 0 && g.seq < 1e17 {
 		g.seq *= 10 // sequence numbers grow a digit now and then
 	}
 	it := g.items[g.Rng.IntN(len(g.items))]

@@ -1,0 +1,287 @@
+package query
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ddbrewind/rewind/indexer"
+)
+
+// Stats are the counts of the events a query matched, per tenant and per
+// time bucket.
+type Stats struct {
+	// From and To are the query's window; zero when open.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// First and Last are the times of the first and last matched events.
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+	// Events matched; Undecodable events in the window are counted apart.
+	Events      int64 `json:"events"`
+	Undecodable int64 `json:"undecodable"`
+	// Tenants by events, most first, then by name.
+	Tenants []TenantCount `json:"tenants"`
+	// Bucket is the width of Timeline's buckets.
+	Bucket time.Duration `json:"-"`
+	// Timeline counts events per bucket, from the bucket holding From (or
+	// First) to the one holding the end of the window (or Last), empty
+	// buckets included.
+	Timeline []BucketCount `json:"timeline"`
+}
+
+// TenantCount is one tenant's events by action.
+type TenantCount struct {
+	Tenant  string `json:"tenant"`
+	Events  int64  `json:"events"`
+	Inserts int64  `json:"inserts"`
+	Modifies int64 `json:"modifies"`
+	Removes int64  `json:"removes"`
+	// TTLExpiries are among Removes.
+	TTLExpiries int64 `json:"ttl_expiries"`
+}
+
+// BucketCount is the events in [Start, Start+Bucket).
+type BucketCount struct {
+	Start  time.Time `json:"start"`
+	Events int64     `json:"events"`
+}
+
+// AutoBucket picks a bucket for a span of time: a minute up to six hours,
+// else an hour.
+func AutoBucket(span time.Duration) time.Duration {
+	if span <= 6*time.Hour {
+		return time.Minute
+	}
+	return time.Hour
+}
+
+// maxBuckets bounds the timeline so a long window with a small bucket
+// cannot exhaust memory.
+const maxBuckets = 100_000
+
+// ComputeStats counts the events matching q per tenant and per bucket;
+// bucket 0 picks one with AutoBucket.
+func ComputeStats(ctx context.Context, st *indexer.Store, q Query, bucket time.Duration) (*Stats, error) {
+	if bucket < 0 {
+		return nil, fmt.Errorf("stats: negative bucket %s", bucket)
+	}
+	s := &Stats{From: q.From, To: q.To}
+	byTenant := map[string]*TenantCount{}
+	perMinute := map[int64]int64{} // bucket start (Unix µs) → events
+	gran := bucket
+	if gran == 0 {
+		gran = time.Minute
+	}
+	granµ := gran.Microseconds()
+	if granµ <= 0 {
+		return nil, fmt.Errorf("stats: bucket %s is below a microsecond", bucket)
+	}
+	var first, last int64
+	c, err := Events(ctx, st, q, func(ev *Event) error {
+		e := ev.Entry
+		if s.Events == 0 || e.Micros < first {
+			first = e.Micros
+		}
+		if s.Events == 0 || e.Micros > last {
+			last = e.Micros
+		}
+		s.Events++
+		tc := byTenant[string(e.Tenant)]
+		if tc == nil {
+			tc = &TenantCount{Tenant: string(e.Tenant)}
+			byTenant[tc.Tenant] = tc
+		}
+		tc.Events++
+		switch actionIndex(e.Action) {
+		case 1:
+			tc.Inserts++
+		case 2:
+			tc.Modifies++
+		case 3:
+			tc.Removes++
+		}
+		if e.TTLExpiry {
+			tc.TTLExpiries++
+		}
+		perMinute[floorDiv(e.Micros, granµ)*granµ]++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Undecodable = c.Undecodable
+	for _, tc := range byTenant {
+		s.Tenants = append(s.Tenants, *tc)
+	}
+	slices.SortFunc(s.Tenants, func(a, b TenantCount) int {
+		if c := cmp.Compare(b.Events, a.Events); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Tenant, b.Tenant)
+	})
+	if s.Events > 0 {
+		s.First, s.Last = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()
+	}
+	// The timeline covers the window when it is closed, so quiet time
+	// before the damage shows; else the events.
+	lo, hi := first, last
+	if !q.From.IsZero() {
+		lo = q.Window().From
+	}
+	if !q.To.IsZero() {
+		hi = q.Window().To - 1
+	}
+	if s.Events == 0 && (q.From.IsZero() || q.To.IsZero()) {
+		s.Bucket = gran
+		return s, nil
+	}
+	if bucket == 0 {
+		bucket = AutoBucket(time.Duration(hi-lo) * time.Microsecond)
+		if bucket != gran {
+			// Re-bucket the per-minute counts.
+			bµ := bucket.Microseconds()
+			re := map[int64]int64{}
+			for t, n := range perMinute {
+				re[floorDiv(t, bµ)*bµ] += n
+			}
+			perMinute = re
+		}
+	}
+	s.Bucket = bucket
+	bµ := bucket.Microseconds()
+	start, end := floorDiv(lo, bµ)*bµ, floorDiv(hi, bµ)*bµ
+	if (end-start)/bµ+1 > maxBuckets {
+		return nil, fmt.Errorf("stats: %d buckets of %s in the window; use a wider bucket", (end-start)/bµ+1, bucket)
+	}
+	for t := start; t <= end; t += bµ {
+		s.Timeline = append(s.Timeline, BucketCount{Start: time.UnixMicro(t).UTC(), Events: perMinute[t]})
+	}
+	return s, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// WriteStatsJSON writes the stats as one JSON object; bucket_seconds gives
+// the width of the timeline's buckets.
+func WriteStatsJSON(w io.Writer, s *Stats) error {
+	type out struct {
+		*Stats
+		BucketSeconds float64 `json:"bucket_seconds"`
+	}
+	b, err := json.Marshal(out{s, s.Bucket.Seconds()})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// StatsTableOptions shape WriteStatsTable.
+type StatsTableOptions struct {
+	// Top is how many tenants to list; 0 lists all.
+	Top int
+	// Width is the histogram's widest bar in characters. Default 50.
+	Width int
+}
+
+// WriteStatsTable writes the stats for a person: a summary, the tenants
+// table and the timeline as a histogram.
+func WriteStatsTable(w io.Writer, s *Stats, o StatsTableOptions) error {
+	if o.Width <= 0 {
+		o.Width = 50
+	}
+	bw := bufio.NewWriter(w)
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "(open)"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	fmt.Fprintf(bw, "window  [%s, %s)\n", ts(s.From), ts(s.To))
+	fmt.Fprintf(bw, "events  %d in %d tenant(s)", s.Events, len(s.Tenants))
+	if s.Undecodable > 0 {
+		fmt.Fprintf(bw, "; %d undecodable event(s) in the window not counted", s.Undecodable)
+	}
+	fmt.Fprintln(bw)
+	if s.Events > 0 {
+		fmt.Fprintf(bw, "first   %s\nlast    %s\n", ts(s.First), ts(s.Last))
+	}
+	if len(s.Tenants) > 0 {
+		tenants := s.Tenants
+		if o.Top > 0 && len(tenants) > o.Top {
+			tenants = tenants[:o.Top]
+		}
+		nameW := len("TENANT")
+		for _, t := range tenants {
+			nameW = max(nameW, len(displayTenant(t.Tenant)))
+		}
+		fmt.Fprintf(bw, "\n%-*s  %8s  %8s  %8s  %8s  %8s\n", nameW, "TENANT", "EVENTS", "INSERT", "MODIFY", "REMOVE", "TTL")
+		for _, t := range tenants {
+			fmt.Fprintf(bw, "%-*s  %8d  %8d  %8d  %8d  %8d\n", nameW, displayTenant(t.Tenant), t.Events, t.Inserts, t.Modifies, t.Removes, t.TTLExpiries)
+		}
+		if rest := s.Tenants[len(tenants):]; len(rest) > 0 {
+			var n int64
+			for _, t := range rest {
+				n += t.Events
+			}
+			fmt.Fprintf(bw, "(%d more tenant(s) with %d event(s); --top 0 lists all)\n", len(rest), n)
+		}
+	}
+	if len(s.Timeline) > 0 {
+		var peak int64
+		for _, b := range s.Timeline {
+			peak = max(peak, b.Events)
+		}
+		label := "PER " + strings.ToUpper(bucketName(s.Bucket)) + " (UTC)"
+		fmt.Fprintf(bw, "\n%-16s  %8s\n", label, "EVENTS")
+		for _, b := range s.Timeline {
+			line := fmt.Sprintf("%-16s  %8d %s", b.Start.UTC().Format("2006-01-02 15:04"), b.Events, bar(b.Events, peak, o.Width))
+			fmt.Fprintln(bw, strings.TrimRight(line, " "))
+		}
+	}
+	return bw.Flush()
+}
+
+func displayTenant(t string) string {
+	if t == "" {
+		return "(none)"
+	}
+	return t
+}
+
+func bucketName(d time.Duration) string {
+	switch d {
+	case time.Minute:
+		return "minute"
+	case time.Hour:
+		return "hour"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return d.String()
+}
+
+// bar draws n of peak as a bar of at most width cells, in eighths of a
+// cell; a non-zero count always shows.
+func bar(n, peak int64, width int) string {
+	if n <= 0 || peak <= 0 {
+		return ""
+	}
+	eighths := int((n*int64(width)*8 + peak - 1) / peak)
+	eighths = max(eighths, 1)
+	partial := []string{"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"}
+	return strings.Repeat("█", eighths/8) + partial[eighths%8]
+}
