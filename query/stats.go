@@ -38,11 +38,11 @@ type Stats struct {
 
 // TenantCount is one tenant's events by action.
 type TenantCount struct {
-	Tenant  string `json:"tenant"`
-	Events  int64  `json:"events"`
-	Inserts int64  `json:"inserts"`
-	Modifies int64 `json:"modifies"`
-	Removes int64  `json:"removes"`
+	Tenant   string `json:"tenant"`
+	Events   int64  `json:"events"`
+	Inserts  int64  `json:"inserts"`
+	Modifies int64  `json:"modifies"`
+	Removes  int64  `json:"removes"`
 	// TTLExpiries are among Removes.
 	TTLExpiries int64 `json:"ttl_expiries"`
 }
