@@ -115,6 +115,9 @@ func ParseShard(s string) (Shard, error) {
 		return Shard{}, fmt.Errorf("shard %q: want i/n, such as 0/4", s)
 	}
 	sh := Shard{Index: i, Count: n}
+	if n < 1 {
+		return Shard{}, fmt.Errorf("shard %q: n must be at least 1", s)
+	}
 	return sh, sh.validate()
 }
 

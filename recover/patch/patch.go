@@ -281,7 +281,7 @@ func keySetChunks(f io.Reader, cfg *Config, resumeLine int) func() (*chunk, erro
 				continue
 			}
 			in[enc] = true
-			c.steps = append(c.steps, &Step{Line: line, Key: e.Key, chunk: c})
+			c.steps = append(c.steps, &Step{Line: line, Key: e.Key})
 			c.lastLine = line
 		}
 		if len(c.steps) == 0 {

@@ -37,7 +37,7 @@ func scenario(t *testing.T, o patchtest.ScenarioOptions) (*localaws.DynamoDBEnv,
 }
 
 func defaultOpts() patchtest.ScenarioOptions {
-	return patchtest.ScenarioOptions{Items: 150, Modify: 40, Delete: 15, Junk: 12, Unchanged: 10, Absent: 5, GoodWrites: 5, BigItem: true, Seed: 1}
+	return patchtest.ScenarioOptions{Items: 150, Modify: 40, Delete: 15, Junk: 12, Unchanged: 10, Absent: 5, GoodWrites: 5, BigItem: true, WideItem: true, Seed: 1}
 }
 
 // assertTable fails unless the table holds exactly want.
@@ -251,14 +251,15 @@ func TestPatchRefusals(t *testing.T) {
 // left alone; --force overwrites it. An attribute added behind the
 // condition's back is caught by ALL_OLD and reverted.
 func TestConflict(t *testing.T) {
-	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 30, Modify: 6, Delete: 2, Junk: 2, Seed: 3})
+	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 30, Modify: 6, Delete: 2, Junk: 2, WideItem: true, Seed: 3})
 	c := env.DynamoDB
 	ctx := t.Context()
-	victims := map[string]string{} // canonical key -> kind of concurrent change
+	wide := patchtest.EncodeKey(patchtest.Key("t1#1", 1))
+	victims := map[string]string{wide: "beyond-condition"} // canonical key -> kind of concurrent change
 	for _, k := range s.Keys {
 		enc := patchtest.EncodeKey(k)
-		if _, ok := s.Damaged[enc]; ok && len(victims) < 2 {
-			victims[enc] = []string{"modify", "add-attribute"}[len(victims)]
+		if _, ok := s.Damaged[enc]; ok && len(victims) < 3 && enc != wide {
+			victims[enc] = []string{"modify", "add-attribute"}[len(victims)-1]
 		}
 	}
 	concurrent := map[string]rewind.Item{}
@@ -272,10 +273,14 @@ func TestConflict(t *testing.T) {
 		for k, v := range st.Before {
 			item[k] = v
 		}
-		if kind == "modify" {
+		switch kind {
+		case "modify":
 			item["n38"] = &types.AttributeValueMemberN{Value: "7"}
-		} else {
+		case "add-attribute":
 			item["zz_new_attribute"] = &types.AttributeValueMemberN{Value: "1"}
+		case "beyond-condition":
+			// w299 is past the ~140 attributes one condition can check.
+			item["w299"] = &types.AttributeValueMemberS{Value: "changed by the app"}
 		}
 		// The application writes behind the patch's back.
 		if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("orders"), Item: item}); err != nil {
@@ -291,12 +296,12 @@ func TestConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Conflicts != 2 || !sum.Partial() {
-		t.Fatalf("conflicts %d, want 2\n%s", sum.Conflicts, out.String())
+	if sum.Conflicts != 3 || !sum.Partial() {
+		t.Fatalf("conflicts %d, want 3\n%s", sum.Conflicts, out.String())
 	}
 	reports := planLines(t, out.Bytes())
-	if len(reports) != 2 {
-		t.Fatalf("%d report lines, want 2:\n%s", len(reports), out.String())
+	if len(reports) != 3 {
+		t.Fatalf("%d report lines, want 3:\n%s", len(reports), out.String())
 	}
 	reverted := 0
 	for _, r := range reports {
@@ -307,8 +312,8 @@ func TestConflict(t *testing.T) {
 			t.Errorf("report %v: want a conflict naming the key", r)
 		}
 	}
-	if reverted != 1 {
-		t.Errorf("%d conflicts caught by ALL_OLD and reverted, want 1 (the added attribute):\n%s", reverted, out.String())
+	if reverted != 2 {
+		t.Errorf("%d conflicts caught by ALL_OLD and reverted, want 2 (the added attribute, the attribute beyond the condition):\n%s", reverted, out.String())
 	}
 	want := map[string]rewind.Item{}
 	for k, v := range s.Expected {
@@ -327,8 +332,8 @@ func TestConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Conflicts != 0 || sum.Written != 2 {
-		t.Errorf("--force: %+v, want 2 written, no conflicts", sum.Counts)
+	if sum.Conflicts != 0 || sum.Written != 3 {
+		t.Errorf("--force: %+v, want 3 written, no conflicts", sum.Counts)
 	}
 	assertTable(t, c, "orders", s.Expected, "after --force")
 }

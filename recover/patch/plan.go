@@ -47,7 +47,6 @@ type Step struct {
 	// expect is, for Undo, the item the patch wrote; see Conflict.
 	expect    rewind.Item
 	hasExpect bool
-	chunk     *chunk
 
 	// Set by the dispatcher before the chunk is registered: an outcome
 	// is to come. Then owned by the collector.

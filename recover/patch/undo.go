@@ -257,7 +257,7 @@ func (idx *journalIndex) chunks(f *os.File, size int) func() (*chunk, error) {
 					return nil, err
 				}
 			}
-			c.steps = append(c.steps, &Step{Line: jr.line, Key: key, After: pre, expect: wrote, hasExpect: true, chunk: c})
+			c.steps = append(c.steps, &Step{Line: jr.line, Key: key, After: pre, expect: wrote, hasExpect: true})
 			c.lastLine = jr.line
 		}
 		if len(c.steps) == 0 {

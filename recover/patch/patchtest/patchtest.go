@@ -410,6 +410,7 @@ type ScenarioOptions struct {
 	Absent         int    // keys in the key set that exist in neither table
 	GoodWrites     int    // later, legitimate writes to items outside the key set
 	BigItem        bool   // make one impacted item about 350 KB
+	WideItem       bool   // give one impacted item (pk "t1#1") 300 more attributes, w000 to w299
 	Seed           uint64
 }
 
@@ -442,6 +443,11 @@ func BuildScenario(ctx context.Context, c *dynamodb.Client, o ScenarioOptions) (
 			pad = 350 << 10
 		}
 		items[i] = RandomItem(rnd, Key(fmt.Sprintf("t%d#%d", i%5, i), i), pad)
+		if o.WideItem && i == 1 {
+			for j := range 300 {
+				items[i][fmt.Sprintf("w%03d", j)] = RandomValue(rnd, 2)
+			}
+		}
 	}
 	if err := Put(ctx, c, o.Restored, items); err != nil {
 		return nil, err
@@ -458,6 +464,10 @@ func BuildScenario(ctx context.Context, c *dynamodb.Client, o ScenarioOptions) (
 		// The big item is among the modified ones.
 		i := slices.Index(perm, 0)
 		perm[0], perm[i] = perm[i], perm[0]
+	}
+	if o.WideItem {
+		i := slices.Index(perm, 1)
+		perm[1], perm[i] = perm[i], perm[1]
 	}
 	take := func(n int) []rewind.Item {
 		out := make([]rewind.Item, n)
