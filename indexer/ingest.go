@@ -184,7 +184,8 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
 	}
-	in := &ingest{s: s, src: src, cfg: cfg, start: time.Now(), count: count}
+	now := time.Now()
+	in := &ingest{s: s, src: src, cfg: cfg, start: now, lastReport: now, count: count}
 	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
 	}

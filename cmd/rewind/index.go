@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ddbrewind/rewind/indexer"
+)
+
+func init() { register(&indexCmd{}) }
+
+// indexCmd is `rewind index`: capture objects into the local index.
+type indexCmd struct{}
+
+func (*indexCmd) Name() string { return "index" }
+func (*indexCmd) Synopsis() string {
+	return "index captured changes (S3 prefix or local copy) into the local store"
+}
+
+const indexUsage = `--source s3://bucket/prefix|DIR [--store DIR] [--workers N] [--batch-mb 64]
+
+Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
+from S3 or from a local directory of the same layout, and adds those the
+store has not seen to it. Rerun it as often as you like: it reads only new
+or changed objects, and stores each change once.
+
+S3 uses the usual AWS configuration; AWS_ENDPOINT_URL_S3 and
+REWIND_S3_PATH_STYLE=true point it at a local S3 server.
+
+stdout: one JSON summary ("kind": "index"). stderr: progress and the
+objects that failed. Exit 3 when some objects could not be read (the rest
+are indexed; a rerun retries them).`
+
+type indexSummary struct {
+	Source     string         `json:"source"`
+	Store      string         `json:"store"`
+	Listed     int            `json:"listed"`
+	Skipped    int            `json:"skipped"`
+	Ingested   int            `json:"ingested"`
+	Failed     []failedObject `json:"failed"`
+	Rows       int64          `json:"rows"`
+	Events     int64          `json:"events"`
+	Duplicates int64          `json:"duplicates"`
+	Total      int64          `json:"total_events"`
+	Seconds    float64        `json:"seconds"`
+}
+
+type failedObject struct {
+	Object string `json:"object"`
+	Error  string `json:"error"`
+}
+
+func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "index", indexUsage)
+	var store storeFlag
+	store.register(fs, env)
+	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects (required)")
+	var cfg indexer.Config
+	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
+	batchMB := fs.Int("batch-mb", 64, "MiB of encoded changes per committed batch; memory is about 3× this")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *source == "":
+		return usagef("--source is required (s3://bucket/prefix or a directory)")
+	case cfg.Workers < 0:
+		return usagef("--workers %d is negative", cfg.Workers)
+	case *batchMB < 1:
+		return usagef("--batch-mb %d: want at least 1", *batchMB)
+	}
+	cfg.BatchBytes = *batchMB << 20
+	cfg.Log = env.Log
+
+	var s3api indexer.S3API
+	if strings.HasPrefix(*source, "s3://") {
+		awsCfg, err := loadAWS(ctx, env)
+		if err != nil {
+			return err
+		}
+		s3api = newS3(awsCfg, env)
+	}
+	src, err := indexer.ParseSource(*source, s3api)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	st, err := store.open(env, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tty := isTerminal(env.Stderr)
+	cfg.ProgressInterval = 10 * time.Second
+	if tty {
+		cfg.ProgressInterval = time.Second
+	}
+	cfg.Progress = func(p indexer.Progress) {
+		line := fmt.Sprintf("index: %d/%d objects (%d already indexed, %d failed), %d events, %.0f events/s",
+			p.Ingested, p.Listed-p.Skipped, p.Skipped, p.Failed, p.Rows, p.RowsPerSecond())
+		if tty {
+			fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(env.Stderr, line)
+		}
+	}
+	res, err := st.Ingest(ctx, src, cfg)
+	if tty {
+		fmt.Fprintln(env.Stderr)
+	}
+	var pe *indexer.PartialError
+	if err != nil && !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", src.Name(), err)
+	}
+	total, cerr := st.Count()
+	if cerr != nil {
+		return cerr
+	}
+	sum := indexSummary{
+		Source: src.Name(), Store: st.Dir(), Listed: res.Listed, Skipped: res.Skipped, Ingested: res.Ingested,
+		Failed: []failedObject{}, Rows: res.Rows, Events: res.Events, Duplicates: res.Duplicates,
+		Total: total, Seconds: res.Elapsed.Seconds(),
+	}
+	for _, f := range res.Errors {
+		sum.Failed = append(sum.Failed, failedObject{Object: f.Object, Error: f.Err.Error()})
+	}
+	if err := emitJSON(env.Stdout, "index", sum); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "index: %s: %d new object(s), %d new events (%d duplicates), %d already indexed; %d events in %s\n",
+		src.Name(), res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
+	if pe != nil {
+		return partialf("%v", pe)
+	}
+	return nil
+}
