@@ -49,7 +49,9 @@ type attrSlice struct {
 	raw  []byte
 }
 
-var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true)}
+// decodeOpts keep jsontext's strict defaults: a duplicate attribute name makes an
+// image ambiguous, so such a record is kept raw instead.
+var decodeOpts = []jsontext.Options{}
 
 func newDecoder(cfg *Config) *decoder {
 	d := &decoder{tenantAttr: cfg.TenantAttribute, tenantRegex: cfg.TenantRegex, images: cfg.Images, keyAttrs: cfg.KeyAttributes}
@@ -121,6 +123,15 @@ func (d *decoder) decode(payload []byte, evs []rewind.ChangeEvent) ([]rewind.Cha
 				}
 			}
 			end := int(dec.InputOffset())
+			if end == start {
+				// Nothing could be read: the payload itself is broken
+				// here (a '}' inside the array, say), not one record.
+				_, err := dec.ReadToken()
+				if err == nil {
+					err = fmt.Errorf("unexpected %v in Records", dec.PeekKind())
+				}
+				return evs, &payloadError{err}
+			}
 			raw := bytes.TrimLeft(payload[start:end], " \t\r\n,")
 			if derr == nil {
 				derr = d.finish(&ev)
@@ -532,7 +543,9 @@ func (d *decoder) checkAV(depth int) error {
 		if k := dec.PeekKind(); k != '"' {
 			return fmt.Errorf("S: want a string, got %v", k)
 		}
-		dec.SkipValue()
+		if err := dec.SkipValue(); err != nil {
+			return fmt.Errorf("S: %w", err)
+		}
 	case `"N"`:
 		s, err := d.str()
 		if err != nil {
@@ -571,7 +584,9 @@ func (d *decoder) checkAV(depth int) error {
 				if k := dec.PeekKind(); k != '"' {
 					return fmt.Errorf("SS[%d]: want a string, got %v", i, k)
 				}
-				dec.SkipValue()
+				if err := dec.SkipValue(); err != nil {
+					return fmt.Errorf("SS[%d]: %w", i, err)
+				}
 			case `"NS"`:
 				s, err := d.str()
 				if err != nil {
