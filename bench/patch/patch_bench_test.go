@@ -1,0 +1,330 @@
+// Package patch_test benchmarks rewind's patcher against the seed
+// runbook's loop (GetItem from the restored table, then PutItem into
+// production, one key at a time), on the same DynamoDB Local, the same
+// keys, with verify passing for both; once straight to the emulator and
+// once through a proxy adding 5 ms to every request, as a real round trip
+// to DynamoDB does. It also measures the peak RSS of planning a key set of
+// a million lines.
+//
+// This directory is a module of its own (it needs golang.org/x/time through
+// recover/patch, and the local test stack); run from here:
+//
+//	go test -run '^$' -bench . -benchtime 1x -timeout 30m
+//
+// Each sub-benchmark runs once per b.N over its whole key set and reports
+// keys/s; BenchmarkPatch/latency=*/rewind also reports its ratio to the
+// seed loop (x-seed). BenchmarkPlanRSS reports the peak RSS (MB) of a
+// separate process planning 10k, 100k and 1M keys.
+package patch_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/internal/faultproxy"
+	"github.com/ddbrewind/rewind/internal/localaws"
+	"github.com/ddbrewind/rewind/recover/patch"
+	"github.com/ddbrewind/rewind/recover/patch/patchtest"
+)
+
+func TestMain(m *testing.M) {
+	// This module's go.mod would make localaws look for DynamoDB Local
+	// under bench/patch; the installation is at the repository root.
+	if os.Getenv("REWIND_DYNAMODB_LOCAL_DIR") == "" {
+		if wd, err := os.Getwd(); err == nil {
+			os.Setenv("REWIND_DYNAMODB_LOCAL_DIR", filepath.Join(wd, "..", "..", ".local", "dynamodb-local"))
+		}
+	}
+	if n := os.Getenv("REWIND_BENCH_PLAN_CHILD"); n != "" {
+		os.Exit(planChild(n))
+	}
+	os.Exit(m.Run())
+}
+
+// benchKeys is the number of impacted keys; items are about 1 KB.
+var benchKeys = envInt("REWIND_BENCH_KEYS", 1000)
+
+// benchConcurrency is rewind's --concurrency. DynamoDB Local serializes
+// much of its work, so more writers than the latency needs only add
+// contention.
+var benchConcurrency = envInt("REWIND_BENCH_CONCURRENCY", 16)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkPatch compares rewind patch with the seed loop.
+func BenchmarkPatch(b *testing.B) {
+	for _, latency := range []time.Duration{0, 5 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%dms", latency.Milliseconds()), func(b *testing.B) {
+			benchPatch(b, latency)
+		})
+	}
+}
+
+func benchPatch(b *testing.B, latency time.Duration) {
+	env := localaws.DynamoDBForTest(b)
+	ctx := context.Background()
+	// Modified and deleted items only: the seed loop cannot delete the
+	// items a bug created, and verify must pass for both.
+	s, err := patchtest.BuildScenario(ctx, env.DynamoDB, patchtest.ScenarioOptions{
+		Prod: "orders-seed", Restored: "orders-restored",
+		Items: benchKeys + 50, Modify: benchKeys * 4 / 5, Delete: benchKeys / 5, Seed: 1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A second production table, damaged the same way, for rewind.
+	if err := patchtest.CreateTable(ctx, env.DynamoDB, "orders-rewind"); err != nil {
+		b.Fatal(err)
+	}
+	var damaged []rewind.Item
+	for _, it := range s.Damaged {
+		damaged = append(damaged, it)
+	}
+	if err := patchtest.Put(ctx, env.DynamoDB, "orders-rewind", damaged); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	keySets := map[string]string{}
+	for _, t := range []string{"orders-seed", "orders-rewind"} {
+		keySets[t] = filepath.Join(dir, t+".jsonl")
+		if err := patchtest.WriteKeySet(keySets[t], t, s.Keys); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	endpoint := env.Endpoint
+	if latency > 0 {
+		p, err := faultproxy.Start(faultproxy.Config{Upstream: env.Endpoint, Latency: latency})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		endpoint = p.URL
+	}
+	cfg, err := localaws.Config(ctx, endpoint, env.AccessKeyID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Enough idle connections for the writers in flight (the SDK's default
+	// keeps 10 per host and would open new ones all the time).
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 128 })
+	}
+	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
+		cfg.ClientLogMode = aws.LogRetries
+	}
+	client := dynamodb.NewFromConfig(cfg)
+
+	rates := map[string]float64{}
+	for _, impl := range []string{"seed", "rewind"} {
+		b.Run(impl, func(b *testing.B) {
+			table := "orders-" + impl
+			for i := 0; i < b.N; i++ {
+				if i > 0 { // put the damage back
+					if err := reset(ctx, env.DynamoDB, table, s); err != nil {
+						b.Fatal(err)
+					}
+				}
+				start := time.Now()
+				if impl == "seed" {
+					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
+				} else {
+					var sum *patch.Summary
+					sum, err = patch.Patch(ctx, client, patch.Config{
+						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
+						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)), Concurrency: benchConcurrency,
+						Progress: progressOut(), ProgressEvery: time.Second,
+					})
+					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
+						err = fmt.Errorf("patch: %+v", sum.Counts)
+					}
+				}
+				el := time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rates[impl] = float64(len(s.Keys)) / el.Seconds()
+				vs, err := patch.Verify(ctx, env.DynamoDB, patch.Config{Keys: keySets[table], From: "orders-restored", To: table})
+				if err != nil || vs.Mismatches() != 0 {
+					b.Fatalf("verify after %s: %v, %d mismatches", impl, err, vs.Mismatches())
+				}
+			}
+			b.ReportMetric(rates[impl], "keys/s")
+			if impl == "rewind" && rates["seed"] > 0 {
+				b.ReportMetric(rates["rewind"]/rates["seed"], "x-seed")
+			}
+		})
+	}
+	b.Logf("latency %s, %d keys: seed %.0f keys/s, rewind %.0f keys/s, ratio %.1fx", latency, len(s.Keys), rates["seed"], rates["rewind"], rates["rewind"]/rates["seed"])
+}
+
+func progressOut() io.Writer {
+	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
+		return os.Stderr
+	}
+	return nil
+}
+
+// seedLoop is the loop every team writes by hand: for each key, read the
+// restored item, put it into production.
+func seedLoop(ctx context.Context, c *dynamodb.Client, from, to string, keys []rewind.Item) error {
+	for _, k := range keys {
+		out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(from), Key: k, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return err
+		}
+		if out.Item == nil {
+			continue
+		}
+		if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(to), Item: out.Item}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reset puts the damaged state back into table.
+func reset(ctx context.Context, c *dynamodb.Client, table string, s *patchtest.Scenario) error {
+	var put []rewind.Item
+	var del []rewind.Item
+	for _, k := range s.Keys {
+		enc := patchtest.EncodeKey(k)
+		if it, ok := s.Damaged[enc]; ok {
+			put = append(put, it)
+		} else {
+			del = append(del, k)
+		}
+	}
+	if err := patchtest.Put(ctx, c, table, put); err != nil {
+		return err
+	}
+	return patchtest.Delete(ctx, c, table, del)
+}
+
+// BenchmarkPlanRSS measures the peak RSS of a process planning (dry run)
+// key sets of growing size, against a fake DynamoDB that answers every key
+// with a 1 KB item in each table, so that every key is a restore with a
+// diff: the worst case for the planner's memory.
+func BenchmarkPlanRSS(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%.0e", float64(n)), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "keys.jsonl")
+			if err := writeBigKeySet(path, n); err != nil {
+				b.Fatal(err)
+			}
+			for range b.N {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), "REWIND_BENCH_PLAN_CHILD="+path)
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				start := time.Now()
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("plan child: %v\n%s", err, out.String())
+				}
+				el := time.Since(start)
+				rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KB on Linux
+				b.ReportMetric(float64(rss)/1024, "peak-RSS-MB")
+				b.ReportMetric(float64(n)/el.Seconds(), "keys/s")
+				b.Logf("%d keys: peak RSS %.1f MB, %s, %s", n, float64(rss)/1024, el.Round(time.Millisecond), strings.TrimSpace(out.String()))
+			}
+		})
+	}
+}
+
+func writeBigKeySet(path string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var line []byte
+	for i := range n {
+		k, _ := rewind.KeyFromItem(patchtest.Key(fmt.Sprintf("t%d#%08d", i%7, i), i))
+		e := rewind.KeySetEntry{Table: "orders", Key: k, Count: 1}
+		line = append(e.AppendJSON(line[:0]), '\n')
+		if _, err := f.Write(line); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// planChild plans the key set at path against fakeDDB and prints the
+// counts; its parent measures its peak RSS.
+func planChild(path string) int {
+	sum, err := patch.Patch(context.Background(), fakeDDB{}, patch.Config{Keys: path, From: "orders-restored", To: "orders", Out: io.Discard})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("planned %d keys, restore %d\n", sum.Keys, sum.Restore)
+	return 0
+}
+
+// fakeDDB answers DescribeTable with the (pk S, sk N) schema and
+// BatchGetItem with a 1 KB item for every key, different per table.
+type fakeDDB struct{}
+
+var _ patch.Client = fakeDDB{}
+
+func (fakeDDB) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	return &dynamodb.DescribeTableOutput{Table: &types.TableDescription{
+		TableName: in.TableName,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeN},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
+		},
+	}}, nil
+}
+
+func (fakeDDB) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	out := &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{}}
+	for table, ka := range in.RequestItems {
+		for _, k := range ka.Keys {
+			item := map[string]types.AttributeValue{}
+			for n, v := range k {
+				item[n] = v
+			}
+			payload := make([]byte, 1024)
+			binary.LittleEndian.PutUint64(payload, uint64(len(table)))
+			item["payload"] = &types.AttributeValueMemberB{Value: payload}
+			item["table"] = &types.AttributeValueMemberS{Value: table}
+			out.Responses[table] = append(out.Responses[table], item)
+		}
+	}
+	return out, nil
+}
+
+func (fakeDDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return nil, fmt.Errorf("fakeDDB: dry run only")
+}
+
+func (fakeDDB) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return nil, fmt.Errorf("fakeDDB: dry run only")
+}
