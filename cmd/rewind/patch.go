@@ -5,8 +5,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind/recover/patch"
 )
@@ -92,7 +94,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
-	client, err := newPatchClient(ctx, env)
+	client, err := newPatchClient(ctx, env, pf.concurrency)
 	if err != nil {
 		return err
 	}
@@ -135,11 +137,18 @@ func finishPatch(env *Env, sum *patch.Summary, err error) error {
 }
 
 // newPatchClient returns a DynamoDB client from the usual AWS
-// configuration. The patcher sets its own retry policy on each call.
-func newPatchClient(ctx context.Context, env *Env) (*dynamodb.Client, error) {
+// configuration, keeping enough idle connections for concurrency requests
+// in flight (the SDK's default keeps 10 per host and would open new ones
+// all the time). The patcher sets its own retry policy on each call.
+func newPatchClient(ctx context.Context, env *Env, concurrency int) (*dynamodb.Client, error) {
 	cfg, err := loadAWS(ctx, env)
 	if err != nil {
 		return nil, err
+	}
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 2*concurrency+8)
+		})
 	}
 	return dynamodb.NewFromConfig(cfg), nil
 }

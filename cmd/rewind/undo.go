@@ -36,7 +36,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
-	client, err := newPatchClient(ctx, env)
+	client, err := newPatchClient(ctx, env, pf.concurrency)
 	if err != nil {
 		return err
 	}

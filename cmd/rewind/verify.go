@@ -43,7 +43,7 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
-	client, err := newPatchClient(ctx, env)
+	client, err := newPatchClient(ctx, env, pf.readers)
 	if err != nil {
 		return err
 	}
