@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -51,10 +52,18 @@ type Generator struct {
 	// TTLFraction of inserted items get an expiresAt in the past, so
 	// DynamoDB's TTL process deletes them.
 	TTLFraction float64
+	// NoDeletes lists tenants whose traffic Run makes no deletes for.
+	NoDeletes map[string]bool
+	// Allow, when set, is asked before each write in Run, as an
+	// application asks its read-only guard; a refused write is counted in
+	// Refused and not made.
+	Allow   func(ctx context.Context, tenant string) bool
+	Refused int
 
 	rng     *rand.Rand
-	live    map[string]rewind.Item // by canonical key
-	keys    map[string][]rewind.Key
+	live    map[string]rewind.Item  // by canonical key
+	keys    map[string][]rewind.Key // keys Run may touch, per tenant
+	avoided map[string]bool         // keys Run leaves alone (see Avoid)
 	next    map[string]int
 	Changes []Change
 	// expiring holds the last state of items with an expiresAt, which
@@ -84,12 +93,16 @@ func (g *Generator) Live() map[string]rewind.Item { return g.live }
 func (g *Generator) Run(ctx context.Context, n int) error {
 	for i := 0; i < n; i++ {
 		tenant := g.Tenants[g.rng.IntN(len(g.Tenants))]
+		if g.Allow != nil && !g.Allow(ctx, tenant) {
+			g.Refused++
+			continue
+		}
 		keys := g.keys[tenant]
 		var err error
 		switch r := g.rng.IntN(10); {
 		case len(keys) < 3 || r < 4:
 			err = g.Insert(ctx, tenant)
-		case r < 8:
+		case r < 8 || g.NoDeletes[tenant]:
 			err = g.Update(ctx, keys[g.rng.IntN(len(keys))])
 		default:
 			err = g.Delete(ctx, keys[g.rng.IntN(len(keys))])
@@ -149,10 +162,92 @@ func (g *Generator) Insert(ctx context.Context, tenant string) error {
 	}); err != nil {
 		return fmt.Errorf("insert %s: %w", key, err)
 	}
-	g.keys[tenant] = append(g.keys[tenant], key)
+	if !g.avoided[string(key.Encode())] {
+		g.keys[tenant] = append(g.keys[tenant], key)
+	}
 	g.live[string(key.Encode())] = item
 	g.record(rewind.ActionInsert, tenant, key, nil, item, at)
 	return nil
+}
+
+// Keys returns the keys of tenant's live items that Run may still touch.
+func (g *Generator) Keys(tenant string) []rewind.Key { return slices.Clone(g.keys[tenant]) }
+
+// Avoid makes Run leave keys alone from now on, so a test can tell what
+// the later traffic did from what happened to those keys.
+func (g *Generator) Avoid(keys ...rewind.Key) {
+	if g.avoided == nil {
+		g.avoided = map[string]bool{}
+	}
+	for _, k := range keys {
+		g.avoided[string(k.Encode())] = true
+		tenant := tenantOf(k)
+		g.keys[tenant] = slices.DeleteFunc(g.keys[tenant], k.Equal)
+	}
+}
+
+// Bug is what a bad deploy did to one tenant: the items it overwrote or
+// deleted, and the junk items it created.
+type Bug struct {
+	Modified, Deleted, Created []rewind.Key
+}
+
+// Damaged lists every key the bug touched.
+func (b Bug) Damaged() []rewind.Key {
+	return slices.Concat(b.Modified, b.Deleted, b.Created)
+}
+
+// Bug plays a bad deploy on tenant: it overwrites attributes of modify
+// items (marking them with attrs, say deployVersion), deletes del items
+// and creates junk junk items (also marked), then makes Run leave all of
+// them alone. Every write is recorded as a change.
+func (g *Generator) Bug(ctx context.Context, tenant string, modify, del, junk int, attrs rewind.Item) (Bug, error) {
+	var b Bug
+	keys := g.Keys(tenant)
+	g.rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	if len(keys) < modify+del {
+		return b, fmt.Errorf("tenant %s has %d items; the bug needs %d", tenant, len(keys), modify+del)
+	}
+	for _, k := range keys[:modify] {
+		item := maps.Clone(g.live[string(k.Encode())])
+		item["status"] = &types.AttributeValueMemberS{Value: "cancelled"}
+		item["amount"] = &types.AttributeValueMemberN{Value: "0"}
+		delete(item, "lines")
+		for n, v := range attrs {
+			item[n] = v
+		}
+		at := time.Now()
+		out, err := g.API.PutItem(ctx, &dynamodb.PutItemInput{TableName: &g.Table, Item: item, ReturnValues: types.ReturnValueAllOld})
+		if err != nil {
+			return b, fmt.Errorf("bug: overwrite %s: %w", k, err)
+		}
+		if out.Attributes == nil { // expired by TTL meanwhile: the put created it
+			g.record(rewind.ActionInsert, tenant, k, nil, item, at)
+		} else {
+			g.record(rewind.ActionModify, tenant, k, out.Attributes, item, at)
+		}
+		g.live[string(k.Encode())] = item
+		b.Modified = append(b.Modified, k)
+	}
+	for _, k := range keys[modify : modify+del] {
+		if err := g.Delete(ctx, k); err != nil {
+			return b, fmt.Errorf("bug: %w", err)
+		}
+		b.Deleted = append(b.Deleted, k)
+	}
+	saved := g.Attrs
+	g.Attrs = attrs
+	for i := 0; i < junk; i++ {
+		n := g.next[tenant]
+		if err := g.Insert(ctx, tenant); err != nil {
+			g.Attrs = saved
+			return b, fmt.Errorf("bug: %w", err)
+		}
+		b.Created = append(b.Created, keyFor(tenant, n))
+	}
+	g.Attrs = saved
+	g.Avoid(b.Damaged()...)
+	return b, nil
 }
 
 // Update changes an existing item's status and counter.
@@ -319,6 +414,14 @@ func sameImages(ev rewind.ChangeEvent, old, new rewind.Item) error {
 		}
 	}
 	return nil
+}
+
+// keyFor is the key of tenant's n-th item.
+func keyFor(tenant string, n int) rewind.Key {
+	return rewind.Key{
+		{Name: "pk", Type: 'S', Value: TenantKey(tenant)},
+		{Name: "sk", Type: 'S', Value: fmt.Sprintf("ORDER#%06d", n)},
+	}
 }
 
 func tenantOf(k rewind.Key) string {
