@@ -228,7 +228,11 @@ func reset(ctx context.Context, c *dynamodb.Client, table string, s *patchtest.S
 // with a 1 KB item in each table, so that every key is a restore with a
 // diff: the worst case for the planner's memory.
 func BenchmarkPlanRSS(b *testing.B) {
-	for _, n := range []int{10_000, 100_000, 1_000_000} {
+	sizes := []int{10_000, 100_000, 1_000_000}
+	if n := envInt("REWIND_BENCH_PLAN_KEYS", 0); n > 0 {
+		sizes = []int{n}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("keys=%.0e", float64(n)), func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "keys.jsonl")
 			if err := writeBigKeySet(path, n); err != nil {

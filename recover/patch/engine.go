@@ -55,6 +55,8 @@ type engine struct {
 	limiter *rate.Limiter
 	total   int64 // keys expected this run, for the ETA; 0 when unknown
 
+	inflight chan struct{} // tokens for chunks in flight
+
 	outMu sync.Mutex
 	out   []byte
 
@@ -83,6 +85,10 @@ func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
 	fail := func(err error) { cancel(err) }
 
 	cfg := e.cfg
+	// Chunks in flight, from the producer until the watermark passes them:
+	// this bounds memory whatever the size of the input, even while one
+	// chunk is stuck (throttled reads, a slow write).
+	e.inflight = make(chan struct{}, cfg.Readers+4)
 	toPlan := make(chan *chunk, 1)
 	planned := make(chan *chunk, cfg.Readers)
 	writes := make(chan *Step, cfg.Concurrency)
@@ -91,6 +97,11 @@ func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
 	go func() {
 		defer close(toPlan)
 		for ctx.Err() == nil {
+			select {
+			case e.inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			c, err := next()
 			if errors.Is(err, io.EOF) {
 				return
@@ -241,6 +252,7 @@ func (e *engine) dispatch(ctx context.Context, planned <-chan *chunk, writes cha
 					if e.emit == nil || e.emit(s) {
 						e.print(s.AppendJSON)
 					}
+					s.Before, s.After, s.expect = nil, nil, nil // printed: free the items
 					continue
 				}
 				switch {
@@ -347,6 +359,7 @@ func (e *engine) collect(results <-chan msg) {
 			if r.status != StatusWritten {
 				e.print(func(dst []byte) []byte { return appendReport(dst, r) })
 			}
+			r.step.Before, r.step.After, r.step.expect = nil, nil, nil // done: free the items
 		}
 		advanced := false
 		for {
@@ -369,6 +382,7 @@ func (e *engine) collect(results <-chan msg) {
 			}
 			delete(registered, cur)
 			cur++
+			<-e.inflight
 		}
 		if advanced && time.Since(e.lastCP) > time.Second {
 			e.checkpoint()
