@@ -1,0 +1,229 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ddbrewind/rewind"
+)
+
+// ReadFile decodes data file f and calls fn with each of its events, in
+// file order. The event and its slices are fn's to keep.
+//
+// Events are delivered as the file is read; the file is checked against
+// its manifest entry (MD5 of the stored bytes, number of items) only at
+// the end, so a caller must discard what it got when ReadFile returns an
+// error. Errors name the file and, for a bad line, the line and key.
+func (e *Export) ReadFile(ctx context.Context, f DataFile, fn func(*rewind.ChangeEvent) error) error {
+	rc, err := e.st.open(ctx, f.rel)
+	if err != nil {
+		return fmt.Errorf("data file %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	if err := e.readFile(rc, f, fn); err != nil {
+		return fmt.Errorf("data file %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+func (e *Export) readFile(r io.Reader, f DataFile, fn func(*rewind.ChangeEvent) error) error {
+	sum := md5.New()
+	raw := bufio.NewReaderSize(io.TeeReader(r, sum), 64<<10)
+	n := 0
+	zr, err := gzip.NewReader(raw)
+	switch {
+	case errors.Is(err, io.EOF):
+		// An empty object: AWS writes one for an empty partition.
+	case err != nil:
+		return fmt.Errorf("not gzip: %w", err)
+	default:
+		br := bufio.NewReaderSize(zr, 256<<10)
+		for {
+			line, rerr := br.ReadBytes('\n')
+			if len(bytes.TrimSpace(line)) > 0 && (rerr == nil || errors.Is(rerr, io.EOF)) {
+				n++
+				ev, err := e.decodeLine(line)
+				if err != nil {
+					return fmt.Errorf("line %d: %w", n, err)
+				}
+				if err := fn(&ev); err != nil {
+					return err
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				return fmt.Errorf("corrupt or truncated gzip after line %d: %w", n, rerr)
+			}
+		}
+	}
+	// gzip stops at the end of its last member; the MD5 covers every byte.
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if got := base64.StdEncoding.EncodeToString(sum.Sum(nil)); got != f.MD5Checksum {
+		return fmt.Errorf("MD5 %s does not match md5Checksum %s in manifest-files.json line %d: the file is corrupt or changed since the export", got, f.MD5Checksum, f.ManifestLine)
+	}
+	if int64(n) != f.ItemCount {
+		return fmt.Errorf("%d items, but manifest-files.json line %d says itemCount %d", n, f.ManifestLine, f.ItemCount)
+	}
+	return nil
+}
+
+// line is one line of a data file.
+type line struct {
+	Metadata *struct {
+		WriteTimestampMicros json.RawMessage
+	}
+	Keys     json.RawMessage
+	OldImage json.RawMessage
+	NewImage json.RawMessage
+}
+
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// decodeLine turns one data line into an event. Errors name the key when
+// it could be read.
+func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
+	var l line
+	if err := json.Unmarshal(data, &l); err != nil {
+		return rewind.ChangeEvent{}, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if !present(l.Keys) {
+		return rewind.ChangeEvent{}, errors.New("no Keys")
+	}
+	key, err := rewind.ParseKey(l.Keys)
+	if err != nil {
+		return rewind.ChangeEvent{}, fmt.Errorf("Keys: %w", err)
+	}
+	ev := rewind.ChangeEvent{
+		EventID:        e.eventID(key),
+		Table:          e.Table,
+		Region:         e.Region,
+		Tenant:         e.tenant.Tenant(key),
+		StreamViewType: e.View,
+		Keys:           key,
+		SizeBytes:      int64(len(bytes.TrimRight(data, "\r\n"))),
+		Time:           e.To.Add(-time.Microsecond),
+	}
+	if l.Metadata != nil && present(l.Metadata.WriteTimestampMicros) {
+		micros, err := parseMicros(l.Metadata.WriteTimestampMicros)
+		if err != nil {
+			return ev, fmt.Errorf("key %s: Metadata.WriteTimestampMicros: %w", key, err)
+		}
+		ev.Time = time.UnixMicro(micros).UTC()
+	}
+	var oldItem, newItem rewind.Item
+	if present(l.OldImage) {
+		if oldItem, err = rewind.ParseItem(l.OldImage); err != nil {
+			return ev, fmt.Errorf("key %s: OldImage: %w", key, err)
+		}
+		ev.OldImage = rewind.ItemJSON(oldItem)
+	}
+	if present(l.NewImage) {
+		if newItem, err = rewind.ParseItem(l.NewImage); err != nil {
+			return ev, fmt.Errorf("key %s: NewImage: %w", key, err)
+		}
+		ev.NewImage = rewind.ItemJSON(newItem)
+	}
+	switch {
+	case newItem == nil:
+		ev.Action = rewind.ActionRemove
+	case oldItem == nil && e.View == ViewNewAndOld:
+		ev.Action = rewind.ActionInsert
+	default:
+		// Both images; or a NEW_IMAGE export, which cannot tell an insert
+		// from an update: MODIFY without an old image proves nothing about
+		// the item before the window.
+		ev.Action = rewind.ActionModify
+	}
+	ev.ChangedAttributes = changed(oldItem, newItem)
+	return ev, nil
+}
+
+// parseMicros reads WriteTimestampMicros: {"N":"..."} as AWS writes it, or
+// a bare number.
+func parseMicros(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if raw[0] == '{' {
+		var n struct{ N *string }
+		if err := json.Unmarshal(raw, &n); err != nil || n.N == nil {
+			return 0, fmt.Errorf("%s is not a number attribute", raw)
+		}
+		s = *n.N
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not whole microseconds", s)
+	}
+	return v, nil
+}
+
+// eventID is unique per item and export, and the same at every read.
+func (e *Export) eventID(k rewind.Key) string {
+	h := sha256.New()
+	h.Write([]byte(e.Table))
+	h.Write([]byte{0})
+	h.Write(k.Encode())
+	return "export:" + e.ID + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// changed lists the top-level attributes whose values differ between the
+// images, or every attribute of the one image present; nil when neither is.
+func changed(oldItem, newItem rewind.Item) []string {
+	if oldItem == nil && newItem == nil {
+		return nil
+	}
+	out := []string{}
+	for n, v := range newItem {
+		if o, ok := oldItem[n]; !ok || !rewind.EqualAttributeValues(o, v) {
+			out = append(out, n)
+		}
+	}
+	for n := range oldItem {
+		if _, ok := newItem[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Events reads every data file in manifest order. A file that fails stops
+// the iteration after its error; events already yielded from that file
+// must be discarded (see ReadFile).
+func (e *Export) Events(ctx context.Context) iter.Seq2[*rewind.ChangeEvent, error] {
+	return func(yield func(*rewind.ChangeEvent, error) bool) {
+		stop := errors.New("stop")
+		for _, f := range e.Files {
+			err := e.ReadFile(ctx, f, func(ev *rewind.ChangeEvent) error {
+				if !yield(ev, nil) {
+					return stop
+				}
+				return nil
+			})
+			if errors.Is(err, stop) {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+		}
+	}
+}
