@@ -30,7 +30,12 @@ func s3PathStyle(env *Env) bool {
 	return b
 }
 
-// newS3 returns an S3 client for cfg.
+// newS3 returns an S3 client for cfg. Objects without a stored checksum
+// (every capture object, which is written in one PutObject) are read
+// without the SDK's note about skipping validation on each GetObject.
 func newS3(cfg aws.Config, env *Env) *s3.Client {
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = s3PathStyle(env) })
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = s3PathStyle(env)
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
 }
