@@ -7,7 +7,7 @@
 // or from a local copy with the same layout (aws s3 sync of the bucket
 // prefix); Export.ReadFile then decodes one data file, checking it against
 // its manifest entry. The indexer turns each data file into one object of
-// its manifest (see indexer.NewExportSource), so a data file's events and
+// its manifest (see indexer.Store.IngestExport), so a data file's events and
 // its manifest entry are committed together.
 //
 // # Format
