@@ -493,6 +493,9 @@ func (e *engine) startProgress() (stop func()) {
 				return
 			case <-t.C:
 				run, _ := e.counts()
+				e.mu.Lock()
+				run.Keys = e.done.Keys // keys finished, not merely planned
+				e.mu.Unlock()
 				fmt.Fprintln(e.cfg.Progress, progressLine(e.tool, run, e.total, time.Since(start)))
 			}
 		}

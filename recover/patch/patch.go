@@ -363,10 +363,15 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s\n", "to", s.To)
 	row := func(name string, v int64) { fmt.Fprintf(&b, "  %-10s %d\n", name, v) }
 	row("keys read", s.Keys)
-	row("restore", s.Restore)
-	row("delete", s.Delete)
-	row("unchanged", s.Unchanged)
-	row("absent", s.Absent)
+	if s.Tool == "verify" {
+		row("match", s.Unchanged+s.Absent)
+		fmt.Fprintf(&b, "  %-10s %d (a patch would restore %d, delete %d)\n", "differ", s.Mismatches(), s.Restore, s.Delete)
+	} else {
+		row("restore", s.Restore)
+		row("delete", s.Delete)
+		row("unchanged", s.Unchanged)
+		row("absent", s.Absent)
+	}
 	if !s.DryRun {
 		row("written", s.Written)
 		row("conflicts", s.Conflicts)
