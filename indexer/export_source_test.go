@@ -1,12 +1,18 @@
 package indexer_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,5 +170,45 @@ func TestIngestExportMissingFile(t *testing.T) {
 	var pe *indexer.PartialError
 	if !errors.As(err, &pe) || len(pe.Failed) != 1 || !strings.Contains(pe.Error(), "no such file") {
 		t.Fatalf("missing data file: %v", err)
+	}
+}
+
+// TestIngestExportLargeFile ingests a data file of several row groups.
+func TestIngestExportLargeFile(t *testing.T) {
+	ctx := t.Context()
+	dir := copyExportFixture(t, "binary-number-keys")
+	const n = 9001
+	var lines bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&lines, `{"Metadata":{"WriteTimestampMicros":{"N":"%d"}},"Keys":{"acct":{"B":"AAE="},"seq":{"N":"%d"}},"NewImage":{"acct":{"B":"AAE="},"seq":{"N":"%d"},"v":{"S":"%s"}}}`+"\n",
+			int64(1795168800000000)+int64(i), i, i, strings.Repeat("x", i%50))
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(lines.Bytes())
+	zw.Close()
+	data := filepath.Join(dir, "..", "data", "big.json.gz")
+	if err := os.WriteFile(data, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(gz.Bytes())
+	entry := fmt.Sprintf(`{"itemCount":%d,"md5Checksum":"%s","etag":"x","dataFileS3Key":"AWSDynamoDB/data/big.json.gz"}`+"\n", n, base64.StdEncoding.EncodeToString(sum[:]))
+	os.WriteFile(filepath.Join(dir, "manifest-files.json"), []byte(entry), 0o644)
+	exp, err := export.Open(ctx, dir, export.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := indexer.Open(filepath.Join(t.TempDir(), "store"), indexer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	res, err := st.IngestExport(ctx, exp, indexer.Config{})
+	if err != nil || res.Events != n {
+		t.Fatalf("ingest: %+v, %v; want %d events", res.Progress, err, n)
+	}
+	evs := storedEvents(t, st)
+	if len(evs) != n || evs[n-1].Keys[1].Value != strconv.Itoa(n-1) || evs[n-1].Action != rewind.ActionInsert {
+		t.Fatalf("stored %d events, last %v", len(evs), evs[len(evs)-1].Keys)
 	}
 }
