@@ -41,6 +41,22 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st := &stack{ddb: localaws.DynamoDBForTest(t), s3: localaws.S3ForTest(t)}
+	st.createOrders(t)
+	if err := streamhandler.CreateAuditTable(ctx, st.ddb.DynamoDB, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	st.cfg = streamhandler.Config{
+		AuditTable:  "audit",
+		Bucket:      st.s3.Bucket,
+		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
+	}
+	return st
+}
+
+// createOrders creates the orders table with a NEW_AND_OLD_IMAGES stream.
+func (st *stack) createOrders(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
 	out, err := st.ddb.DynamoDB.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String("orders"),
 		BillingMode:          types.BillingModePayPerRequest,
@@ -52,15 +68,6 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	st.streamARN = aws.ToString(out.TableDescription.LatestStreamArn)
-	if err := streamhandler.CreateAuditTable(ctx, st.ddb.DynamoDB, "audit"); err != nil {
-		t.Fatal(err)
-	}
-	st.cfg = streamhandler.Config{
-		AuditTable:  "audit",
-		Bucket:      st.s3.Bucket,
-		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
-	}
-	return st
 }
 
 func (st *stack) handler(t *testing.T, s3c streamhandler.ObjectPutter) *streamhandler.Handler {
