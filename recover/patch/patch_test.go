@@ -337,3 +337,25 @@ func TestConflict(t *testing.T) {
 	}
 	assertTable(t, c, "orders", s.Expected, "after --force")
 }
+
+// TestPatchShards: two processes with --shard 0/2 and 1/2 split the key
+// set between them, and together patch it all.
+func TestPatchShards(t *testing.T) {
+	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 60, Modify: 20, Delete: 5, Junk: 5, Absent: 3, Seed: 5})
+	var total Counts
+	for i := range 2 {
+		sum, err := Patch(t.Context(), env.DynamoDB, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true,
+			Shard: Shard{i, 2}, Journal: filepath.Join(t.TempDir(), "j")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Keys == 0 || sum.Keys == int64(len(s.Keys)) {
+			t.Errorf("shard %d/2 planned %d of %d keys", i, sum.Keys, len(s.Keys))
+		}
+		total.add(sum.Counts)
+	}
+	if total.Keys != int64(len(s.Keys)) || total.Written != 30 {
+		t.Errorf("shards together: %+v, want %d keys, 30 written", total, len(s.Keys))
+	}
+	assertTable(t, env.DynamoDB, "orders", s.Expected, "after both shards")
+}
