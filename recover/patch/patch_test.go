@@ -359,3 +359,47 @@ func TestPatchShards(t *testing.T) {
 	}
 	assertTable(t, env.DynamoDB, "orders", s.Expected, "after both shards")
 }
+
+// TestForceOverChangeThenUndo: a forced write over an item changed after
+// planning journals what it really replaced (the outcome's "old"), and undo
+// puts that back, not the stale planned pre-image.
+func TestForceOverChangeThenUndo(t *testing.T) {
+	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 20, Modify: 4, Seed: 6})
+	c := env.DynamoDB
+	victim := patchtest.EncodeKey(s.Keys[0])
+	var changed rewind.Item
+	testHookBeforeWrite = func(st *Step) {
+		if string(st.Key.Encode()) != victim || changed != nil {
+			return
+		}
+		changed = rewind.Item{}
+		for k, v := range st.Before {
+			changed[k] = v
+		}
+		changed["written_meanwhile"] = &types.AttributeValueMemberS{Value: "by the app"}
+		if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("orders"), Item: changed}); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookBeforeWrite = nil }()
+	journal := filepath.Join(t.TempDir(), "j")
+	sum, err := Patch(t.Context(), c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Force: true, Journal: journal})
+	if err != nil || sum.Partial() {
+		t.Fatalf("forced patch: %v %+v", err, sum)
+	}
+	testHookBeforeWrite = nil
+	assertTable(t, c, "orders", s.Expected, "after the forced patch")
+	b, _ := os.ReadFile(journal)
+	if !bytes.Contains(b, []byte(`"old":{`)) || !bytes.Contains(b, []byte("by the app")) {
+		t.Fatalf("journal does not record what the forced write replaced:\n%.2000s", b)
+	}
+	if _, err := Undo(t.Context(), c, UndoConfig{Journal: journal, To: "orders", Apply: true}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rewind.Item{}
+	for k, v := range s.Damaged {
+		want[k] = v
+	}
+	want[victim] = changed
+	assertTable(t, c, "orders", want, "after undo")
+}
