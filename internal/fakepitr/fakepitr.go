@@ -1,7 +1,9 @@
 // Package fakepitr is an HTTP front for DynamoDB Local that adds the
 // point-in-time recovery operations DynamoDB Local lacks (it answers them
 // with UnknownOperationException): UpdateContinuousBackups,
-// DescribeContinuousBackups and RestoreTableToPointInTime, in DynamoDB's
+// DescribeContinuousBackups and RestoreTableToPointInTime, and the
+// incremental exports to S3 (ExportTableToPointInTime, DescribeExport,
+// ListExports; see export.go), in DynamoDB's
 // JSON 1.0 protocol, with errors shaped as DynamoDB sends them. Every other
 // request is proxied to DynamoDB Local unchanged, Authorization header
 // included (DynamoDB Local picks the database by the access key id and
@@ -75,6 +77,17 @@ type Config struct {
 	MaxSnapshots int
 	// Logger gets the restores' progress and failures (default: discard).
 	Logger *slog.Logger
+	// S3 receives what ExportTableToPointInTime writes (see export.go),
+	// such as a client of localaws' S3 server. Exports are refused without
+	// it.
+	S3 S3Putter
+	// ExportingFor is how long an export answers IN_PROGRESS at least
+	// (default 300 ms).
+	ExportingFor time.Duration
+	// ExportFiles is the number of "partitions", hence data files, an
+	// export writes; items are spread by key and a partition without items
+	// gets an empty file, as in DynamoDB (default 3).
+	ExportFiles int
 }
 
 // DB names one DynamoDB Local database: requests signed with this access
@@ -105,6 +118,7 @@ type Server struct {
 type dbState struct {
 	tables   map[string]*tableState // PITR settings and snapshots, by name
 	restores map[string]*restore    // by target table name
+	exports  []*exportJob           // in start order
 }
 
 type tableState struct {
@@ -143,6 +157,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxSnapshots <= 0 {
 		cfg.MaxSnapshots = 1000
+	}
+	if cfg.ExportingFor == 0 {
+		cfg.ExportingFor = DefaultCreatingFor
+	}
+	if cfg.ExportFiles <= 0 {
+		cfg.ExportFiles = 3
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
@@ -268,7 +288,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var out any
 	var aerr *apiError
 	switch op {
-	case "UpdateContinuousBackups", "DescribeContinuousBackups", "RestoreTableToPointInTime":
+	case "UpdateContinuousBackups", "DescribeContinuousBackups", "RestoreTableToPointInTime",
+		"ExportTableToPointInTime", "DescribeExport", "ListExports":
 		if !signed {
 			writeErr(w, clientErr("MissingAuthenticationTokenException", "Request is missing Authentication Token"))
 			return
@@ -278,6 +299,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out, aerr = s.updateContinuousBackups(r.Context(), db, body)
 		case "DescribeContinuousBackups":
 			out, aerr = s.describeContinuousBackups(r.Context(), db, body)
+		case "ExportTableToPointInTime":
+			out, aerr = s.exportTable(r.Context(), db, body)
+		case "DescribeExport":
+			out, aerr = s.describeExport(db, body)
+		case "ListExports":
+			out, aerr = s.listExports(db, body)
 		default:
 			out, aerr = s.restoreTable(r.Context(), db, body)
 		}
