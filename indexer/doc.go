@@ -80,9 +80,11 @@
 //	changed          uvarint count, then uvarint length + name for each
 //	                 changed attribute
 //
-// A record holds the rest of rewind.ChangeEvent: region, shard ID, stream
-// view type, size, then old image, new image, decode error and raw record,
-// each as uvarint (length+1) + bytes, 0 meaning absent.
+// A record holds the rest of rewind.ChangeEvent: a format byte (1), the
+// sequence number as captured, region, shard ID, stream view type (each
+// uvarint length + bytes), size (varint), then old image, new image, decode
+// error and raw record, each as uvarint (length+1) + bytes, 0 meaning
+// absent.
 //
 // A manifest entry holds the object's ETag (for a local file, its
 // modification time and size), size, and the number of rows, new events and

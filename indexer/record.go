@@ -16,7 +16,8 @@ import (
 type Entry struct {
 	// Micros is the event time in Unix microseconds.
 	Micros int64
-	// Seq is the sequence number without leading zeros.
+	// Seq is the sequence number without leading zeros; the full event
+	// (Store.Event) has it as captured.
 	Seq     []byte
 	EventID []byte
 	Table   []byte
@@ -212,6 +213,9 @@ func decodeEntry(e *Entry, key, value []byte) error {
 // appendRecord appends the record value of ev.
 func appendRecord(dst []byte, ev *rewind.ChangeEvent) []byte {
 	dst = append(dst, 1) // record format
+	// The key holds the sequence number without leading zeros (DynamoDB
+	// Local pads them); the record keeps it as captured.
+	dst = appendBytes(dst, ev.SequenceNumber)
 	dst = appendBytes(dst, ev.Region)
 	dst = appendBytes(dst, ev.ShardID)
 	dst = appendBytes(dst, ev.StreamViewType)
@@ -248,6 +252,7 @@ func eventFrom(e *Entry, rec []byte) (rewind.ChangeEvent, error) {
 		return ev, errors.New("unknown record format")
 	}
 	r := reader{b: rec[1:]}
+	ev.SequenceNumber = string(r.bytes())
 	ev.Region = string(r.bytes())
 	ev.ShardID = string(r.bytes())
 	ev.StreamViewType = string(r.bytes())

@@ -153,6 +153,9 @@ type S3Source struct {
 	// Prefix is the key prefix without slashes at either end; "" for the
 	// whole bucket.
 	Prefix string
+	// PageSize is the MaxKeys of each ListObjectsV2 call. Default 0: S3's
+	// own (1000).
+	PageSize int32
 }
 
 // Name implements Source.
@@ -168,6 +171,9 @@ func (s *S3Source) List(ctx context.Context, fn func(Object) error) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket)}
 	if s.Prefix != "" {
 		in.Prefix = aws.String(s.Prefix + "/")
+	}
+	if s.PageSize > 0 {
+		in.MaxKeys = aws.Int32(s.PageSize)
 	}
 	pg := s3.NewListObjectsV2Paginator(s.API, in)
 	for pg.HasMorePages() {

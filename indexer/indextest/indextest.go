@@ -128,6 +128,10 @@ func (g *Gen) event(at time.Time) rewind.ChangeEvent {
 		Keys:           it.key,
 		SizeBytes:      int64(100 + g.Rng.IntN(300)),
 	}
+	if g.Rng.IntN(4) == 0 {
+		// DynamoDB Local pads sequence numbers to 21 digits.
+		ev.SequenceNumber = fmt.Sprintf("%021d", g.seq)
+	}
 	if g.Rng.Float64() < g.UndecodableFraction {
 		ev.Keys = nil
 		ev.Action = ""
