@@ -233,3 +233,37 @@ func TestKeySetChunksDedupAndLimit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJournal feeds arbitrary bytes to the journal reader and undo's
+// index: they must fail with an error naming the journal, never panic.
+func FuzzJournal(f *testing.F) {
+	f.Add([]byte(`{"op":"start","version":1,"tool":"patch","to":"orders"}` + "\n" +
+		`{"op":"intent","line":1,"key":{"pk":{"S":"a"}},"action":"delete","before":{"pk":{"S":"a"},"n":{"N":"1"}},"after":null}` + "\n" +
+		`{"op":"outcome","line":1,"key":{"pk":{"S":"a"}},"status":"written","old":{"pk":{"S":"a"}}}` + "\n"))
+	f.Add([]byte(`{"op":"intent","line":1,"key":{"pk":{"S":"a"}}}` + "\n"))
+	f.Add([]byte("{\"op\":\"start\",\"to\":\"orders\"}\n{\"op\":\"outcome\",\"key\":{\"pk\":{\"N\":\"x\"}}}\n{torn"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "j")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		idx, err := indexJournal(path, "orders")
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name the journal", err)
+			}
+			return
+		}
+		jf, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer jf.Close()
+		next := idx.chunks(jf, 7)
+		for {
+			if _, err := next(); err != nil {
+				return
+			}
+		}
+	})
+}
