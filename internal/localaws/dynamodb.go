@@ -83,7 +83,9 @@ func RepoRoot() (string, error) {
 	}
 	for _, dir := range starts {
 		for d := dir; ; {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			// The root is rewind's own module, not a nested one such
+			// as bench/.
+			if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && isRewindModule(b) {
 				return d, nil
 			}
 			parent := filepath.Dir(d)
@@ -93,7 +95,18 @@ func RepoRoot() (string, error) {
 			d = parent
 		}
 	}
-	return "", errors.New("cannot find the repository root: no go.mod above the working directory")
+	return "", errors.New("cannot find the repository root: no go.mod of module " + rewindModule + " above the working directory")
+}
+
+const rewindModule = "github.com/ddbrewind/rewind"
+
+func isRewindModule(gomod []byte) bool {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == rewindModule
+		}
+	}
+	return false
 }
 
 // installHint is appended to ErrNotInstalled messages.
