@@ -16,7 +16,10 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ddbrewind/rewind"
 )
@@ -85,24 +88,87 @@ func (e *Export) readFile(r io.Reader, f DataFile, fn func(*rewind.ChangeEvent) 
 	return nil
 }
 
-// line is one line of a data file.
+// line is one line of a data file; each field is nil when absent.
 type line struct {
-	Metadata *struct {
-		WriteTimestampMicros json.RawMessage
-	}
-	Keys     json.RawMessage
-	OldImage json.RawMessage
-	NewImage json.RawMessage
+	Micros                   []byte // Metadata.WriteTimestampMicros
+	Keys, OldImage, NewImage []byte
 }
 
-func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+func present(raw []byte) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// decoders pools JSON decoders: a new one costs a few KB per line.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
+// parseLine splits a data line into its fields. jsontext checks the JSON
+// once, and refuses duplicate names.
+func parseLine(data []byte) (line, error) {
+	var l line
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewReader(data))
+	defer func() {
+		dec.Reset(bytes.NewReader(nil))
+		decoders.Put(dec)
+	}()
+	field := func(obj string, fn func(name string, v jsontext.Value) error) error {
+		if tok, err := dec.ReadToken(); err != nil {
+			return err
+		} else if tok.Kind() != '{' {
+			return fmt.Errorf("%s is not an object", obj)
+		}
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			name := tok.String() // the token is void after the next read
+			v, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			if err := fn(name, v); err != nil {
+				return err
+			}
+		}
+		_, err := dec.ReadToken()
+		return err
+	}
+	err := field("the line", func(name string, v jsontext.Value) error {
+		switch name {
+		case "Keys":
+			l.Keys = bytes.Clone(v)
+		case "OldImage":
+			l.OldImage = bytes.Clone(v)
+		case "NewImage":
+			l.NewImage = bytes.Clone(v)
+		case "Metadata":
+			if v.Kind() != '{' {
+				return errors.New("Metadata is not an object")
+			}
+			var m struct {
+				WriteTimestampMicros json.RawMessage
+			}
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("Metadata: %w", err)
+			}
+			l.Micros = m.WriteTimestampMicros
+		}
+		return nil
+	})
+	if err != nil {
+		return l, err
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return l, errors.New("trailing data after the object")
+	}
+	return l, nil
+}
 
 // decodeLine turns one data line into an event. Errors name the key when
 // it could be read.
 func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
-	var l line
-	if err := json.Unmarshal(data, &l); err != nil {
-		return rewind.ChangeEvent{}, fmt.Errorf("not a JSON object: %w", err)
+	l, err := parseLine(data)
+	if err != nil {
+		return rewind.ChangeEvent{}, fmt.Errorf("not a data line: %w", err)
 	}
 	if !present(l.Keys) {
 		return rewind.ChangeEvent{}, errors.New("no Keys")
@@ -121,8 +187,8 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 		SizeBytes:      int64(len(bytes.TrimRight(data, "\r\n"))),
 		Time:           e.To.Add(-time.Microsecond),
 	}
-	if l.Metadata != nil && present(l.Metadata.WriteTimestampMicros) {
-		micros, err := parseMicros(l.Metadata.WriteTimestampMicros)
+	if present(l.Micros) {
+		micros, err := parseMicros(l.Micros)
 		if err != nil {
 			return ev, fmt.Errorf("key %s: Metadata.WriteTimestampMicros: %w", key, err)
 		}
@@ -158,7 +224,7 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 
 // parseMicros reads WriteTimestampMicros: {"N":"..."} as AWS writes it, or
 // a bare number.
-func parseMicros(raw json.RawMessage) (int64, error) {
+func parseMicros(raw []byte) (int64, error) {
 	s := string(raw)
 	if raw[0] == '{' {
 		var n struct{ N *string }
