@@ -94,9 +94,13 @@ func (c *exportCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	span := pitrexport.Window{From: plan.Windows[0].From, To: plan.Windows[len(plan.Windows)-1].To}
 	title := fmt.Sprintf("EXPORT of %s changes in [%s, %s)", plan.Table, span.From.Format(time.RFC3339Nano), span.To.Format(time.RFC3339Nano))
+	length := plan.Windows[0].Duration()
+	if length > time.Minute {
+		length = length.Round(time.Minute) // split windows differ by fractions of a second
+	}
 	fmt.Fprintf(env.Stderr, "export: %s [%s, %s): %d incremental export(s) of %s to s3://%s/%s (restorable window [%s, %s])\n",
 		plan.Table, span.From.Format(time.RFC3339Nano), span.To.Format(time.RFC3339Nano), len(plan.Windows),
-		roundElapsed(plan.Windows[0].Duration()), plan.Bucket, plan.Prefix,
+		length, plan.Bucket, plan.Prefix,
 		plan.Earliest.Format(time.RFC3339), plan.Latest.Format(time.RFC3339))
 	if *dryRun {
 		for _, w := range plan.Windows {
