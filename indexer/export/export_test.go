@@ -104,6 +104,9 @@ func TestReadMultiFile(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, ev := range evs {
+		if id, from, to, ok := rewind.ParseExportShardID(ev.ShardID); !ok || id != e.ID || !from.Equal(e.From) || !to.Equal(e.To) {
+			t.Errorf("event %s: shard id %q does not name the export and its window", ev.EventID, ev.ShardID)
+		}
 		if ev.Table != "orders" || ev.Region != "eu-west-1" || ev.StreamViewType != ViewNewAndOld || ev.SequenceNumber != "" || ev.SizeBytes < 100 {
 			t.Errorf("event %s: table %q region %q view %q seq %q size %d", ev.EventID, ev.Table, ev.Region, ev.StreamViewType, ev.SequenceNumber, ev.SizeBytes)
 		}
