@@ -2,15 +2,17 @@ package query
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ddbrewind/rewind"
@@ -56,22 +58,29 @@ func KeySet(ctx context.Context, st *indexer.Store, q Query, w io.Writer, o KeyS
 }
 
 type agg struct {
-	id          string // table 0x00 canonical key: the key set's order
-	tableLen    int
-	tenant      string
-	first, last int64
-	count       int64
-	actions     uint8 // bit i: actionByIndex[i]
+	idOff, idLen int32 // table 0x00 canonical key, in the arena: the key set's order
+	tableLen     int32
+	next         int32 // next item with the same hash, -1 at the end
+	tenant       int32 // index in aggregator.tenants; no pointers, so the GC skips items
+	first, last  int64
+	count        int64
+	actions      uint8 // bit i: actionByIndex[i]
 }
 
+// aggregator folds events into one entry per item. Item ids live in one
+// arena and are found by hash, so an event costs no allocation; a tenant's
+// key set of 10,000 items is mostly this loop and the sort.
 type aggregator struct {
-	o     KeySetOptions
-	w     io.Writer
-	idx   map[string]int32
-	items []agg
-	buf   []byte
-	kw    *rewind.KeySetWriter // once spilled
-	gate  *gateWriter
+	o       KeySetOptions
+	w       io.Writer
+	seed    maphash.Seed
+	heads   map[uint64]int32
+	items   []agg
+	arena   []byte
+	buf     []byte
+	tenants []string             // tenant names; tenants[0] is ""
+	kw      *rewind.KeySetWriter // once spilled
+	gate    *gateWriter
 }
 
 // gateWriter lets an aborted KeySetWriter close (removing its runs) without
@@ -89,26 +98,40 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 }
 
 func newAggregator(o KeySetOptions, w io.Writer) *aggregator {
-	return &aggregator{o: o, w: w, idx: map[string]int32{}}
+	return &aggregator{o: o, w: w, seed: maphash.MakeSeed(), heads: map[uint64]int32{}, tenants: []string{""}}
 }
+
+func (a *aggregator) id(it *agg) []byte { return a.arena[it.idOff : it.idOff+it.idLen] }
 
 func (a *aggregator) add(e *indexer.Entry) error {
 	a.buf = append(append(append(a.buf[:0], e.Table...), 0), e.Key...)
-	i, ok := a.idx[string(a.buf)]
+	h := maphash.Bytes(a.seed, a.buf)
+	i, ok := a.heads[h]
+	for ok && !bytes.Equal(a.id(&a.items[i]), a.buf) {
+		i = a.items[i].next
+		ok = i >= 0
+	}
 	if !ok {
 		if len(a.items) >= a.o.MaxItems {
 			if err := a.spill(); err != nil {
 				return err
 			}
 		}
+		next, chained := a.heads[h]
+		if !chained {
+			next = -1
+		}
 		i = int32(len(a.items))
-		id := string(a.buf)
-		a.idx[id] = i
-		a.items = append(a.items, agg{id: id, tableLen: len(e.Table), tenant: string(e.Tenant), first: e.Micros, last: e.Micros})
+		a.heads[h] = i
+		a.items = append(a.items, agg{
+			idOff: int32(len(a.arena)), idLen: int32(len(a.buf)), tableLen: int32(len(e.Table)), next: next,
+			tenant: a.tenantIndex(e.Tenant), first: e.Micros, last: e.Micros,
+		})
+		a.arena = append(a.arena, a.buf...)
 	}
 	it := &a.items[i]
-	if it.tenant == "" && len(e.Tenant) > 0 {
-		it.tenant = string(e.Tenant)
+	if it.tenant == 0 && len(e.Tenant) > 0 {
+		it.tenant = a.tenantIndex(e.Tenant)
 	}
 	if e.Micros < it.first {
 		it.first = e.Micros
@@ -121,15 +144,34 @@ func (a *aggregator) add(e *indexer.Entry) error {
 	return nil
 }
 
+// tenantIndex returns the index of tenant in a.tenants, adding it. The
+// last one added is checked first: a tenant's scan meets only its own.
+func (a *aggregator) tenantIndex(tenant []byte) int32 {
+	if len(tenant) == 0 {
+		return 0
+	}
+	if last := len(a.tenants) - 1; a.tenants[last] == string(tenant) {
+		return int32(last)
+	}
+	for i, t := range a.tenants {
+		if t == string(tenant) {
+			return int32(i)
+		}
+	}
+	a.tenants = append(a.tenants, string(tenant))
+	return int32(len(a.tenants) - 1)
+}
+
 var actionByIndex = [4]rewind.Action{"", rewind.ActionInsert, rewind.ActionModify, rewind.ActionRemove}
 
-func (it *agg) entry() (rewind.KeySetEntry, error) {
-	k, _, err := rewind.DecodeKey([]byte(it.id[it.tableLen+1:]))
+func (a *aggregator) entry(it *agg) (rewind.KeySetEntry, error) {
+	id := a.id(it)
+	k, _, err := rewind.DecodeKey(id[it.tableLen+1:])
 	if err != nil {
 		return rewind.KeySetEntry{}, err
 	}
 	e := rewind.KeySetEntry{
-		Table: it.id[:it.tableLen], Key: k, Tenant: it.tenant,
+		Table: string(id[:it.tableLen]), Key: k, Tenant: a.tenants[it.tenant],
 		First: time.UnixMicro(it.first).UTC(), Last: time.UnixMicro(it.last).UTC(), Count: it.count,
 	}
 	for i := 1; i < 4; i++ {
@@ -149,7 +191,7 @@ func (a *aggregator) spill() error {
 		a.kw.TempDir = a.o.TempDir
 	}
 	for i := range a.items {
-		e, err := a.items[i].entry()
+		e, err := a.entry(&a.items[i])
 		if err != nil {
 			return err
 		}
@@ -158,7 +200,8 @@ func (a *aggregator) spill() error {
 		}
 	}
 	a.items = a.items[:0]
-	clear(a.idx)
+	a.arena = a.arena[:0]
+	clear(a.heads)
 	return nil
 }
 
@@ -178,36 +221,81 @@ func (a *aggregator) write() (int64, error) {
 		err := a.kw.Close()
 		return a.kw.Written(), err
 	}
-	slices.SortFunc(a.items, func(x, y agg) int { return strings.Compare(x.id, y.id) })
+	order := a.sorted()
 	bw := bufio.NewWriterSize(a.w, 64<<10)
 	var line []byte
-	for i := range a.items {
+	for n, i := range order {
 		var err error
-		line, err = appendKeySetLine(line[:0], &a.items[i])
+		line, err = appendKeySetLine(line[:0], a.id(&a.items[i]), a.tenants[a.items[i].tenant], &a.items[i])
 		if err != nil {
-			return int64(i), err
+			return int64(n), err
 		}
 		if _, err := bw.Write(line); err != nil {
-			return int64(i), err
+			return int64(n), err
 		}
 	}
-	return int64(len(a.items)), bw.Flush()
+	return int64(len(order)), bw.Flush()
+}
+
+// sorted returns the items' indexes in key-set order (table, then
+// canonical key). The ids of one query share a long prefix (table, key
+// attribute names, often the partition key), so the sort compares the 8
+// bytes after the common prefix as an integer and the full ids only on a
+// tie.
+func (a *aggregator) sorted() []int32 {
+	if len(a.items) == 0 {
+		return nil
+	}
+	first := a.id(&a.items[0])
+	lcp := len(first)
+	for i := range a.items[1:] {
+		id := a.id(&a.items[i+1])
+		n := min(lcp, len(id))
+		j := 0
+		for j < n && id[j] == first[j] {
+			j++
+		}
+		lcp = j
+	}
+	type ent struct {
+		pfx uint64
+		i   int32
+	}
+	ents := make([]ent, len(a.items))
+	var b [8]byte
+	for i := range a.items {
+		id := a.id(&a.items[i])
+		b = [8]byte{}
+		copy(b[:], id[lcp:])
+		ents[i] = ent{binary.BigEndian.Uint64(b[:]), int32(i)}
+	}
+	slices.SortFunc(ents, func(x, y ent) int {
+		if x.pfx != y.pfx {
+			return cmp.Compare(x.pfx, y.pfx)
+		}
+		return bytes.Compare(a.id(&a.items[x.i]), a.id(&a.items[y.i]))
+	})
+	out := make([]int32, len(ents))
+	for i, e := range ents {
+		out[i] = e.i
+	}
+	return out
 }
 
 // appendKeySetLine appends the item's key-set line and a newline, byte for
 // byte as rewind.KeySetEntry.AppendJSON writes it, without decoding the key
 // into attribute values.
-func appendKeySetLine(dst []byte, it *agg) ([]byte, error) {
+func appendKeySetLine(dst, id []byte, tenant string, it *agg) ([]byte, error) {
 	dst = append(dst, `{"table":`...)
-	dst = appendJSONString(dst, it.id[:it.tableLen])
+	dst = appendJSONString(dst, id[:it.tableLen])
 	dst = append(dst, `,"key":`...)
 	var err error
-	dst, err = appendKeyJSON(dst, it.id[it.tableLen+1:])
+	dst, err = appendKeyJSON(dst, id[it.tableLen+1:])
 	if err != nil {
 		return dst, err
 	}
 	dst = append(dst, `,"tenant":`...)
-	dst = appendJSONString(dst, it.tenant)
+	dst = appendJSONString(dst, tenant)
 	dst = append(dst, `,"first":"`...)
 	dst = time.UnixMicro(it.first).UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","last":"`...)
@@ -230,23 +318,25 @@ func appendKeySetLine(dst []byte, it *agg) ([]byte, error) {
 	return append(dst, "]}\n"...), nil
 }
 
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	out, _ := jsontext.AppendQuote(dst, s) // as rewind does: invalid UTF-8 is replaced
 	return out
 }
 
 // appendKeyJSON appends a canonical key encoding as DynamoDB JSON, as
 // rewind.Key.AppendJSON does: attributes in name order.
-func appendKeyJSON(dst []byte, enc string) ([]byte, error) {
-	bad := errors.New("bad key encoding")
-	n, off := binary.Uvarint([]byte(enc[:min(len(enc), binary.MaxVarintLen64)]))
+var errBadKey = errors.New("bad key encoding")
+
+func appendKeyJSON(dst, enc []byte) ([]byte, error) {
+	bad := errBadKey
+	n, off := binary.Uvarint(enc)
 	if off <= 0 || n == 0 || n > 2 {
 		return dst, bad
 	}
-	str := func() (string, bool) {
-		l, m := binary.Uvarint([]byte(enc[off:min(len(enc), off+binary.MaxVarintLen64)]))
+	str := func() ([]byte, bool) {
+		l, m := binary.Uvarint(enc[off:])
 		if m <= 0 || uint64(len(enc)-off-m) < l {
-			return "", false
+			return nil, false
 		}
 		s := enc[off+m : off+m+int(l)]
 		off += m + int(l)
@@ -277,7 +367,7 @@ func appendKeyJSON(dst []byte, enc string) ([]byte, error) {
 			dst = appendJSONString(dst, val)
 		case 'B':
 			dst = append(dst, `:{"B":"`...)
-			dst = base64.StdEncoding.AppendEncode(dst, []byte(val))
+			dst = base64.StdEncoding.AppendEncode(dst, val)
 			dst = append(dst, '"')
 		default:
 			return dst, fmt.Errorf("bad key encoding: type %q", typ)
