@@ -34,9 +34,13 @@ that never had rewind's capture. Then index each export:
 Checks first that PITR is on and that the window is inside its restorable
 period. An export covers 15 minutes to 24 hours; a longer window is split
 into equal consecutive exports. Each export holds one line per changed
-item: its state before the window, after it, and its last write time, not
-every write. Rerunning with the same absolute --from/--to returns the
-exports already started (for 8 hours) instead of starting new ones.
+item: its state at the export's start (old image), at its end (new
+image), and its last write time, not every write. So give as --from the
+time you would restore to, just before the bad deploy: the old images of
+the first export are then the state to go back to.
+
+Rerunning with the same absolute --from/--to returns the exports already
+started (for 8 hours) instead of starting new ones.
 
 Times: RFC 3339 with a zone (2025-03-01T14:05:00Z), epoch seconds, or
 relative (-2h, -90m, -3d). PITR's latest restorable time lags about five
