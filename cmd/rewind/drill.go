@@ -76,6 +76,9 @@ type drill struct {
 
 	steps    []drillStep
 	stackOff []func()
+
+	fromHistory bool // patch from the history, not a restored table
+	compare     bool // and check both plan the same patch
 }
 
 type drillStep struct {
@@ -101,6 +104,8 @@ type drillOutcome struct {
 	Items       int     `json:"items"`
 	Wrong       int     `json:"wrongItems"`
 	Seconds     float64 `json:"seconds"`
+	Source      string  `json:"source"`
+	SamePlan    *bool   `json:"samePlanAsRestore,omitempty"`
 	FirstFailed string  `json:"firstFailure,omitempty"`
 }
 
@@ -165,11 +170,16 @@ func (c *drillCmd) Run(ctx context.Context, env *Env, args []string) error {
 	junk := fs.Int("bug-junk", 4, "junk items the bug creates, per affected tenant")
 	batch := fs.Int("batch-size", 100, "records per capture invocation (the event source mapping's BatchSize)")
 	work := fs.String("workdir", "", "where the runbook's files go (key sets, journal, index); default: a temporary directory, removed at the end")
+	fromHistory := fs.Bool("from-history", false, "patch from the captured history (patch --from-history --at T) instead of a restored table, skipping the restore")
+	compare := fs.Bool("compare-restore", false, "with --from-history: also restore, and check that both sources plan the same patch, key for key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *all {
 		*affected = *tenants
+	}
+	if *compare && !*fromHistory {
+		return usagef("--compare-restore goes with --from-history")
 	}
 	switch {
 	case *tenants < 1 || *affected < 1 || *affected > *tenants:
@@ -195,6 +205,7 @@ func (c *drillCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	defer d.stopStack()
 	start := time.Now()
+	d.fromHistory, d.compare = *fromHistory, *compare
 	out, err := d.play(ctx, *tenants, *affected, *all, *changes, *modify, *del, *junk, *batch)
 	out.Seconds = time.Since(start).Seconds()
 	d.printTimeline(time.Since(start))
@@ -265,18 +276,40 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 	var restoreAt time.Time
 	var before map[string]rewind.Item
+	if d.fromHistory {
+		// DynamoDB Local stamps stream records to the minute: for the
+		// history to tell the state before the deploy from after it, the
+		// deploy must start in a minute of its own.
+		next := time.Now().Truncate(time.Minute).Add(time.Minute)
+		if err := d.step("wait", fmt.Sprintf("%s for the next minute: DynamoDB Local stamps stream records to the minute, and the history must tell before the deploy from after", time.Until(next).Round(time.Second)), func() (string, error) {
+			select {
+			case <-time.After(time.Until(next)):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			return "minute " + next.UTC().Format("15:04"), nil
+		}); err != nil {
+			return out, err
+		}
+	}
 	if err := d.step("PITR point", "the state just before the deploy, as point-in-time recovery keeps it", func() (string, error) {
 		// Restore times go to DynamoDB in whole milliseconds; PITR is
 		// per second anyway. Nothing writes between this instant and the
 		// snapshot below.
 		restoreAt = time.Now().UTC().Truncate(time.Second)
+		if d.fromHistory {
+			// The last instant of the minute before the deploy's.
+			restoreAt = time.Now().UTC().Truncate(time.Minute).Add(-time.Millisecond)
+		}
 		before = maps.Clone(gen.Live())
 		err := d.pitr.Snapshot(ctx, d.db, drillTable, restoreAt)
 		return "restore point " + restoreAt.Format(time.RFC3339Nano), err
 	}); err != nil {
 		return out, err
 	}
-	time.Sleep(time.Until(restoreAt.Add(time.Second))) // the deploy comes after the restore point's second
+	if !d.fromHistory {
+		time.Sleep(time.Until(restoreAt.Add(time.Second))) // the deploy comes after the restore point's second
+	}
 
 	var bugs []traffic.Bug
 	bugStart := time.Now().UTC()
@@ -305,12 +338,12 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 
 	store := filepath.Join(d.work, "index")
-	source := "s3://" + drillBucket + "/" + drillPrefix
+	capture := "s3://" + drillBucket + "/" + drillPrefix
 	if err := d.step("notice", "capture has the changes: index them and look at the timeline", func() (string, error) {
 		if err := d.capture(ctx); err != nil {
 			return "", err
 		}
-		if _, _, err := d.rewind(ctx, "", "index", "--source", source, "--store", store); err != nil {
+		if _, _, err := d.rewind(ctx, "", "index", "--source", capture, "--store", store); err != nil {
 			return "", err
 		}
 		if _, _, err := d.rewind(ctx, "-", "stats", "--store", store, "--from", "-5m", "--bucket", "1m", "--top", "10"); err != nil {
@@ -346,12 +379,22 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 
-	if err := d.step("restore", "restore orders as it was just before the deploy, into a new table", func() (string, error) {
-		_, _, err := d.rewind(ctx, "", "restore", "--table", drillTable, "--time", restoreAt.Format(time.RFC3339Nano),
-			"--to-table", drillRestored, "--no-indexes", "--wait", "--poll", "200ms")
-		return drillRestored + " is ACTIVE", err
-	}); err != nil {
-		return out, err
+	// The wanted state of each impacted item: the restored table, or the
+	// history as of the restore point.
+	source := []string{"--from", drillRestored}
+	out.Source = "restore"
+	if d.fromHistory {
+		source = []string{"--from-history", "--at", restoreAt.Format(time.RFC3339Nano), "--store", store}
+		out.Source = "history"
+	}
+	if !d.fromHistory || d.compare {
+		if err := d.step("restore", "restore orders as it was just before the deploy, into a new table", func() (string, error) {
+			_, _, err := d.rewind(ctx, "", "restore", "--table", drillTable, "--time", restoreAt.Format(time.RFC3339Nano),
+				"--to-table", drillRestored, "--no-indexes", "--wait", "--poll", "200ms")
+			return drillRestored + " is ACTIVE", err
+		}); err != nil {
+			return out, err
+		}
 	}
 
 	keys := filepath.Join(d.work, "impacted.jsonl")
@@ -359,7 +402,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		if err := d.capture(ctx); err != nil {
 			return "", err
 		}
-		if _, _, err := d.rewind(ctx, "", "index", "--source", source, "--store", store); err != nil {
+		if _, _, err := d.rewind(ctx, "", "index", "--source", capture, "--store", store); err != nil {
 			return "", err
 		}
 		from := bugStart.Truncate(time.Minute).Format(time.RFC3339)
@@ -385,10 +428,22 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 
-	if err := d.step("patch dry run", "plan every key against the restored table; nothing is written", func() (string, error) {
-		plan, _, err := d.rewind(ctx, filepath.Join(d.work, "plan.jsonl"), "patch", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--progress", "0")
+	if err := d.step("patch dry run", "plan every key against the wanted state ("+out.Source+"); nothing is written", func() (string, error) {
+		plan, _, err := d.rewind(ctx, filepath.Join(d.work, "plan.jsonl"), append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--progress", "0")...)
 		if err != nil {
 			return "", err
+		}
+		if d.compare {
+			fromRestore, _, err := d.rewind(ctx, filepath.Join(d.work, "plan-from-restore.jsonl"), "patch", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--progress", "0")
+			if err != nil {
+				return "", err
+			}
+			same := bytes.Equal(plan, fromRestore)
+			out.SamePlan = &same
+			if !same {
+				return "", fmt.Errorf("the history and the restored table plan different patches (see plan.jsonl and plan-from-restore.jsonl in %s)", d.work)
+			}
+			fmt.Fprintln(d.env.Stderr, "    the history and the restored table plan the same patch, key for key")
 		}
 		counts := countField(plan, "action")
 		out.Restore, out.Delete, out.Unchanged, out.Absent = counts["restore"], counts["delete"], counts["unchanged"], counts["absent"]
@@ -398,7 +453,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 	journal := filepath.Join(d.work, "patch.journal")
 	if err := d.step("patch two", "try it on the first two keys", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", "patch", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch --limit 2: exit %d: %s", code, res)
 		}
@@ -407,7 +462,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("patch", "all keys, journaled, with conditional writes", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", "patch", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--yes", "--journal", journal, "--progress", "0")
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--yes", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch: exit %d (%d conflicts)", code, out.Conflicts)
@@ -416,8 +471,8 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}); err != nil {
 		return out, err
 	}
-	if err := d.step("verify", "every impacted item equals the restored one", func() (string, error) {
-		_, code, err := d.rewind(ctx, filepath.Join(d.work, "verify.jsonl"), "verify", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--progress", "0")
+	if err := d.step("verify", "every impacted item equals its wanted state ("+out.Source+")", func() (string, error) {
+		_, code, err := d.rewind(ctx, filepath.Join(d.work, "verify.jsonl"), append(append([]string{"verify", "--keys", keys}, source...), "--to", drillTable, "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = errors.New("verify found items that differ")
 		}

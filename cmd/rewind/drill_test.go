@@ -54,6 +54,9 @@ func TestDrill(t *testing.T) {
 	}{
 		{"two-tenants", []string{"--tenants", "4", "--affected", "2", "--changes", "300"}},
 		{"all-tenants", []string{"--tenants", "3", "--all", "--changes", "300"}},
+		// Patching from the history gives the same plan, key for key, as
+		// patching from the restore.
+		{"from-history", []string{"--tenants", "4", "--affected", "2", "--changes", "300", "--from-history", "--compare-restore"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			keepAWSEnv(t)
@@ -73,6 +76,9 @@ func TestDrill(t *testing.T) {
 			// removed meanwhile) absent or unchanged.
 			if o.Found != o.Damaged || o.Restore+o.Delete+o.Unchanged+o.Absent != o.Found || o.Restore == 0 || o.Delete == 0 || o.Conflicts != 0 {
 				t.Fatalf("damaged %d, found %d, restore %d, delete %d, unchanged %d, absent %d, conflicts %d", o.Damaged, o.Found, o.Restore, o.Delete, o.Unchanged, o.Absent, o.Conflicts)
+			}
+			if strings.Contains(tc.name, "history") && (o.Source != "history" || o.SamePlan == nil || !*o.SamePlan) {
+				t.Fatalf("history drill: source %q, same plan as restore %v", o.Source, o.SamePlan)
 			}
 			if o.Refused == 0 {
 				t.Errorf("the guard refused no write while read-only")

@@ -72,11 +72,18 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
 	var pf patchFlags
 	pf.register(fs, true)
+	var hf historyFlags
+	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *keys == "" || *from == "" || *to == "" {
-		return usagef("--keys, --from and --to are required")
+	hist, closeHist, err := hf.source(env, *from, *to)
+	if err != nil {
+		return err
+	}
+	defer closeHist()
+	if *keys == "" || (*from == "" && hist == nil) || *to == "" {
+		return usagef("--keys, --to and --from (or --from-history --at T) are required")
 	}
 	if *from == *to {
 		return usagef("--from and --to are both %q: patch from the restored copy into production, never a table into itself", *to)
@@ -106,6 +113,9 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 		Journal: *journal, Resume: *resume,
 		Out: out, Log: env.Log,
 	}
+	if hist != nil {
+		cfg.Source = hist
+	}
 	pf.apply(&cfg, env)
 	sum, err := patch.Patch(ctx, client, cfg)
 	out.Flush()
@@ -129,7 +139,10 @@ func finishPatch(env *Env, sum *patch.Summary, err error) error {
 	}
 	if sum.Partial() {
 		if sum.Tool == "verify" {
-			return partialf("%d of %d keys differ (listed on stdout)", sum.Mismatches(), sum.Keys)
+			return partialf("%d of %d keys differ, %d unknown (listed on stdout)", sum.Mismatches(), sum.Keys, sum.Unknown)
+		}
+		if sum.Unknown > 0 {
+			return partialf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", sum.Unknown, sum.Conflicts, sum.Failures)
 		}
 		return partialf("%d conflicts and %d failures (listed on stdout); rerun without --resume to retry them, --force to overwrite conflicts", sum.Conflicts, sum.Failures)
 	}

@@ -26,11 +26,18 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
 	var pf patchFlags
 	pf.register(fs, false)
+	var hf historyFlags
+	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *keys == "" || *from == "" || *to == "" {
-		return usagef("--keys, --from and --to are required")
+	hist, closeHist, err := hf.source(env, *from, *to)
+	if err != nil {
+		return err
+	}
+	defer closeHist()
+	if *keys == "" || (*from == "" && hist == nil) || *to == "" {
+		return usagef("--keys, --to and --from (or --from-history --at T) are required")
 	}
 	if *from == *to {
 		return usagef("--from and --to are both %q", *to)
@@ -50,6 +57,9 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	cfg := patch.Config{Keys: *keys, From: *from, To: *to, Shard: sh, Out: out, Log: env.Log}
+	if hist != nil {
+		cfg.Source = hist
+	}
 	pf.apply(&cfg, env)
 	sum, err := patch.Verify(ctx, client, cfg)
 	out.Flush()

@@ -190,11 +190,23 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 		keys[i] = s.Key
 	}
 	var want, cur []rewind.Item
+	var unknown []string
 	g, gctx := errgroup.WithContext(ctx)
 	if !c.wantGiven {
 		g.Go(func() error {
 			var err error
-			want, err = e.source.Get(gctx, keys)
+			if ss, ok := e.source.(StateSource); ok {
+				var states []State
+				states, err = ss.States(gctx, keys)
+				if err == nil && len(states) == len(keys) {
+					want, unknown = make([]rewind.Item, len(keys)), make([]string, len(keys))
+					for i, st := range states {
+						want[i], unknown[i] = st.Item, st.Unknown
+					}
+				}
+			} else {
+				want, err = e.source.Get(gctx, keys)
+			}
 			if err == nil && len(want) != len(keys) {
 				err = fmt.Errorf("source returned %d items for %d keys", len(want), len(keys))
 			}
@@ -219,6 +231,9 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 		s.Before = cur[i]
 		if !c.wantGiven {
 			s.After = want[i]
+			if unknown != nil {
+				s.Unknown = unknown[i]
+			}
 		}
 		s.classify()
 	}
@@ -256,6 +271,8 @@ func (e *engine) dispatch(ctx context.Context, planned <-chan *chunk, writes cha
 					continue
 				}
 				switch {
+				case s.Action == ActionUnknown:
+					e.print(s.AppendJSON) // listed, never guessed
 				case !s.writes():
 				case s.Conflict != "" && !e.cfg.Force:
 					conflicts = append(conflicts, s)

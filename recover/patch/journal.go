@@ -308,6 +308,7 @@ type Counts struct {
 	Delete    int64 `json:"delete"`
 	Unchanged int64 `json:"unchanged"`
 	Absent    int64 `json:"absent"`
+	Unknown   int64 `json:"unknown,omitempty"`
 	Written   int64 `json:"written"`
 	Conflicts int64 `json:"conflicts"`
 	Failures  int64 `json:"failures"`
@@ -319,6 +320,7 @@ func (c *Counts) add(o Counts) {
 	c.Delete += o.Delete
 	c.Unchanged += o.Unchanged
 	c.Absent += o.Absent
+	c.Unknown += o.Unknown
 	c.Written += o.Written
 	c.Conflicts += o.Conflicts
 	c.Failures += o.Failures
@@ -335,6 +337,8 @@ func (c *Counts) addAction(a Action) {
 		c.Unchanged++
 	case ActionAbsent:
 		c.Absent++
+	case ActionUnknown:
+		c.Unknown++
 	}
 }
 

@@ -107,7 +107,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		cpBase: cpBase,
 	}
 	if tool == "verify" {
-		e.emit = func(s *Step) bool { return s.writes() }
+		e.emit = func(s *Step) bool { return s.writes() || s.Action == ActionUnknown }
 	}
 	if cfg.Rate > 0 {
 		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
@@ -316,9 +316,9 @@ type Summary struct {
 // (or, for verify, keys that differ).
 func (s *Summary) Partial() bool {
 	if s.Tool == "verify" {
-		return s.Mismatches() > 0
+		return s.Mismatches() > 0 || s.Unknown > 0
 	}
-	return s.Conflicts > 0 || s.Failures > 0
+	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0
 }
 
 // Mismatches is the number of keys whose production item is not the
@@ -371,6 +371,9 @@ func (s *Summary) String() string {
 		row("delete", s.Delete)
 		row("unchanged", s.Unchanged)
 		row("absent", s.Absent)
+	}
+	if s.Unknown > 0 {
+		fmt.Fprintf(&b, "  %-10s %d (the history cannot prove their state: listed on stdout, left for a table restore)\n", "unknown", s.Unknown)
 	}
 	if !s.DryRun {
 		row("written", s.Written)

@@ -25,6 +25,10 @@ const (
 	ActionUnchanged Action = "unchanged"
 	// ActionAbsent does nothing: the item exists in neither.
 	ActionAbsent Action = "absent"
+	// ActionUnknown does nothing: the source cannot prove the wanted state
+	// (a StateSource said why). The key is listed and left for another
+	// source, such as a table restore; the run is partial.
+	ActionUnknown Action = "unknown"
 )
 
 // Step is the plan for one key.
@@ -39,6 +43,9 @@ type Step struct {
 	Before rewind.Item
 	// After is the wanted item. Nil when the item should not exist.
 	After rewind.Item
+	// Unknown, when not empty, says why the source cannot tell the
+	// wanted state (see StateSource); the step is ActionUnknown.
+	Unknown string
 	// Conflict, when not empty, says why the plan must not touch this key
 	// without Force (Undo: the item is neither what the patch wrote nor
 	// what it replaced).
@@ -57,6 +64,10 @@ type Step struct {
 
 // classify sets Action from Before and After.
 func (s *Step) classify() {
+	if s.Unknown != "" {
+		s.Action = ActionUnknown
+		return
+	}
 	switch {
 	case s.After == nil && s.Before == nil:
 		s.Action = ActionAbsent
@@ -131,6 +142,10 @@ func (s *Step) AppendJSON(dst []byte) []byte {
 	if s.Conflict != "" {
 		dst = append(dst, `,"conflict":`...)
 		dst = appendString(dst, s.Conflict)
+	}
+	if s.Unknown != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendString(dst, s.Unknown)
 	}
 	dst = append(dst, `,"diff":[`...)
 	for i, d := range s.Diff() {

@@ -22,6 +22,26 @@ type Source interface {
 	Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error)
 }
 
+// State is the wanted state of one item as a StateSource gives it.
+type State struct {
+	// Item is the wanted item; nil where the item should not exist.
+	Item rewind.Item
+	// Unknown, when not empty, says why the source cannot tell the wanted
+	// state. The patcher then leaves the key alone and lists it (action
+	// "unknown"); it never guesses.
+	Unknown string
+}
+
+// StateSource is a Source that may be unable to tell some keys' wanted
+// state: one that rebuilds item states from a change history, where an
+// item's history may not reach back far enough. The patcher uses States
+// when a Source has it.
+type StateSource interface {
+	Source
+	// States returns the wanted state of each key, in the order of keys.
+	States(ctx context.Context, keys []rewind.Key) ([]State, error)
+}
+
 // ItemReader reads items by key.
 type ItemReader interface {
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
