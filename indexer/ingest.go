@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -18,9 +19,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ddbrewind/rewind"
 	"github.com/parquet-go/parquet-go"
 	"golang.org/x/sync/errgroup"
@@ -237,7 +236,11 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 			return nil
 		})
 	}
+	// The committer collects batches; the flusher writes and ingests them,
+	// one at a time and in order, while the next one is collected.
+	in.flushes = make(chan []*decoded)
 	g.Go(func() error {
+		defer close(in.flushes)
 		for c := range order {
 			var d *decoded
 			select {
@@ -249,7 +252,15 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 				return err
 			}
 		}
-		return in.flush(gctx)
+		return in.handOff(gctx)
+	})
+	g.Go(func() error {
+		for b := range in.flushes {
+			if err := in.flush(gctx, b); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	err = g.Wait()
 	in.report(true)
@@ -274,6 +285,8 @@ type ingest struct {
 
 	batch      []*decoded
 	batchBytes int
+	flushes    chan []*decoded // to the flusher
+	nflush     int             // batches flushed; the flusher's own
 	failed     []*ObjectError
 	lastReport time.Time
 
@@ -318,7 +331,7 @@ func (in *ingest) add(ctx context.Context, d *decoded) error {
 	in.batch = append(in.batch, d)
 	in.batchBytes += d.bytes()
 	if in.batchBytes >= in.cfg.BatchBytes || (in.cfg.BatchObjects > 0 && len(in.batch) >= in.cfg.BatchObjects) {
-		if err := in.flush(ctx); err != nil {
+		if err := in.handOff(ctx); err != nil {
 			return err
 		}
 	}
@@ -457,29 +470,36 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	return nil
 }
 
-// flush writes the batch as sstables and ingests them in one atomic step.
-func (in *ingest) flush(ctx context.Context) error {
+// handOff passes the batch collected so far to the flusher.
+func (in *ingest) handOff(ctx context.Context) error {
 	if len(in.batch) == 0 {
 		return nil
 	}
+	select {
+	case in.flushes <- in.batch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	in.batch, in.batchBytes = nil, 0
+	return nil
+}
+
+// flush writes a batch as sstables and ingests them in one atomic step.
+// Only the flusher goroutine calls it.
+func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s := in.s
 	var all []*pending
-	for oi, d := range in.batch {
+	for oi, d := range batch {
 		for j := range d.evs {
 			d.evs[j].obj = int32(oi)
 			all = append(all, &d.evs[j])
 		}
 	}
 	// Time order; the first object in listing order keeps a duplicate.
-	slices.SortFunc(all, func(a, b *pending) int {
-		if c := bytes.Compare(a.t, b.t); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.obj, b.obj)
-	})
+	sortPending(all, func(p *pending) []byte { return p.t })
 	for j := 1; j < len(all); j++ {
 		if bytes.Equal(all[j].t, all[j-1].t) {
 			all[j].dup = true
@@ -494,7 +514,7 @@ func (in *ingest) flush(ctx context.Context) error {
 			live = append(live, p)
 		}
 	}
-	newByObj := make([]int64, len(in.batch))
+	newByObj := make([]int64, len(batch))
 	for _, p := range live {
 		newByObj[p.obj]++
 	}
@@ -504,7 +524,7 @@ func (in *ingest) flush(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		path := filepath.Join(s.tmpDir(), fmt.Sprintf("%06d-%s.sst", in.p.Batches, space))
+		path := filepath.Join(s.tmpDir(), fmt.Sprintf("%06d-%s.sst", in.nflush, space))
 		if err := s.writeSST(path, n, kv); err != nil {
 			return fmt.Errorf("store %s: write %s: %w", s.dir, path, err)
 		}
@@ -521,7 +541,7 @@ func (in *ingest) flush(ctx context.Context) error {
 	if err := write("t", len(live), func(j int) ([]byte, []byte) { return live[j].t, live[j].sum }); err != nil {
 		return err
 	}
-	slices.SortFunc(live, func(a, b *pending) int { return bytes.Compare(a.n, b.n) })
+	sortPending(live, func(p *pending) []byte { return p.n })
 	if err := write("n", len(live), func(j int) ([]byte, []byte) { return live[j].n, live[j].sum }); err != nil {
 		return err
 	}
@@ -531,7 +551,7 @@ func (in *ingest) flush(ctx context.Context) error {
 			items = append(items, p)
 		}
 	}
-	slices.SortFunc(items, func(a, b *pending) int { return bytes.Compare(a.i, b.i) })
+	sortPending(items, func(p *pending) []byte { return p.i })
 	if err := write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sum }); err != nil {
 		return err
 	}
@@ -541,7 +561,7 @@ func (in *ingest) flush(ctx context.Context) error {
 	var meta []kv
 	var rows, dups int64
 	tables := map[string]bool{}
-	for oi, d := range in.batch {
+	for oi, d := range batch {
 		info := ObjectInfo{
 			Name: d.obj.Name, ETag: d.etag, Size: d.size,
 			Rows: int64(len(d.evs)), New: newByObj[oi], Duplicates: int64(len(d.evs)) - newByObj[oi],
@@ -570,25 +590,94 @@ func (in *ingest) flush(ctx context.Context) error {
 	}
 	if err := s.db.Ingest(ctx, paths); err != nil {
 		return fmt.Errorf("store %s: ingest batch of %d objects (%s ... %s): %w",
-			s.dir, len(in.batch), in.batch[0].obj.Name, in.batch[len(in.batch)-1].obj.Name, err)
+			s.dir, len(batch), batch[0].obj.Name, batch[len(batch)-1].obj.Name, err)
 	}
 	for _, p := range paths {
 		os.Remove(p)
 	}
 	in.count = newCount
+	in.nflush++
 	in.mu.Lock()
 	in.p.Batches++
-	in.p.Ingested += len(in.batch)
+	in.p.Ingested += len(batch)
 	in.p.Rows += rows
 	in.p.Events += int64(len(live))
 	in.p.Duplicates += dups
-	for _, d := range in.batch {
+	for _, d := range batch {
 		in.p.Bytes += d.size
 	}
 	in.mu.Unlock()
-	in.batch = in.batch[:0]
-	in.batchBytes = 0
 	return nil
+}
+
+// bigWritable is an objstorage.Writable that writes in 1 MiB chunks:
+// Pebble's own file writable buffers 4 KiB, a system call per data block,
+// which costs as much as encoding the block.
+type bigWritable struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func (b *bigWritable) Write(p []byte) error {
+	_, err := b.w.Write(p)
+	return err
+}
+
+// Finish flushes and syncs the file: Ingest needs it durable.
+func (b *bigWritable) Finish() error {
+	err := b.w.Flush()
+	if err == nil {
+		err = b.f.Sync()
+	}
+	if cerr := b.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *bigWritable) Abort() { b.f.Close() }
+
+// sortPending sorts events by key, then by object (so the first object in
+// listing order keeps a duplicate). Keys of one space share a long prefix
+// (the space, the table, a tenant), so it compares the 8 bytes after the
+// prefix all keys share as an integer first.
+func sortPending(ps []*pending, key func(*pending) []byte) {
+	if len(ps) < 2 {
+		return
+	}
+	first := key(ps[0])
+	lcp := len(first)
+	for _, p := range ps[1:] {
+		k := key(p)
+		n := min(lcp, len(k))
+		j := 0
+		for j < n && k[j] == first[j] {
+			j++
+		}
+		lcp = j
+	}
+	type ent struct {
+		pfx uint64
+		p   *pending
+	}
+	ents := make([]ent, len(ps))
+	for i, p := range ps {
+		var b [8]byte
+		copy(b[:], key(p)[lcp:])
+		ents[i] = ent{binary.BigEndian.Uint64(b[:]), p}
+	}
+	slices.SortFunc(ents, func(a, b ent) int {
+		if a.pfx != b.pfx {
+			return cmp.Compare(a.pfx, b.pfx)
+		}
+		if c := bytes.Compare(key(a.p)[lcp:], key(b.p)[lcp:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.p.obj, b.p.obj)
+	})
+	for i, e := range ents {
+		ps[i] = e.p
+	}
 }
 
 // markStored marks the events, sorted by time key, that the store already
@@ -626,11 +715,11 @@ func (s *Store) markStored(sorted []*pending) error {
 }
 
 func (s *Store) writeSST(path string, n int, kv func(int) ([]byte, []byte)) error {
-	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.opts.MakeWriterOptions(0, s.db.TableFormat()))
+	w := sstable.NewWriter(&bigWritable{f: f, w: bufio.NewWriterSize(f, 1<<20)}, s.opts.MakeWriterOptions(0, s.db.TableFormat()))
 	for j := range n {
 		k, v := kv(j)
 		if err := w.Set(k, v); err != nil {

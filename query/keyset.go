@@ -269,12 +269,49 @@ func (a *aggregator) sorted() []int32 {
 		copy(b[:], id[lcp:])
 		ents[i] = ent{binary.BigEndian.Uint64(b[:]), int32(i)}
 	}
-	slices.SortFunc(ents, func(x, y ent) int {
-		if x.pfx != y.pfx {
-			return cmp.Compare(x.pfx, y.pfx)
+	byID := func(x, y ent) int { return bytes.Compare(a.id(&a.items[x.i]), a.id(&a.items[y.i])) }
+	if len(ents) < 256 {
+		slices.SortFunc(ents, func(x, y ent) int {
+			if x.pfx != y.pfx {
+				return cmp.Compare(x.pfx, y.pfx)
+			}
+			return byID(x, y)
+		})
+	} else {
+		// LSD radix sort on the prefix, a byte a pass, skipping the bytes
+		// every prefix shares; then the runs of equal prefixes by id.
+		tmp := make([]ent, len(ents))
+		for shift := 0; shift < 64; shift += 8 {
+			var count [256]int
+			for _, e := range ents {
+				count[byte(e.pfx>>shift)]++
+			}
+			if count[byte(ents[0].pfx>>shift)] == len(ents) {
+				continue
+			}
+			pos := 0
+			for i, c := range count {
+				count[i] = pos
+				pos += c
+			}
+			for _, e := range ents {
+				b := byte(e.pfx >> shift)
+				tmp[count[b]] = e
+				count[b]++
+			}
+			ents, tmp = tmp, ents
 		}
-		return bytes.Compare(a.id(&a.items[x.i]), a.id(&a.items[y.i]))
-	})
+		for i := 0; i < len(ents); {
+			j := i + 1
+			for j < len(ents) && ents[j].pfx == ents[i].pfx {
+				j++
+			}
+			if j-i > 1 {
+				slices.SortFunc(ents[i:j], byID)
+			}
+			i = j
+		}
+	}
 	out := make([]int32, len(ents))
 	for i, e := range ents {
 		out[i] = e.i
@@ -297,9 +334,9 @@ func appendKeySetLine(dst, id []byte, tenant string, it *agg) ([]byte, error) {
 	dst = append(dst, `,"tenant":`...)
 	dst = appendJSONString(dst, tenant)
 	dst = append(dst, `,"first":"`...)
-	dst = time.UnixMicro(it.first).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = appendTime(dst, it.first)
 	dst = append(dst, `","last":"`...)
-	dst = time.UnixMicro(it.last).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = appendTime(dst, it.last)
 	dst = append(dst, `","count":`...)
 	dst = strconv.AppendInt(dst, it.count, 10)
 	dst = append(dst, `,"actions":[`...)
@@ -318,9 +355,62 @@ func appendKeySetLine(dst, id []byte, tenant string, it *agg) ([]byte, error) {
 	return append(dst, "]}\n"...), nil
 }
 
+// appendJSONString quotes s as rewind does (jsontext.AppendQuote: invalid
+// UTF-8 replaced), copying printable ASCII straight through.
 func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
-	out, _ := jsontext.AppendQuote(dst, s) // as rewind does: invalid UTF-8 is replaced
-	return out
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			out, _ := jsontext.AppendQuote(dst, s)
+			return out
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendTime appends t (Unix µs) as time.RFC3339Nano in UTC, as rewind's
+// key-set writer does, without time.Format for the usual years.
+func appendTime(dst []byte, micros int64) []byte {
+	t := time.UnixMicro(micros).UTC()
+	y, mo, d := t.Date()
+	if y < 1000 || y > 9999 {
+		return t.AppendFormat(dst, time.RFC3339Nano)
+	}
+	h, mi, sec := t.Clock()
+	dst = appendDigits(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(mo), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, d, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, h, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, mi, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if frac := int(micros - micros/1e6*1e6); frac != 0 {
+		if frac < 0 {
+			frac += 1e6
+		}
+		n := 6
+		for frac%10 == 0 {
+			frac /= 10
+			n--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, frac, n)
+	}
+	return append(dst, 'Z')
+}
+
+func appendDigits(dst []byte, v, width int) []byte {
+	var b [8]byte
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:width]...)
 }
 
 // appendKeyJSON appends a canonical key encoding as DynamoDB JSON, as
