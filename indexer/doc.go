@@ -22,8 +22,9 @@
 // followed by a rerun leaves the same logical contents as one clean run.
 //
 // Memory is bounded by Config.BatchBytes and Config.Workers: a batch is
-// written out once its encoded entries reach BatchBytes, and at most Workers
-// objects are being decoded ahead of the committer.
+// written out once its encoded entries reach BatchBytes (while the next one
+// is collected), and at most 2×Workers objects are decoded ahead of the
+// committer.
 //
 // An object whose Parquet is corrupt or truncated, or whose rows do not
 // carry a valid event, is skipped with an error naming it (see

@@ -31,8 +31,9 @@ type Config struct {
 	// time. Default runtime.GOMAXPROCS(0).
 	Workers int
 	// BatchBytes is how many bytes of encoded keys and values a batch
-	// collects before it is written and ingested. Default 64 MiB. Peak
-	// memory is about three times this, plus 2×Workers objects.
+	// collects before it is written and ingested. Default 32 MiB. One
+	// batch is written while the next is collected: peak memory is about
+	// six times this, plus 2×Workers objects.
 	BatchBytes int
 	// BatchObjects caps the number of objects in a batch; 0 (the default)
 	// means no cap.
@@ -53,7 +54,7 @@ func (c *Config) EnsureDefaults() {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	if c.BatchBytes == 0 {
-		c.BatchBytes = 64 << 20
+		c.BatchBytes = 32 << 20
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second

@@ -20,7 +20,7 @@ func (*indexCmd) Synopsis() string {
 	return "index captured changes (S3 prefix or local copy) into the local store"
 }
 
-const indexUsage = `--source s3://bucket/prefix|DIR [--store DIR] [--workers N] [--batch-mb 64]
+const indexUsage = `--source s3://bucket/prefix|DIR [--store DIR] [--workers N] [--batch-mb 32]
 
 Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
 from S3 or from a local directory of the same layout, and adds those the
@@ -60,7 +60,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects (required)")
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
-	batchMB := fs.Int("batch-mb", 64, "MiB of encoded changes per committed batch; memory is about 3× this")
+	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
