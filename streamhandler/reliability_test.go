@@ -2,12 +2,10 @@ package streamhandler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"github.com/ddbrewind/rewind/internal/faultproxy"
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/internal/localaws/streampoller"
+	"github.com/ddbrewind/rewind/internal/reliability"
 	"github.com/ddbrewind/rewind/internal/traffic"
 	"github.com/ddbrewind/rewind/streamhandler"
 )
@@ -28,30 +27,9 @@ import (
 // The capture reliability suite: each scenario makes real traffic on
 // DynamoDB Local, captures it under some kind of trouble, and checks that
 // nothing was lost and nothing duplicated. With REWIND_REPORT=<file> each
-// scenario appends one JSON line of figures to that file, from which
-// `make reliability` builds the README's table.
-
-// report appends a scenario's figures to $REWIND_REPORT, if set.
-func report(t *testing.T, fields map[string]any) {
-	t.Helper()
-	t.Logf("report: %v", fields)
-	path := os.Getenv("REWIND_REPORT")
-	if path == "" {
-		return
-	}
-	fields["suite"] = "capture"
-	fields["scenario"] = t.Name()
-	b, err := json.Marshal(fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	f.Write(append(b, '\n'))
-}
+// scenario appends one JSON line of figures to that file (see
+// internal/reliability), from which `make reliability` builds the README's
+// table.
 
 // flakyPutter fails a share of PutObject calls the way S3 does under load:
 // 503 SlowDown, 500 InternalError, or a write that happened but whose
@@ -180,11 +158,11 @@ func TestReliabilityCaptureFaults(t *testing.T) {
 			exact := gen.Compare("orders", evs) == nil
 			audit := len(st.auditItems(t))
 			ps := proxy.Stats()
-			report(t, map[string]any{
-				"faultRate": rate, "changes": len(gen.Changes), "captured": len(evs), "parquetRows": rows, "duplicateRows": dups,
-				"auditItems": audit, "invocations": stats.Invocations, "retries": stats.Retries,
-				"ddbRequests": ps.Requests, "s3Faults": putter.injected, "exact": exact,
-			})
+			reliability.Report(t, "capture",
+				"faultRate", rate, "changes", len(gen.Changes), "captured", len(evs), "parquetRows", rows, "duplicateRows", dups,
+				"auditItems", audit, "invocations", stats.Invocations, "retries", stats.Retries,
+				"ddbRequests", ps.Requests, "s3Faults", putter.injected, "exact", exact,
+			)
 			if err := gen.Compare("orders", evs); err != nil {
 				t.Fatal(err)
 			}
@@ -236,7 +214,7 @@ func TestReliabilityCaptureRedelivery(t *testing.T) {
 	}
 	evs, rows, dups := st.events(t)
 	audit := len(st.auditItems(t))
-	report(t, map[string]any{"changes": len(gen.Changes), "deliveries": 2*n + len(held), "batches": n, "parquetRows": rows, "duplicateRows": dups, "auditItems": audit, "exact": dups == 0 && audit == len(evs) && gen.Compare("orders", evs) == nil})
+	reliability.Report(t, "capture", "changes", len(gen.Changes), "deliveries", 2*n+len(held), "batches", n, "parquetRows", rows, "duplicateRows", dups, "auditItems", audit, "exact", dups == 0 && audit == len(evs) && gen.Compare("orders", evs) == nil)
 	if err := gen.Compare("orders", evs); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +259,8 @@ func TestReliabilityCapturePoisonRecord(t *testing.T) {
 		ev, _ := r.ChangeEvent()
 		good = append(good, ev)
 	}
-	report(t, map[string]any{"changes": len(gen.Changes), "captured": len(all), "undecodableKept": undecodable, "retries": stats.Retries, "blocked": stats.Retries > 0})
+	reliability.Report(t, "capture", "changes", len(gen.Changes), "captured", len(all), "undecodableKept", undecodable, "retries", stats.Retries, "blocked", stats.Retries > 0,
+		"exact", undecodable == 1 && len(all) == len(gen.Changes) && stats.Retries == 0)
 	if undecodable != 1 || len(all) != len(gen.Changes) || stats.Retries != 0 {
 		t.Fatalf("poison: %d undecodable rows, %d rows for %d changes, %d retries", undecodable, len(all), len(gen.Changes), stats.Retries)
 	}
@@ -339,7 +318,7 @@ func TestReliabilityCaptureTimeout(t *testing.T) {
 	}
 	evs, rows, dups := st.events(t)
 	exact := gen.Compare("orders", evs) == nil && dups == 0
-	report(t, map[string]any{"changes": len(gen.Changes), "captured": len(evs), "parquetRows": rows, "duplicateRows": dups, "partialAnswers": partial, "invocations": stats.Invocations, "exact": exact})
+	reliability.Report(t, "capture", "changes", len(gen.Changes), "captured", len(evs), "parquetRows", rows, "duplicateRows", dups, "partialAnswers", partial, "invocations", stats.Invocations, "exact", exact)
 	if err := gen.Compare("orders", evs); err != nil {
 		t.Fatal(err)
 	}
