@@ -30,8 +30,10 @@ type State struct {
 //
 // A state the history cannot prove is never guessed: the newest change
 // before at carries no new image (or the first after it no old image), as
-// with a KEYS_ONLY stream or a capture that kept one image only, or the
-// item has no indexed change at all. State.Known is then false.
+// with a KEYS_ONLY stream or a capture that kept one image only; the first
+// change after at comes from an incremental export that does not start at
+// at (its old image is the state at the export's start); or the item has
+// no indexed change at all. State.Known is then false.
 //
 // Events are ordered by time, then sequence number, as the index keeps
 // them; "at or before" includes events stamped exactly at. Stream times are
@@ -68,6 +70,13 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 		return State{Reason: "no change of this item is indexed"}, nil
 	}
 	from := describe(first)
+	if _, start, _, ok := rewind.ParseExportShardID(first.ShardID); ok && start.UnixMicro() != micros {
+		// An export's line holds the item's state at the export's start,
+		// not just before its write: it proves the state at that start
+		// only.
+		return State{Reason: fmt.Sprintf("its first change after %s comes from an incremental export starting at %s, whose old image is the state at that start, not at %s",
+			at.UTC().Format(time.RFC3339Nano), start.Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano)), From: from}, nil
+	}
 	if first.Action == rewind.ActionInsert {
 		return State{Known: true, From: from}, nil
 	}

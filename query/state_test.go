@@ -53,6 +53,17 @@ func TestStateAt(t *testing.T) {
 	add(sameTime, rewind.ActionModify, 6, item(sameTime, "s0"), item(sameTime, "s1"), both)
 	add(sameTime, rewind.ActionModify, 6, item(sameTime, "s1"), item(sameTime, "s2"), both)
 
+	exported := key("exported") // from an export of [minute 3, minute 20): old image is the state at minute 3
+	exportEv := func(m int) rewind.ChangeEvent {
+		seq++
+		return rewind.ChangeEvent{
+			EventID: fmt.Sprintf("x%d", seq), Table: "orders", Tenant: "t", Action: rewind.ActionModify, Time: at(m),
+			ShardID: rewind.ExportShardID("0123-abc", at(3), at(20)), Keys: exported,
+			OldImage: rewind.ItemJSON(item(exported, "at-start")), NewImage: rewind.ItemJSON(item(exported, "at-end")),
+		}
+	}
+	evs = append(evs, exportEv(12))
+
 	dir := t.TempDir()
 	if err := indextest.WriteDir(dir, indextest.Objects("capture", evs, 4)); err != nil {
 		t.Fatal(err)
@@ -89,6 +100,10 @@ func TestStateAt(t *testing.T) {
 		{"new image only, after: known", newOnly, at(9), true, "n"},
 		{"equal times: the later sequence number wins", sameTime, at(6), true, "s2"},
 		{"no indexed change: unknown", key("never"), at(6), false, ""},
+		{"export: at its start, the old image", exported, at(3), true, "at-start"},
+		{"export: inside its window before the write: unknown", exported, at(7), false, ""},
+		{"export: before its start: unknown", exported, at(1), false, ""},
+		{"export: after the write: the new image", exported, at(12), true, "at-end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := query.StateAt(context.Background(), st, "orders", tc.key, tc.at)
