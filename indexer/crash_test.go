@@ -1,42 +1,37 @@
 package indexer_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/indexer/indextest"
+	"github.com/ddbrewind/rewind/internal/crashtest"
 )
 
-// crashChildEnv makes the test binary an ingest process: see TestMain.
-const crashChildEnv = "REWIND_INDEXER_CRASH_CHILD"
+// crashChild is the name under which the test binary runs as an ingest
+// process: see TestMain.
+const crashChild = "ingest"
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(crashChildEnv); spec != "" {
-		os.Exit(crashChild(spec))
-	}
+	crashtest.RunChild(crashChild, ingestChild)
 	os.Exit(m.Run())
 }
 
-// crashChild ingests <source> into <store> ("source|store") in small
-// batches, as `rewind index` would, and exits 0 when done.
-func crashChild(spec string) int {
-	var srcDir, storeDir string
-	if _, err := fmt.Sscanf(spec, "%s %s", &srcDir, &storeDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+// ingestChild ingests <source> into <store> in small batches, as
+// `rewind index` would, and exits 0 when done.
+func ingestChild(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "want: source store")
 		return 2
 	}
+	srcDir, storeDir := args[0], args[1]
 	s, err := indexer.Open(storeDir, indexer.Options{Log: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,51 +57,11 @@ func crashChild(spec string) int {
 	return 0
 }
 
-// startChild starts an ingest process; its stdout prints the number of
+// startChild starts an ingest process; its Lines read the number of
 // objects committed so far, one line per object.
-func startChild(t *testing.T, src, store string) (*exec.Cmd, *bufio.Scanner) {
+func startChild(t *testing.T, src, store string) *crashtest.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	// A race-enabled child would sleep a second at exit.
-	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+src+" "+store, "GORACE="+gorace)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() && stderr.Len() > 0 {
-			t.Logf("child stderr:\n%s", stderr.String())
-		}
-	})
-	return cmd, bufio.NewScanner(out)
-}
-
-// finish waits for a child to exit after reading all its output.
-func finish(cmd *exec.Cmd, sc *bufio.Scanner) error {
-	for sc.Scan() {
-	}
-	return cmd.Wait()
-}
-
-// storeDir returns a directory for a store, on tmpfs when there is one:
-// SIGKILL leaves the page cache intact, so fsync adds nothing to what this
-// test checks (process crashes, not power loss), and it dominates the
-// test's time on a busy disk.
-func storeDir(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "rewind-crash-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return t.TempDir()
+	return crashtest.Start(t, crashtest.Command(crashChild, []string{src, store}), true)
 }
 
 // snapshot is everything a store holds, and what queries see of it.
@@ -155,9 +110,9 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	// The reference: one uninterrupted child.
-	ref := filepath.Join(storeDir(t), "ref")
+	ref := filepath.Join(crashtest.TmpfsDir(t), "ref")
 	start := time.Now()
-	if err := finish(startChild(t, src, ref)); err != nil {
+	if err := startChild(t, src, ref).Wait(); err != nil {
 		t.Fatalf("clean ingest: %v", err)
 	}
 	perObject := time.Since(start) / time.Duration(len(objs))
@@ -166,29 +121,27 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("clean ingest: %d events in %d objects, want %d in %d", want.count, want.objects, len(evs), len(objs))
 	}
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	rng := crashtest.Rand(t)
 	const runs = 10
 	midway := 0
 	for run := range runs {
-		dir := filepath.Join(storeDir(t), fmt.Sprint("run", run))
+		dir := filepath.Join(crashtest.TmpfsDir(t), fmt.Sprint("run", run))
 		// One or two kills, each after a random number of objects and a
 		// random fraction of the next one's time, then a run to the end.
 		kills := 1 + rng.IntN(2)
 		for range kills {
-			cmd, sc := startChild(t, src, dir)
+			c := startChild(t, src, dir)
 			after := rng.IntN(len(objs))
-			for n := 0; n < after && sc.Scan(); n++ {
+			for n := 0; n < after && c.Lines.Scan(); n++ {
 			}
-			time.Sleep(time.Duration(rng.Int64N(int64(perObject) + 1)))
-			cmd.Process.Signal(syscall.SIGKILL)
-			finish(cmd, sc)
+			c.KillAfter(time.Duration(rng.Int64N(int64(perObject) + 1)))
 		}
 		if _, err := os.Stat(dir); err == nil {
 			if part := takeSnapshot(t, dir); part.objects > 0 && part.objects < len(objs) {
 				midway++
 			}
 		}
-		if err := finish(startChild(t, src, dir)); err != nil {
+		if err := startChild(t, src, dir).Wait(); err != nil {
 			t.Fatalf("run %d: ingest after kill: %v", run, err)
 		}
 		got := takeSnapshot(t, dir)
