@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/internal/crashtest"
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
@@ -164,30 +164,30 @@ func TestPatchUsage(t *testing.T) {
 	}
 }
 
-// TestPatchChildProcess is not a test: the crash tests run the command in
-// a child process by re-executing the test binary with it selected.
+// TestPatchChildProcess is not a test: the crash tests run a rewind
+// command line in a child process by re-executing the test binary with it
+// selected (see internal/crashtest).
 func TestPatchChildProcess(t *testing.T) {
-	if os.Getenv("REWIND_PATCH_CHILD") != "1" {
-		t.Skip("helper process for the crash tests")
-	}
-	var args []string
-	if err := json.Unmarshal([]byte(os.Getenv("REWIND_PATCH_CHILD_ARGS")), &args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(99)
-	}
+	crashtest.RunChild(cliChild, cliChildMain)
+	t.Skip("helper process for the crash tests")
+}
+
+// cliChild names the child process that runs one rewind command line.
+const cliChild = "TestPatchChildProcess"
+
+// cliChildMain runs a command line as the rewind binary does.
+func cliChildMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Getenv: os.Getenv}
-	os.Exit(run(ctx, env, args))
+	return run(ctx, env, args)
 }
 
+// childCmd returns the command of a child running one rewind command
+// line, its stdout and stderr both in the returned buffer.
 func childCmd(t *testing.T, awsEnv []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	a, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPatchChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), awsEnv...)
-	// GORACE: a race-enabled child would otherwise sleep a second on exit.
-	cmd.Env = append(cmd.Env, "REWIND_PATCH_CHILD=1", "REWIND_PATCH_CHILD_ARGS="+string(a), "GORACE=atexit_sleep_ms=0")
+	cmd := crashtest.Command(cliChild, args, awsEnv...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	cmd.Stdout = &errb
@@ -210,97 +210,6 @@ func exitOf(t *testing.T, err error) int {
 func countIntents(path string) int {
 	b, _ := os.ReadFile(path)
 	return bytes.Count(b, []byte(`{"op":"intent"`))
-}
-
-// TestPatchSIGKILLResume kills a patch with SIGKILL at random points, at
-// least ten times, resumes it, checks production is exactly the expected
-// state, then undoes it and checks production is exactly the damaged state
-// again (which is also the next run's starting point).
-func TestPatchSIGKILLResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("crash loop")
-	}
-	ddb, s, keys, awsEnv := patchStack(t, patchtest.ScenarioOptions{Items: 80, Modify: 40, Delete: 10, Junk: 10, Unchanged: 5, Absent: 3, GoodWrites: 5, Seed: 21})
-	c := ddb.DynamoDB
-	dir := t.TempDir()
-	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	seed := rnd.Uint64()
-	t.Logf("kill delays seeded with %d", seed)
-	rnd = rand.New(rand.NewPCG(seed, 7))
-	patchArgs := []string{"patch", "--keys", keys, "--from", "orders-restored", "--to", "orders", "--yes", "--rate", "100", "--concurrency", "4", "--progress", "0"}
-
-	// Time one whole run, to spread the kills over it.
-	j0 := filepath.Join(dir, "calibrate.journal")
-	cmd, errb := childCmd(t, awsEnv, append(patchArgs, "--journal", j0)...)
-	begin := time.Now()
-	if code := exitOf(t, cmd.Run()); code != 0 {
-		t.Fatalf("calibration run: exit %d\n%s", code, errb)
-	}
-	full := time.Since(begin)
-	assertProd(t, c, s.Expected, "after the calibration run")
-	if code, _, stderr := runPatchCLI(t, "undo", "--journal", j0, "--to", "orders", "--yes"); code != 0 {
-		t.Fatalf("undo: exit %d\n%s", code, stderr)
-	}
-	assertProd(t, c, s.Damaged, "after undoing the calibration run")
-	t.Logf("one patch of %d keys takes %s", len(s.Keys), full.Round(time.Millisecond))
-
-	hits := 0
-	for run := 0; hits < 10 && run < 20; run++ {
-		j := filepath.Join(dir, fmt.Sprintf("run%02d.journal", run))
-		delay := time.Duration(rnd.Int64N(int64(full)))
-		cmd, errb := childCmd(t, awsEnv, append(patchArgs, "--journal", j)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(delay)
-		cmd.Process.Kill()
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
-		intents := countIntents(j)
-		if !killed {
-			t.Logf("run %d: finished before the kill at %s", run, delay.Round(time.Millisecond))
-		} else {
-			hits++
-			t.Logf("run %d: killed at %s after %d intents", run, delay.Round(time.Millisecond), intents)
-		}
-		if killed {
-			resume := append(patchArgs, "--journal", j, "--resume")
-			if _, err := os.Stat(j); os.IsNotExist(err) {
-				resume = append(patchArgs, "--journal", j) // killed before it started
-			}
-			// Kill the resumed run once more, now and then.
-			if rnd.IntN(3) == 0 {
-				cmd, _ := childCmd(t, awsEnv, resume...)
-				cmd.Start()
-				time.Sleep(time.Duration(rnd.Int64N(int64(full / 2))))
-				cmd.Process.Kill()
-				cmd.Wait()
-				if _, err := os.Stat(j); err == nil {
-					resume = append(patchArgs, "--journal", j, "--resume")
-				}
-			}
-			cmd, errb := childCmd(t, awsEnv, append(resume, "--rate", "0")...)
-			if code := exitOf(t, cmd.Run()); code != 0 {
-				t.Fatalf("run %d: resume: exit %d\n%s", run, code, errb)
-			}
-			if !strings.Contains(errb.String(), "rewind patch: applied") {
-				t.Fatalf("run %d: resume printed no summary:\n%s", run, errb)
-			}
-		} else if code := exitOf(t, err); code != 0 {
-			t.Fatalf("run %d: exit %d\n%s", run, code, errb)
-		}
-		assertProd(t, c, s.Expected, fmt.Sprintf("run %d: after kill and resume", run))
-		if _, err := os.Stat(j); err == nil {
-			if code, _, stderr := runPatchCLI(t, "undo", "--journal", j, "--to", "orders", "--yes", "--progress", "0"); code != 0 {
-				t.Fatalf("run %d: undo: exit %d\n%s", run, code, stderr)
-			}
-		}
-		assertProd(t, c, s.Damaged, fmt.Sprintf("run %d: after undo", run))
-	}
-	if hits < 10 {
-		t.Fatalf("only %d kills landed during a patch", hits)
-	}
 }
 
 // TestPatchSIGINT interrupts a patch: it stops cleanly with exit 130, its
