@@ -203,10 +203,10 @@ func TestReliabilityBadInput(t *testing.T) {
 			if code != exitOK {
 				msg = errorLine(stderr, tc.where)
 			}
-			reliability.Report(t, "bad input", "case", tc.name, "command", "rewind "+tc.command,
+			ok := code == tc.wantExit && names && unchanged
+			reliability.Report(t, "bad input", "case", tc.name, "runs", 1, "exact", ok, "command", "rewind "+tc.command,
 				"exitCode", code, "wantExit", tc.wantExit, "errorNamesLocation", names, "changedNothing", unchanged,
 				"knownGap", tc.gap != "", "error", shortError(msg, dir))
-			ok := code == tc.wantExit && names && unchanged
 			switch {
 			case tc.gap != "" && ok:
 				t.Errorf("the known gap %q is gone: remove it from the case", tc.gap)
@@ -238,11 +238,11 @@ func errorLine(stderr string, where []string) string {
 }
 
 // shortError is an error line for the report: paths relative to the
-// test's directory, at most 160 characters.
+// test's directory, at most 240 characters.
 func shortError(msg, dir string) string {
 	msg = strings.ReplaceAll(msg, dir+string(filepath.Separator), "")
-	if len(msg) > 160 {
-		msg = msg[:157] + "..."
+	if len(msg) > 240 {
+		msg = msg[:237] + "..."
 	}
 	return msg
 }

@@ -196,8 +196,8 @@ func TestReliabilityCrashIndexer(t *testing.T) {
 		os.RemoveAll(dir)
 	}
 	reliability.Report(t, "crash", "runs", runs, "exact", exact,
-		"command", "rewind index", "objects", len(objs), "events", len(evs),
-		"killedBeforeFirstCommit", none, "killedMidway", midway, "killedAfterLastCommit", all, "rerunKilledToo", twice, "finishedBeforeKill", late)
+		"command", "rewind index", "work", fmt.Sprintf("%d events in %d objects, 1 MiB commits", len(evs), len(objs)),
+		"killedBeforeFirst", none, "killedMidway", midway, "killedAfterLast", all, "killedTwice", twice, "finishedBeforeKill", late)
 	if runs < crashPoints {
 		t.Fatalf("only %d of %d kills landed during an index run (%d runs finished first)", runs, crashPoints, late)
 	}
@@ -242,8 +242,8 @@ func TestReliabilityCrashPatcher(t *testing.T) {
 	// report is deferred so that a failed run still leaves its figures.
 	defer func() {
 		reliability.Report(t, "crash", "runs", runs, "exact", exact,
-			"command", "rewind patch --yes", "keys", len(s.Keys), "writes", writes,
-			"killedBeforeFirstWrite", none, "killedMidway", midway, "killedAfterLastWrite", all, "resumeKilledToo", twice, "finishedBeforeKill", late)
+			"command", "rewind patch --yes", "work", fmt.Sprintf("%d writes for %d keys, 100 writes/s", writes, len(s.Keys)),
+			"killedBeforeFirst", none, "killedMidway", midway, "killedAfterLast", all, "killedTwice", twice, "finishedBeforeKill", late)
 	}()
 	for run := 0; runs < crashPoints && run < 2*crashPoints; run++ {
 		j := filepath.Join(dir, fmt.Sprintf("run%02d.journal", run))
