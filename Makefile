@@ -18,6 +18,16 @@ test: local-aws check
 	$(GO) test -race ./...
 	cd bench && $(GO) test ./compat/
 
+# The reliability report: every TestReliability suite (capture, crash,
+# faults, bad input) appends its figures to a fresh reliability.jsonl, then
+# internal/tools/reliabilityreport prints them as the README's Markdown
+# tables. The tables print even when a suite fails; the target fails then.
+.PHONY: reliability
+reliability: local-aws
+	rm -f reliability.jsonl
+	REWIND_REQUIRE_LOCAL_AWS=1 REWIND_REPORT=$(CURDIR)/reliability.jsonl $(GO) test -count=1 -timeout 20m -run '^TestReliability' ./...; \
+	status=$$?; $(GO) run ./internal/tools/reliabilityreport reliability.jsonl && exit $$status
+
 # DynamoDB Local (from npm package amplify-dynamodb-simulator) into .local/.
 local-aws:
 	scripts/install-local-aws.sh
