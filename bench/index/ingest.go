@@ -32,8 +32,11 @@ type childResult struct {
 	Bytes   int64   `json:"bytes,omitempty"`
 }
 
+// lastCPU is the CPU time (user and system) of the last child run.
+var lastCPU time.Duration
+
 // run runs this program (or another binary) as a child and returns its
-// stdout, wall time and peak RSS in bytes.
+// stdout, wall time and peak RSS in bytes; lastCPU gets its CPU time.
 func run(bin string, args ...string) ([]byte, time.Duration, int64, error) {
 	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
@@ -45,6 +48,7 @@ func run(bin string, args ...string) ([]byte, time.Duration, int64, error) {
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024 // kilobytes on Linux
+		lastCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if err != nil {
 		return out.Bytes(), wall, rss, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
@@ -195,6 +199,7 @@ func ingestMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	decCPU := lastCPU
 	var dec childResult
 	json.Unmarshal(out, &dec)
 	if err := os.RemoveAll(*store); err != nil {
@@ -204,13 +209,14 @@ func ingestMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	ingCPU := lastCPU
 	var ing childResult
 	json.Unmarshal(out, &ing)
 	decRate, ingRate := float64(dec.Rows)/dec.Seconds, float64(ing.Rows)/ing.Seconds
-	fmt.Printf("%-26s %12s %10s %14s %12s\n", "", "rows", "seconds", "rows/s", "peak RSS")
-	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB\n", "bare parquet-go decode", dec.Rows, dec.Seconds, decRate, float64(decRSS)/1e6)
-	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB\n", "rewind ingest into Pebble", ing.Rows, ing.Seconds, ingRate, float64(ingRSS)/1e6)
-	fmt.Printf("ingest/decode rate: %.2f×   store: %.2f GB\n", ingRate/decRate, float64(ing.Bytes)/1e9)
+	fmt.Printf("%-26s %12s %10s %14s %12s %12s\n", "", "rows", "seconds", "rows/s", "peak RSS", "CPU µs/row")
+	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "bare parquet-go decode", dec.Rows, dec.Seconds, decRate, float64(decRSS)/1e6, float64(decCPU.Microseconds())/float64(dec.Rows))
+	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "rewind ingest into Pebble", ing.Rows, ing.Seconds, ingRate, float64(ingRSS)/1e6, float64(ingCPU.Microseconds())/float64(ing.Rows))
+	fmt.Printf("ingest/decode rate: %.2f× (wall), %.2f× (CPU)   store: %.2f GB\n", ingRate/decRate, float64(decCPU)/float64(ingCPU), float64(ing.Bytes)/1e9)
 	if dec.Rows != ing.Rows {
 		return fmt.Errorf("decode read %d rows, ingest %d", dec.Rows, ing.Rows)
 	}
