@@ -371,6 +371,26 @@ func decodeObject(ctx context.Context, src Source, o Object) (d *decoded) {
 
 type offs struct{ t, n, i, sum, rec, end int }
 
+// Event times outside [earliestEvent, now+maxFutureSkew] are refused: a
+// stream record older than DynamoDB or from the future says a clock or a
+// writer is wrong, and one such event would stretch every default window
+// (and stats' timeline) over centuries. The object fails, named, and the
+// others are still ingested.
+var earliestEvent = time.Date(2012, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxFutureSkew = time.Hour
+
+func plausibleTime(micros int64, now time.Time) error {
+	t := time.UnixMicro(micros).UTC()
+	switch {
+	case t.Before(earliestEvent):
+		return fmt.Errorf("event time %s is before DynamoDB existed (a skewed clock or a bad writer)", t.Format(time.RFC3339Nano))
+	case t.After(now.Add(maxFutureSkew)):
+		return fmt.Errorf("event time %s is more than %s ahead of this machine's clock (%s)", t.Format(time.RFC3339Nano), maxFutureSkew, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
@@ -386,6 +406,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	rowNum := 0
 	tables := map[string]bool{}
 	d.first, d.last = 0, 0
+	now := time.Now()
 	for {
 		k, err := pr.Read(rows)
 		for i := range rows[:k] {
@@ -403,6 +424,11 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 				return fmt.Errorf("row %d (event %s): no source_table", rowNum, row.EventID)
 			}
 			micros := row.EventTime
+			if !undecodable {
+				if err := plausibleTime(micros, now); err != nil {
+					return fmt.Errorf("row %d (event %s): %w", rowNum, row.EventID, err)
+				}
+			}
 			if len(spans) == 0 || micros < d.first {
 				d.first = micros
 			}

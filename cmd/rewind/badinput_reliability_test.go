@@ -168,8 +168,7 @@ func TestReliabilityBadInput(t *testing.T) {
 		patchCase("key set: keys that do not fit the key schema", keyFile("wrong-schema.jsonl", lines[0], `{"table":"orders","key":{"id":{"S":"t1#1"}}}`+"\n"), "line 2", `"id"`, `"pk"`),
 		patchCase("key set: last change before first (skewed clock)", keyFile("last-before-first.jsonl", lines[0], `{"table":"orders","key":{"pk":{"S":"t1#1"},"sk":{"N":"1"}},"first":"2026-11-20T10:00:00Z","last":"2026-11-20T09:00:00Z"}`+"\n"), "line 2", "before first"),
 		indexCase("index: a truncated Parquet object among good ones", truncSrc, truncObj, ""),
-		indexCase("index: events dated 2099 and 1901 (skewed clock)", skewSrc, skewObj,
-			"the indexer takes events dated 2099 and 1901 without a word (exit 0) and indexes them with the good ones"),
+		indexCase("index: events dated 2099 and 1901 (skewed clock)", skewSrc, skewObj, ""),
 		{
 			name: "query: --to before --from", command: "query", wantExit: exitUsage, where: []string{"--to 2026-11-20T09:00:00Z", "--from 2026-11-20T10:00:00Z"},
 			run: func(t *testing.T) (int, string, string) {

@@ -192,7 +192,7 @@ func (s keySchema) equal(o keySchema) bool {
 // check reports why key does not fit the schema, or nil.
 func (s keySchema) check(key rewind.Key) error {
 	if len(key) != len(s.Names) {
-		return fmt.Errorf("key %s has %d attributes; table %s has %s", key, len(key), s.Table, s)
+		return fmt.Errorf("key %s has %d %s; table %s has %s", key, len(key), plural(len(key), "attribute", "attributes"), s.Table, s)
 	}
 	for i, n := range s.Names {
 		a, ok := key.Get(n)
@@ -238,4 +238,11 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 		return keySchema{}, fmt.Errorf("describe table %q: no key schema", table)
 	}
 	return s, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
