@@ -27,8 +27,10 @@
 // committer.
 //
 // An object whose Parquet is corrupt or truncated, or whose rows do not
-// carry a valid event, is skipped with an error naming it (see
-// ObjectError); it stays out of the manifest, so the next run retries it.
+// carry a valid event (an event time before 2012 or more than an hour
+// ahead of the clock counts as invalid: a skewed clock would stretch every
+// window), is skipped with an error naming it (see ObjectError); it stays
+// out of the manifest, so the next run retries it.
 //
 // Events are deduplicated: the same stream record delivered in two objects
 // (an overlapping batch after a retry, a re-uploaded object) is stored
