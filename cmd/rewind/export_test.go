@@ -13,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ddbrewind/rewind"
-	"github.com/ddbrewind/rewind/indexer"
-	"github.com/ddbrewind/rewind/indexer/export"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
 	"github.com/ddbrewind/rewind/internal/localaws"
 )
@@ -87,7 +85,6 @@ func (s *exportStack) snapshot(t *testing.T, at time.Time) {
 // the export and checks that the key set is exactly the items changed.
 func TestExportIndexQueryEndToEnd(t *testing.T) {
 	s := newExportStack(t)
-	ctx := t.Context()
 	for i := range 8 {
 		s.put(t, "o"+strconv.Itoa(i), "good")
 	}
@@ -138,20 +135,13 @@ func TestExportIndexQueryEndToEnd(t *testing.T) {
 		t.Fatalf("rerun: exit %d, %v (want export %v)\n%s", code, objs2, e["exportArn"], stderr)
 	}
 
-	// Index it (what rewind index --export does) and ask for the key set.
+	// Index it and ask for the key set; a second run adds nothing.
 	store := filepath.Join(t.TempDir(), "store")
-	st, err := indexer.Open(store, indexer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp, err := export.Open(ctx, loc, export.Config{S3: s.s3.Client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := st.IngestExport(ctx, exp, indexer.Config{})
-	st.Close()
-	if err != nil || res.Events != 4 {
-		t.Fatalf("index: %+v, %v", res.Progress, err)
+	for i, want := range []float64{4, 0} {
+		code, objs, ierr := runRecoverCLI(t, "index", "--export", loc, "--store", store)
+		if code != 0 || len(objs) != 1 || objs[0]["events"] != want {
+			t.Fatalf("index --export run %d: exit %d, %v (want %v events)\n%s", i+1, code, objs, want, ierr)
+		}
 	}
 	code, out, qerr := runIndexCLI(t, "query", "--store", store, "--from", from.Format(time.RFC3339Nano), "--to", e["to"].(string))
 	if code != 0 {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/indexer/export"
 )
 
 func init() { register(&indexCmd{}) }
@@ -20,12 +24,18 @@ func (*indexCmd) Synopsis() string {
 	return "index captured changes (S3 prefix or local copy) into the local store"
 }
 
-const indexUsage = `--source s3://bucket/prefix|DIR [--store DIR] [--workers N] [--batch-mb 32]
+const indexUsage = `--source s3://bucket/prefix|DIR | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32]
 
 Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
 from S3 or from a local directory of the same layout, and adds those the
 store has not seen to it. Rerun it as often as you like: it reads only new
 or changed objects, and stores each change once.
+
+--export reads a DynamoDB incremental export instead (rewind export makes
+one; DynamoDB JSON, NEW_AND_OLD_IMAGES): one change per item changed in the
+export's window, its old image the state at the window's start. Each data
+file is checked against its MD5 and item count; tenants come from
+--tenant-attribute and --tenant-regex, which should be the capture's.
 
 S3 uses the usual AWS configuration; AWS_ENDPOINT_URL_S3 and
 REWIND_S3_PATH_STYLE=true point it at a local S3 server.
@@ -57,7 +67,10 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "index", indexUsage)
 	var store storeFlag
 	store.register(fs, env)
-	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects (required)")
+	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects")
+	exportLoc := fs.String("export", "", "an incremental export: s3://bucket/prefix/AWSDynamoDB/<export-id>/ or a local copy")
+	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "with --export: key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
+	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "with --export: regex with one capture group extracting the tenant ($REWIND_TENANT_REGEX)")
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
@@ -65,8 +78,8 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	switch {
-	case *source == "":
-		return usagef("--source is required (s3://bucket/prefix or a directory)")
+	case (*source == "") == (*exportLoc == ""):
+		return usagef("give one of --source (capture objects) or --export (an incremental export)")
 	case cfg.Workers < 0:
 		return usagef("--workers %d is negative", cfg.Workers)
 	case *batchMB < 1:
@@ -75,17 +88,50 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	cfg.BatchBytes = *batchMB << 20
 	cfg.Log = env.Log
 
-	var s3api indexer.S3API
-	if strings.HasPrefix(*source, "s3://") {
+	var s3c *s3.Client
+	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") {
 		awsCfg, err := loadAWS(ctx, env)
 		if err != nil {
 			return err
 		}
-		s3api = newS3(awsCfg, env)
+		s3c = newS3(awsCfg, env)
 	}
-	src, err := indexer.ParseSource(*source, s3api)
-	if err != nil {
-		return usagef("%v", err)
+	// ingest and name are the source's: capture objects or an export.
+	var ingest func(*indexer.Store) (indexer.Result, error)
+	var name string
+	if *exportLoc != "" {
+		rule := rewind.TenantRule{Attribute: *tenantAttr}
+		if *tenantRegex != "" {
+			re, err := regexp.Compile(*tenantRegex)
+			if err != nil {
+				return usagef("--tenant-regex: %v", err)
+			}
+			rule.Regex = re
+		}
+		if err := rule.Validate(); err != nil {
+			return usagef("%v", err)
+		}
+		ecfg := export.Config{Tenant: rule, Log: env.Log}
+		if s3c != nil {
+			ecfg.S3 = s3c
+		}
+		exp, err := export.Open(ctx, *exportLoc, ecfg)
+		if err != nil {
+			return err
+		}
+		name = exp.Location()
+		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.IngestExport(ctx, exp, cfg) }
+	} else {
+		var s3api indexer.S3API
+		if s3c != nil {
+			s3api = s3c
+		}
+		src, err := indexer.ParseSource(*source, s3api)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		name = src.Name()
+		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.Ingest(ctx, src, cfg) }
 	}
 	st, err := store.open(env, false)
 	if err != nil {
@@ -107,20 +153,20 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintln(env.Stderr, line)
 		}
 	}
-	res, err := st.Ingest(ctx, src, cfg)
+	res, err := ingest(st)
 	if tty {
 		fmt.Fprintln(env.Stderr)
 	}
 	var pe *indexer.PartialError
 	if err != nil && !errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", src.Name(), err)
+		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", name, err)
 	}
 	total, cerr := st.Count()
 	if cerr != nil {
 		return cerr
 	}
 	sum := indexSummary{
-		Source: src.Name(), Store: st.Dir(), Listed: res.Listed, Skipped: res.Skipped, Ingested: res.Ingested,
+		Source: name, Store: st.Dir(), Listed: res.Listed, Skipped: res.Skipped, Ingested: res.Ingested,
 		Failed: []failedObject{}, Rows: res.Rows, Events: res.Events, Duplicates: res.Duplicates,
 		Total: total, Seconds: res.Elapsed.Seconds(),
 	}
@@ -131,7 +177,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "index: %s: %d new object(s), %d new events (%d duplicates), %d already indexed; %d events in %s\n",
-		src.Name(), res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
+		name, res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
 	if pe != nil {
 		return partialf("%v", pe)
 	}
