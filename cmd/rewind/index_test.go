@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/indexer/indextest"
+	"github.com/ddbrewind/rewind/internal/localaws"
 )
 
 // runIndexCLI runs one rewind command line in-process.
@@ -218,5 +220,51 @@ func TestIndexQueryUsage(t *testing.T) {
 	code, _, errs := runIndexCLI(t, "query", "--store", filepath.Join(store, "none"))
 	if code != exitError || !strings.Contains(errs, "rewind index") {
 		t.Fatalf("query without a store: exit %d\n%s", code, errs)
+	}
+}
+
+// TestIndexFromS3CLI indexes from the in-process S3 server through the
+// CLI's own AWS configuration (AWS_ENDPOINT_URL_S3, REWIND_S3_PATH_STYLE).
+func TestIndexFromS3CLI(t *testing.T) {
+	s3env := localaws.S3ForTest(t)
+	evs := indextest.NewGen(12).Events(300)
+	for key, objEvs := range indextest.Objects("capture", evs, 40) {
+		data, err := indextest.EncodeParquet(objEvs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s3env.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &s3env.Bucket, Key: &key, Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", s3env.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	store := filepath.Join(t.TempDir(), "store")
+	var out, errb bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &errb, Log: slog.New(slog.NewTextHandler(&errb, nil)),
+		Getenv: func(k string) string {
+			if k == "REWIND_S3_PATH_STYLE" {
+				return "true"
+			}
+			return ""
+		}}
+	if code := run(context.Background(), env, []string{"index", "--source", "s3://" + s3env.Bucket + "/capture", "--store", store}); code != exitOK {
+		t.Fatalf("index from S3: exit %d\n%s", code, errb.String())
+	}
+	var sum struct {
+		Source string `json:"source"`
+		Events int64  `json:"events"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Events != int64(len(evs)) || sum.Source != "s3://"+s3env.Bucket+"/capture" {
+		t.Fatalf("summary %s (%v); want %d events from the bucket", out.String(), err, len(evs))
+	}
+	// The store remembers its S3 source: Athena's location defaults to it.
+	code, sql, errs := runIndexCLI(t, "query", "--store", store, "--format", "athena")
+	if code != exitOK || !strings.Contains(sql, "LOCATION 's3://"+s3env.Bucket+"/capture/'") {
+		t.Fatalf("athena: exit %d\n%s%s", code, sql, errs)
 	}
 }
