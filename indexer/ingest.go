@@ -546,7 +546,13 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 		newByObj[p.obj]++
 	}
 
-	var paths []string
+	// The spaces' sstables are written at once: they share no data, and
+	// each one's fsync then overlaps the others' work.
+	var (
+		pathMu sync.Mutex
+		paths  []string
+		wg     errgroup.Group
+	)
 	write := func(space string, n int, kv func(int) ([]byte, []byte)) error {
 		if n == 0 {
 			return nil
@@ -555,33 +561,36 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 		if err := s.writeSST(path, n, kv); err != nil {
 			return fmt.Errorf("store %s: write %s: %w", s.dir, path, err)
 		}
+		pathMu.Lock()
 		paths = append(paths, path)
+		pathMu.Unlock()
 		return nil
 	}
-	var rk []byte
-	if err := write("r", len(live), func(j int) ([]byte, []byte) {
-		rk = append(append(rk[:0], spaceRecord), live[j].t[1:]...)
-		return rk, live[j].rec
-	}); err != nil {
-		return err
-	}
-	if err := write("t", len(live), func(j int) ([]byte, []byte) { return live[j].t, live[j].sum }); err != nil {
-		return err
-	}
-	sortPending(live, func(p *pending) []byte { return p.n })
-	if err := write("n", len(live), func(j int) ([]byte, []byte) { return live[j].n, live[j].sum }); err != nil {
-		return err
-	}
-	items := live[:0]
+	wg.Go(func() error {
+		var rk []byte
+		return write("r", len(live), func(j int) ([]byte, []byte) {
+			rk = append(append(rk[:0], spaceRecord), live[j].t[1:]...)
+			return rk, live[j].rec
+		})
+	})
+	wg.Go(func() error {
+		return write("t", len(live), func(j int) ([]byte, []byte) { return live[j].t, live[j].sum })
+	})
+	byTenant := slices.Clone(live)
+	wg.Go(func() error {
+		sortPending(byTenant, func(p *pending) []byte { return p.n })
+		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, byTenant[j].sum })
+	})
+	var items []*pending
 	for _, p := range live {
 		if p.i != nil {
 			items = append(items, p)
 		}
 	}
-	sortPending(items, func(p *pending) []byte { return p.i })
-	if err := write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sum }); err != nil {
-		return err
-	}
+	wg.Go(func() error {
+		sortPending(items, func(p *pending) []byte { return p.i })
+		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sum })
+	})
 
 	// Metadata: manifest entries, the event count, sources and tables.
 	type kv struct{ k, v []byte }
@@ -612,7 +621,10 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	)
 	slices.SortFunc(meta, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	meta = slices.CompactFunc(meta, func(a, b kv) bool { return bytes.Equal(a.k, b.k) })
-	if err := write("M", len(meta), func(j int) ([]byte, []byte) { return meta[j].k, meta[j].v }); err != nil {
+	wg.Go(func() error {
+		return write("M", len(meta), func(j int) ([]byte, []byte) { return meta[j].k, meta[j].v })
+	})
+	if err := wg.Wait(); err != nil {
 		return err
 	}
 	if err := s.db.Ingest(ctx, paths); err != nil {
