@@ -264,6 +264,9 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 		return nil
 	})
 	err = g.Wait()
+	if err == nil && in.nflush > 0 {
+		err = s.settle(ctx)
+	}
 	in.report(true)
 	res := Result{Progress: in.snapshot(), Errors: in.failed}
 	if err != nil {
@@ -675,6 +678,34 @@ func (b *bigWritable) Finish() error {
 }
 
 func (b *bigWritable) Abort() { b.f.Close() }
+
+// settle waits until Pebble has compacted level 0 back to its usual depth.
+// Queries open the store read-only, and a read-only store never compacts:
+// without this, every query would pay for the sublevels the last batches
+// left, a seek into each.
+// It gives up, leaving the rest to the next write, when Pebble runs no
+// compaction for a second.
+func (s *Store) settle(ctx context.Context) error {
+	idle := 0
+	for {
+		m := s.db.Metrics()
+		if int(m.Levels[0].Sublevels) <= s.opts.L0CompactionThreshold && m.Compact.NumInProgress == 0 {
+			return nil
+		}
+		if m.Compact.NumInProgress == 0 {
+			if idle++; idle >= 50 {
+				return nil
+			}
+		} else {
+			idle = 0
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
 
 // sortPending sorts events by key, then by object (so the first object in
 // listing order keeps a duplicate). Keys of one space share a long prefix
