@@ -105,6 +105,9 @@ func Open(dir string, o Options) (*Store, error) {
 	for i := range opts.TargetFileSizes {
 		opts.TargetFileSizes[i] = 64 << 20
 	}
+	// Open replays the MANIFEST: let Pebble start a new one (a snapshot)
+	// once the edits outgrow it, rather than at 128 MiB.
+	opts.MaxManifestFileSize = 64 << 10
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
