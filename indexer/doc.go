@@ -12,10 +12,13 @@
 //
 // Objects are listed in key order and decoded in parallel, but committed in
 // listing order, a batch of whole objects at a time. A batch becomes one
-// sorted SSTable per key space (below) plus one for the metadata, ingested
-// into Pebble with a single DB.Ingest call: the events of every object in
-// the batch and the objects' manifest entries become visible together or
-// not at all, and Ingest syncs before it returns. A process killed at any
+// sorted SSTable per key space (below) plus one for the metadata, written
+// concurrently and ingested into Pebble with a single DB.Ingest call: the
+// events of every object in the batch and the objects' manifest entries
+// become visible together or not at all, and Ingest syncs before it
+// returns. Before Ingest returns it waits for Pebble to compact level 0 back
+// to its usual depth, because queries open the store read-only and a
+// read-only store never compacts. A process killed at any
 // point leaves the store as it was after the last ingested batch; the rerun
 // skips the objects in the manifest and redoes the others. Nothing written
 // depends on the wall clock or on batch boundaries, so an interrupted run
