@@ -39,6 +39,9 @@ type decoder struct {
 	// table, those seen in records (see keys).
 	keyAttrs []string
 	learned  map[string][]string
+	// names interns attribute names: a batch repeats the same few names
+	// in every image, and each event keeps them in ChangedAttributes.
+	names map[string]string
 	attrsA   []attrSlice
 	attrsB   []attrSlice
 	scratch  []byte
@@ -514,7 +517,7 @@ func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte
 		}
 		if collect {
 			raw := bytes.TrimLeft(payload[vstart:dec.InputOffset()], " \t\r\n:")
-			attrs = append(attrs, attrSlice{name: string(name), raw: raw})
+			attrs = append(attrs, attrSlice{name: d.intern(name), raw: raw})
 		}
 	}
 	dec.ReadToken()
@@ -753,6 +756,21 @@ func parseStreamARN(arn string) (table, region string, err error) {
 func streamLabel(arn string) string {
 	_, label, _ := strings.Cut(arn, "/stream/")
 	return label
+}
+
+// intern returns name as a string, shared with every earlier use of the
+// same name. The table is dropped if it grows past 4096 names (items
+// with generated attribute names).
+func (d *decoder) intern(name []byte) string {
+	if s, ok := d.names[string(name)]; ok {
+		return s
+	}
+	if d.names == nil || len(d.names) >= 4096 {
+		d.names = make(map[string]string, 64)
+	}
+	s := string(name)
+	d.names[s] = s
+	return s
 }
 
 // cleanLabel keeps letters and digits of a stream label and turns the rest
