@@ -41,10 +41,10 @@ type decoder struct {
 	learned  map[string][]string
 	// names interns attribute names: a batch repeats the same few names
 	// in every image, and each event keeps them in ChangedAttributes.
-	names map[string]string
-	attrsA   []attrSlice
-	attrsB   []attrSlice
-	scratch  []byte
+	names   map[string]string
+	attrsA  []attrSlice
+	attrsB  []attrSlice
+	scratch []byte
 }
 
 type attrSlice struct {
