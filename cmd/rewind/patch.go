@@ -21,7 +21,7 @@ type patchCmd struct{}
 
 func (*patchCmd) Name() string { return "patch" }
 func (*patchCmd) Synopsis() string {
-	return "put impacted items back from a restored table (prints the plan; --yes writes)"
+	return "put impacted items back from a restored table or the history (prints the plan; --yes writes)"
 }
 
 // patchFlags are the flags patch, verify and undo share.
@@ -60,7 +60,7 @@ func (p *patchFlags) check() error {
 }
 
 func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "patch", "--keys impacted.jsonl --from <restored table> --to <production table> [--yes] [flags]")
+	fs := newFlags(env, "patch", "--keys impacted.jsonl (--from <restored table> | --from-history --at T) --to <production table> [--yes] [flags]")
 	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
 	from := fs.String("from", "", "table holding the wanted state: the point-in-time restore (required)")
 	to := fs.String("to", "", "production table to patch (required); every key-set line must name it")

@@ -15,11 +15,11 @@ type verifyCmd struct{}
 
 func (*verifyCmd) Name() string { return "verify" }
 func (*verifyCmd) Synopsis() string {
-	return "compare production with the restored table for every key (exit 0 only when all match)"
+	return "compare production with the restored table or the history for every key (exit 0 only when all match)"
 }
 
 func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "verify", "--keys impacted.jsonl --from <restored table> --to <production table>")
+	fs := newFlags(env, "verify", "--keys impacted.jsonl (--from <restored table> | --from-history --at T) --to <production table>")
 	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
 	from := fs.String("from", "", "table holding the wanted state (required)")
 	to := fs.String("to", "", "production table (required)")
