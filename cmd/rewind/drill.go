@@ -537,14 +537,9 @@ func (d *drill) capture(ctx context.Context) error {
 }
 
 func (d *drill) newGuard() *guard.Guard {
-	cfg, _ := loadAWSFromEnv(context.Background())
+	cfg, _ := loadAWS(context.Background(), d.env)
 	g, _ := guard.New(ssm.NewFromConfig(cfg), guard.Config{TTL: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return g
-}
-
-// loadAWSFromEnv is loadAWS for the drill's own clients of the fakes.
-func loadAWSFromEnv(ctx context.Context) (aws.Config, error) {
-	return loadAWS(ctx, nil)
 }
 
 func (d *drill) startStack(ctx context.Context) error {

@@ -74,9 +74,14 @@ func (h *historyFlags) register(fs *flag.FlagSet, env *Env) {
 	h.store.register(fs, env)
 }
 
-// source opens the store and returns the history source for table, with
-// a close func; nil when --from-history is off.
-func (h *historyFlags) source(env *Env, from, table string) (*historySource, func(), error) {
+// source checks that --keys, --to and one source of wanted states
+// (--from, or --from-history --at) are given, opens the store and returns
+// the history source for table, with a close func; nil when
+// --from-history is off.
+func (h *historyFlags) source(env *Env, keys, from, table string) (*historySource, func(), error) {
+	if keys == "" || table == "" || (from == "" && !h.on) {
+		return nil, nil, usagef("--keys, --to and --from (or --from-history --at T) are required")
+	}
 	if !h.on {
 		if h.at.set {
 			return nil, nil, usagef("--at goes with --from-history")

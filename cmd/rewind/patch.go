@@ -62,7 +62,7 @@ func (p *patchFlags) check() error {
 func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "patch", "--keys impacted.jsonl (--from <restored table> | --from-history --at T) --to <production table> [--yes] [flags]")
 	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
-	from := fs.String("from", "", "table holding the wanted state: the point-in-time restore (required)")
+	from := fs.String("from", "", "table holding the wanted state: the point-in-time restore (or use --from-history)")
 	to := fs.String("to", "", "production table to patch (required); every key-set line must name it")
 	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
 	force := fs.Bool("force", false, "overwrite items changed since they were planned against (default: report them as conflicts)")
@@ -77,14 +77,11 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	hist, closeHist, err := hf.source(env, *from, *to)
+	hist, closeHist, err := hf.source(env, *keys, *from, *to)
 	if err != nil {
 		return err
 	}
 	defer closeHist()
-	if *keys == "" || (*from == "" && hist == nil) || *to == "" {
-		return usagef("--keys, --to and --from (or --from-history --at T) are required")
-	}
 	if *from == *to {
 		return usagef("--from and --to are both %q: patch from the restored copy into production, never a table into itself", *to)
 	}

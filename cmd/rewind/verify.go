@@ -21,7 +21,7 @@ func (*verifyCmd) Synopsis() string {
 func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "verify", "--keys impacted.jsonl (--from <restored table> | --from-history --at T) --to <production table>")
 	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
-	from := fs.String("from", "", "table holding the wanted state (required)")
+	from := fs.String("from", "", "table holding the wanted state (or use --from-history)")
 	to := fs.String("to", "", "production table (required)")
 	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
 	var pf patchFlags
@@ -31,14 +31,11 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	hist, closeHist, err := hf.source(env, *from, *to)
+	hist, closeHist, err := hf.source(env, *keys, *from, *to)
 	if err != nil {
 		return err
 	}
 	defer closeHist()
-	if *keys == "" || (*from == "" && hist == nil) || *to == "" {
-		return usagef("--keys, --to and --from (or --from-history --at T) are required")
-	}
 	if *from == *to {
 		return usagef("--from and --to are both %q", *to)
 	}
