@@ -158,6 +158,7 @@ type KeySetReader struct {
 	name string
 	line int
 	buf  []byte
+	max  int
 }
 
 // maxKeySetLine bounds a line: a key is at most 2 KB of partition key and
@@ -167,8 +168,15 @@ const maxKeySetLine = 64 << 10
 // NewKeySetReader reads a key set from r. name (a file name, or "-") is
 // used in errors.
 func NewKeySetReader(r io.Reader, name string) *KeySetReader {
-	return &KeySetReader{r: bufio.NewReaderSize(r, 64<<10), name: name}
+	return &KeySetReader{r: bufio.NewReaderSize(r, 64<<10), name: name, max: maxKeySetLine}
 }
+
+// SetMaxLine sets the longest line accepted (default 64 KiB), for files
+// whose lines are key-set lines with more fields, such as patch plans.
+func (r *KeySetReader) SetMaxLine(n int) { r.max = n }
+
+// Bytes returns the line last returned by Next, valid until the next call.
+func (r *KeySetReader) Bytes() []byte { return r.buf }
 
 // Line returns the number of the line last read.
 func (r *KeySetReader) Line() int { return r.line }
@@ -197,9 +205,9 @@ func (r *KeySetReader) readLine() ([]byte, error) {
 	for {
 		chunk, err := r.r.ReadSlice('\n')
 		r.buf = append(r.buf, chunk...)
-		if len(r.buf) > maxKeySetLine {
+		if len(r.buf) > r.max {
 			r.line++
-			return nil, fmt.Errorf("%s: line %d: longer than %d bytes", r.name, r.line, maxKeySetLine)
+			return nil, fmt.Errorf("%s: line %d: longer than %d bytes", r.name, r.line, r.max)
 		}
 		switch {
 		case err == nil:

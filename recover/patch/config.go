@@ -23,6 +23,7 @@ import (
 type Client interface {
 	ItemReader
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 }
@@ -36,6 +37,12 @@ type Config struct {
 	// the impacted items. Required by Patch and Verify. Every line's table
 	// must be To.
 	Keys string
+	// Plan is a dry run's output (its plan lines, see Step.AppendJSON) to
+	// apply exactly instead of Keys: every write is also conditional on
+	// the production and wanted states the dry run recorded, so a key
+	// either changed since is a conflict, listed and left alone. Keys and
+	// Plan are exclusive; one is required by Patch and Verify.
+	Plan string
 	// From is the table holding the wanted state, normally a point-in-time
 	// restore of To. Required unless Source is set.
 	From string
@@ -203,6 +210,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("patch: BatchSize %d: want 1 to %d", c.BatchSize, maxBatch)
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("patch: MaxAttempts %d is negative", c.MaxAttempts)
+	case c.Keys != "" && c.Plan != "":
+		return errors.New("patch: Keys and Plan are exclusive: a plan names its keys")
 	case c.Resume && c.Journal == "":
 		return errors.New("patch: Resume needs Journal, the journal of the patch to resume")
 	}

@@ -67,6 +67,7 @@ type engine struct {
 	done      Counts // this run, finished chunks only
 	lastCP    time.Time
 	cpErr     error
+	repaired  int64 // reverts owed by an interrupted run, done first
 }
 
 type msg struct {

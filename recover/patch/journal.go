@@ -20,16 +20,21 @@ import (
 //
 //	{"op":"start","version":1,"tool":"patch","time":"2026-11-20T10:31:12Z","keys":"/inc/impacted.jsonl","from":"orders-restored","to":"orders","shard":"0/1","force":false,"resume":false}
 //	{"op":"intent","line":7,"key":{"pk":{"S":"t1#42"}},"action":"restore","before":{...}|null,"after":{...}|null}
-//	{"op":"outcome","line":7,"key":{"pk":{"S":"t1#42"}},"status":"written","old":{...}|null,"error":"..."}
+//	{"op":"replaced","line":7,"key":{"pk":{"S":"t1#42"}},"old":{...}|null,"wrote":{...}|null}
+//	{"op":"outcome","line":7,"key":{"pk":{"S":"t1#42"}},"status":"written","error":"..."}
 //
 // A start record opens every run (a resumed run appends another). An intent
 // record holds the production pre-image (before) and the item about to be
 // written (after; null for a delete); it is fsynced before the write is
 // sent. An outcome record follows the write; it is not fsynced on its own
 // (the next intent's fsync carries it) and may be missing after a crash.
-// "old" appears in an outcome only when the write replaced something other
-// than "before" (a forced write over a changed item): then it, not
-// "before", is the true pre-image.
+// A replaced record is written, and fsynced, the moment a write is found
+// to have replaced something other than "before" (an item changed since
+// planning, under a put, a delete or a forced write): its "old", not
+// "before", is then the true pre-image, and "wrote" what the write left.
+// Without force a revert follows; the key's outcome record says it is
+// done. A replaced record with no later outcome for its key (a crash
+// between the two) is a revert still owed, which a resume does first.
 
 // journalVersion is the version of the journal and checkpoint formats.
 const journalVersion = 1
@@ -195,14 +200,25 @@ func appendOutcome(dst []byte, r *result) []byte {
 	dst = r.step.Key.AppendJSON(dst)
 	dst = append(dst, `,"status":`...)
 	dst = appendString(dst, string(r.status))
-	if r.hasOld {
-		dst = append(dst, `,"old":`...)
-		dst = appendItemOrNull(dst, r.old)
-	}
 	if r.err != nil {
 		dst = append(dst, `,"error":`...)
 		dst = appendString(dst, r.err.Error())
 	}
+	return append(dst, "}\n"...)
+}
+
+// appendReplaced appends a "replaced" record: the write of line's key
+// landed (it wrote wrote; null for a delete) and replaced old, which is
+// not the item it was planned against.
+func appendReplaced(dst []byte, line int, key rewind.Key, old, wrote rewind.Item) []byte {
+	dst = append(dst, `{"op":"replaced","line":`...)
+	dst = strconv.AppendInt(dst, int64(line), 10)
+	dst = append(dst, `,"key":`...)
+	dst = key.AppendJSON(dst)
+	dst = append(dst, `,"old":`...)
+	dst = appendItemOrNull(dst, old)
+	dst = append(dst, `,"wrote":`...)
+	dst = appendItemOrNull(dst, wrote)
 	return append(dst, "}\n"...)
 }
 
@@ -218,6 +234,8 @@ type journalRecord struct {
 	After  json.RawMessage `json:"after"`
 	Status string          `json:"status"`
 	Old    json.RawMessage `json:"old"`
+	Wrote  json.RawMessage `json:"wrote"`
+	Force  bool            `json:"force"`
 }
 
 // journalReader reads journal records, with their offsets and line
@@ -310,6 +328,7 @@ type Counts struct {
 	Absent    int64 `json:"absent"`
 	Unknown   int64 `json:"unknown,omitempty"`
 	Written   int64 `json:"written"`
+	Already   int64 `json:"already,omitempty"`
 	Conflicts int64 `json:"conflicts"`
 	Failures  int64 `json:"failures"`
 }
@@ -322,6 +341,7 @@ func (c *Counts) add(o Counts) {
 	c.Absent += o.Absent
 	c.Unknown += o.Unknown
 	c.Written += o.Written
+	c.Already += o.Already
 	c.Conflicts += o.Conflicts
 	c.Failures += o.Failures
 }
@@ -346,6 +366,8 @@ func (c *Counts) addStatus(s Status) {
 	switch s {
 	case StatusWritten:
 		c.Written++
+	case StatusAlready:
+		c.Already++
 	case StatusConflict:
 		c.Conflicts++
 	case StatusFailed:

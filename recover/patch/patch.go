@@ -16,20 +16,27 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Patch plans the patch of the keys in cfg.Keys from cfg.From (or
-// cfg.Source) into cfg.To and, with cfg.Apply, executes that plan. It
-// returns a summary even when it returns an error (interrupted, failed
-// mid-way), except when it refused to start.
+// Patch plans the patch of the keys in cfg.Keys (or of a reviewed plan,
+// cfg.Plan) from cfg.From (or cfg.Source) into cfg.To and, with cfg.Apply,
+// executes that plan. It returns a summary even when it returns an error
+// (interrupted, failed mid-way), except when it refused to start.
 //
 // Before anything is read or written it refuses, naming the table, file,
-// line and key: From equal to To, tables whose key schemas differ, and any
-// key-set line whose table is not To or whose key does not fit the key
-// schema.
+// line and key: From and To being one table however spelled (compared by
+// DescribeTable's ARN and ID), a source that is not ACTIVE, tables whose
+// key schemas differ, an empty input (ErrEmptyKeySet), and any line whose
+// table is not To or whose key does not fit the key schema or DynamoDB's
+// key rules. The input is read in one pass: a pipe or FIFO is spooled to a
+// private file first, so the check and the work see the same lines.
 //
-// A dry run prints one plan line per key (see Step.AppendJSON). An apply
-// prints one line per conflict or failure (see appendReport); Summary
-// counts them. With cfg.Resume, key-set lines the checkpoint covers are
-// skipped and the rest planned again from the tables' current state.
+// A dry run prints one plan line per key (see Step.AppendJSON). With
+// cfg.Plan, every write is also conditional on the production and wanted
+// states the dry run recorded (their digests): a key whose production item
+// or wanted state changed since the dry run is a conflict, listed and left
+// alone. An apply prints one line per conflict or failure (see
+// appendReport); Summary counts them. With cfg.Resume, the reverts the
+// interrupted run owed are finished first, then the input lines the
+// checkpoint covers are skipped and the rest planned again.
 func Patch(ctx context.Context, client Client, cfg Config) (*Summary, error) {
 	return run(ctx, client, cfg, "patch")
 }
@@ -38,19 +45,27 @@ func Patch(ctx context.Context, client Client, cfg Config) (*Summary, error) {
 // every key in cfg.Keys and prints each key that differs as a plan line
 // (its action says what a patch would do). It writes nothing; Apply,
 // Journal and Resume are ignored. Summary.Mismatches counts the keys that
-// differ.
+// differ; only keys that were read are ever counted as matching.
 func Verify(ctx context.Context, client Client, cfg Config) (*Summary, error) {
 	cfg.Apply, cfg.Journal, cfg.Resume = false, "", false
 	return run(ctx, client, cfg, "verify")
 }
+
+// ErrEmptyKeySet is returned (wrapped) when the input holds no key: a
+// patch or verify of nothing is never "all match".
+var ErrEmptyKeySet = errors.New("the key set is empty")
 
 func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary, error) {
 	cfg.ensureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Keys == "" {
-		return nil, fmt.Errorf("%s: Keys (the key-set file) is required", tool)
+	input, planMode := cfg.Keys, cfg.Plan != ""
+	if planMode {
+		input = cfg.Plan
+	}
+	if input == "" {
+		return nil, fmt.Errorf("%s: Keys (the key-set file) or Plan (a dry run's plan) is required", tool)
 	}
 	start := time.Now()
 	retryer := NewRetryer(cfg.MaxAttempts)
@@ -62,23 +77,56 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	}
 	src := cfg.Source
 	if src == nil {
-		from, err := describeKeySchema(ctx, client, cfg.From, opts...)
+		src = &Table{Client: client, Name: cfg.From, Options: opts}
+	}
+	if t, ok := src.(*Table); ok {
+		from, err := describeKeySchema(ctx, client, t.Name, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: restored table: %w", tool, err)
 		}
-		if !from.equal(schema) {
-			return nil, fmt.Errorf("%s: tables have different key schemas: %s has %s; %s has %s", tool, cfg.From, from, cfg.To, schema)
+		if from.sameTable(schema) {
+			return nil, fmt.Errorf("%s: refused: the source %q and the production table %q are the same table (%s): patch from a restored copy into production, never a table into itself", tool, t.Name, cfg.To, schema.ARN)
 		}
-		src = &Table{Client: client, Name: cfg.From, Options: opts}
-	} else if t, ok := src.(*Table); ok && t.Name == cfg.To {
-		return nil, fmt.Errorf("%s: the source is the production table %q itself", tool, cfg.To)
+		if from.Status != "ACTIVE" {
+			return nil, fmt.Errorf("%s: refused: the source table %q is %s, not ACTIVE: wait for it (rewind restore --wait, or aws dynamodb wait table-exists --table-name %s)", tool, t.Name, from.Status, from.Name)
+		}
+		if !from.equal(schema) {
+			return nil, fmt.Errorf("%s: tables have different key schemas: %s has %s; %s has %s", tool, t.Name, from, cfg.To, schema)
+		}
 	}
 
-	keysAbs, err := filepath.Abs(cfg.Keys)
+	// Read the input once: a pipe, FIFO or /dev/stdin is copied to a
+	// private file, so that the check below and the work see the same
+	// lines. An apply keeps that copy next to its journal, for a resume.
+	if cfg.Apply && cfg.Journal == "" {
+		base := input
+		if fi, err := os.Stat(input); err != nil || !fi.Mode().IsRegular() {
+			base = "rewind-input" // a pipe: the journal goes in the current directory
+		}
+		cfg.Journal = DefaultJournal(base, cfg.now())
+	}
+	spoolDir := ""
+	if cfg.Apply {
+		spoolDir = filepath.Dir(cfg.Journal)
+	}
+	path, cleanup, err := rewind.SpoolKeySet(ctx, input, spoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
 	}
-	cpBase := checkpoint{Keys: keysAbs, From: cfg.From, To: cfg.To, Shard: cfg.Shard.String(), Limit: cfg.Limit}
+	defer cleanup()
+	if path != input && cfg.Apply && !cfg.Resume {
+		kept := cfg.Journal + ".input"
+		if err := os.Rename(path, kept); err != nil {
+			return nil, fmt.Errorf("%s: keep the piped input for a resume: %w", tool, err)
+		}
+		path = kept
+	}
+	inputAbs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tool, err)
+	}
+	in := inputSpec{path: path, name: input, plan: planMode, schema: schema}
+	cpBase := checkpoint{Keys: inputAbs, From: cfg.From, To: cfg.To, Shard: cfg.Shard.String(), Limit: cfg.Limit}
 	var resumed checkpoint
 	if cfg.Resume {
 		if resumed, err = checkResume(cfg.Journal, cpBase); err != nil {
@@ -86,13 +134,13 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		}
 	}
 
-	total, err := scanKeySet(cfg, schema, resumed)
+	total, err := scanInput(&cfg, in, resumed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: refused, nothing written: %w", tool, err)
 	}
 
-	sum := &Summary{Tool: tool, DryRun: !cfg.Apply, Input: cfg.Keys, From: cfg.From, To: cfg.To,
-		Shard: cfg.Shard, Limit: cfg.Limit, ResumedFrom: resumed.Line}
+	sum := &Summary{Tool: tool, DryRun: !cfg.Apply, Input: path, From: cfg.From, To: cfg.To,
+		Shard: cfg.Shard, Limit: cfg.Limit, ResumedFrom: resumed.Line, Plan: cfg.Plan}
 	if cfg.Source != nil && cfg.From == "" {
 		sum.From = fmt.Sprint(cfg.Source)
 	}
@@ -112,10 +160,8 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	if cfg.Rate > 0 {
 		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
 	}
+	var settled map[string]bool
 	if cfg.Apply {
-		if cfg.Journal == "" {
-			cfg.Journal = DefaultJournal(cfg.Keys, cfg.now())
-		}
 		if cfg.Resume {
 			e.journal, err = openJournal(cfg.Journal)
 		} else {
@@ -124,25 +170,34 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", tool, err)
 		}
-		err = e.journal.start(startRecord{Tool: tool, Time: cfg.now().UTC().Format(time.RFC3339), Keys: keysAbs,
+		err = e.journal.start(startRecord{Tool: tool, Time: cfg.now().UTC().Format(time.RFC3339), Keys: inputAbs,
 			From: cfg.From, To: cfg.To, Shard: cfg.Shard.String(), Force: cfg.Force, Resume: cfg.Resume})
 		if err != nil {
 			e.journal.close()
 			return nil, fmt.Errorf("%s: %w", tool, err)
 		}
+		e.writer.journal = e.journal
 		e.cpPath = checkpointPath(cfg.Journal)
 		sum.Journal = cfg.Journal
+		if cfg.Resume {
+			if settled, err = e.repairPending(ctx, cfg.Journal); err != nil {
+				e.journal.close()
+				return nil, fmt.Errorf("%s: %w", tool, err)
+			}
+		}
 	}
 
-	f, err := os.Open(cfg.Keys)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
 	}
 	defer f.Close()
-	runErr := e.run(ctx, keySetChunks(f, &cfg, resumed.Line))
+	runErr := e.run(ctx, inputChunks(f, &cfg, in, resumed.Line, settled))
 	sum.Run, sum.Counts = e.counts()
+	sum.Repaired = e.repaired
 	sum.Elapsed = time.Since(start)
 	if runErr != nil {
+		sum.Err = runErr
 		if ctx.Err() != nil {
 			sum.Interrupted = true
 			return sum, fmt.Errorf("%s: interrupted after %d keys (resume with --resume --journal %s): %w", tool, sum.Run.Keys, cfg.Journal, runErr)
@@ -193,11 +248,56 @@ func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	return cp, nil
 }
 
-// scanKeySet reads the whole key set once before anything is written: it
-// refuses a line for another table or with a key that does not fit the
-// schema, checks that the checkpoint's line still holds its key, and
-// returns how many keys this run will plan.
-func scanKeySet(cfg Config, schema keySchema, resumed checkpoint) (int64, error) {
+// inputSpec is the input of a patch or verify: a key set, or the plan a
+// dry run printed (whose lines are key-set lines with the plan's fields).
+type inputSpec struct {
+	path   string // the file read (a private copy of a pipe)
+	name   string // as the caller named it, for messages
+	plan   bool
+	schema keySchema
+}
+
+// maxPlanLine bounds a plan line: its diff holds two whole values per
+// differing attribute, so up to two 400 KB items with JSON overhead.
+const maxPlanLine = 8 << 20
+
+// inputReader reads input entries with their line numbers.
+type inputReader struct {
+	ksr  *rewind.KeySetReader
+	spec inputSpec
+}
+
+func newInputReader(r io.Reader, spec inputSpec) *inputReader {
+	ksr := rewind.NewKeySetReader(r, spec.name)
+	if spec.plan {
+		ksr.SetMaxLine(maxPlanLine)
+	}
+	return &inputReader{ksr: ksr, spec: spec}
+}
+
+// next returns the next entry and, for a plan, the states it recorded.
+func (r *inputReader) next() (rewind.KeySetEntry, *plannedState, error) {
+	e, err := r.ksr.Next()
+	if err != nil {
+		return e, nil, err
+	}
+	if !r.spec.plan {
+		return e, nil, nil
+	}
+	p, err := parsePlanned(r.ksr.Bytes())
+	if err != nil {
+		return e, nil, fmt.Errorf("%s: line %d: %w", r.spec.name, r.ksr.Line(), err)
+	}
+	return e, p, nil
+}
+
+// scanInput reads the whole input once before anything is written: it
+// refuses a line for another table, with a key that does not fit the
+// schema or that DynamoDB would reject, or (for a plan) without the
+// states the dry run saw; checks that the checkpoint's line still holds
+// its key; and returns how many keys this run will plan. An input with no
+// key at all is ErrEmptyKeySet.
+func scanInput(cfg *Config, in inputSpec, resumed checkpoint) (int64, error) {
 	var resumeKey rewind.Key
 	if resumed.Line > 0 {
 		k, err := rewind.ParseKey(resumed.Key)
@@ -206,32 +306,36 @@ func scanKeySet(cfg Config, schema keySchema, resumed checkpoint) (int64, error)
 		}
 		resumeKey = k
 	}
-	f, err := os.Open(cfg.Keys)
+	f, err := os.Open(in.path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	r := rewind.NewKeySetReader(f, cfg.Keys)
-	var admitted, thisRun int64
+	r := newInputReader(f, in)
+	var lines, admitted, thisRun int64
 	sawResume := resumed.Line == 0
 	for {
-		e, err := r.Next()
+		e, _, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return 0, err
 		}
-		line := r.Line()
-		if e.Table != cfg.To {
-			return 0, fmt.Errorf("%s: line %d: key %s is for table %q, but the production table (--to) is %q", cfg.Keys, line, e.Key, e.Table, cfg.To)
+		lines++
+		line := r.ksr.Line()
+		if !in.schema.holds(e.Table) {
+			return 0, fmt.Errorf("%s: line %d: key %s is for table %q, but the production table (--to) is %q", in.name, line, e.Key, e.Table, cfg.To)
 		}
-		if err := schema.check(e.Key); err != nil {
-			return 0, fmt.Errorf("%s: line %d: %w", cfg.Keys, line, err)
+		if err := in.schema.check(e.Key); err != nil {
+			return 0, fmt.Errorf("%s: line %d: %w", in.name, line, err)
+		}
+		if err := e.Key.CheckDynamoDB(in.schema.Names...); err != nil {
+			return 0, fmt.Errorf("%s: line %d: key %s: DynamoDB would reject it: %w", in.name, line, e.Key, err)
 		}
 		if line == resumed.Line {
 			if !e.Key.Equal(resumeKey) {
-				return 0, fmt.Errorf("%s: line %d is key %s, but the checkpoint says %s: the key set changed since the patch started", cfg.Keys, line, e.Key, resumeKey)
+				return 0, fmt.Errorf("%s: line %d is key %s, but the checkpoint says %s: the input changed since the patch started", in.name, line, e.Key, resumeKey)
 			}
 			sawResume = true
 		}
@@ -243,24 +347,28 @@ func scanKeySet(cfg Config, schema keySchema, resumed checkpoint) (int64, error)
 			thisRun++
 		}
 	}
+	if lines == 0 {
+		return 0, fmt.Errorf("%s: %w: nothing to %s (is it the right file? a pipe can be read only once)", in.name, ErrEmptyKeySet, map[bool]string{true: "apply", false: "check"}[cfg.Apply])
+	}
 	if !sawResume {
-		return 0, fmt.Errorf("%s has fewer than %d lines, the checkpoint's: the key set changed since the patch started", cfg.Keys, resumed.Line)
+		return 0, fmt.Errorf("%s has fewer than %d lines, the checkpoint's: the input changed since the patch started", in.name, resumed.Line)
 	}
 	return thisRun, nil
 }
 
-// keySetChunks cuts the key set into chunks of the keys this run plans:
-// those in the shard, within the limit, after the resumed line. A key
-// repeated within one chunk is planned once.
-func keySetChunks(f io.Reader, cfg *Config, resumeLine int) func() (*chunk, error) {
-	r := rewind.NewKeySetReader(f, cfg.Keys)
+// inputChunks cuts the input into chunks of the keys this run plans:
+// those in the shard, within the limit, after the resumed line, and not
+// settled by a resume's repairs. A key repeated within one chunk is
+// planned once.
+func inputChunks(f io.Reader, cfg *Config, in inputSpec, resumeLine int, settled map[string]bool) func() (*chunk, error) {
+	r := newInputReader(f, in)
 	var admitted int64
 	seq := 0
 	return func() (*chunk, error) {
 		c := &chunk{seq: seq}
-		in := map[string]bool{}
+		seen := map[string]bool{}
 		for len(c.steps) < cfg.BatchSize && (cfg.Limit == 0 || admitted < cfg.Limit) {
-			e, err := r.Next()
+			e, planned, err := r.next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -271,17 +379,20 @@ func keySetChunks(f io.Reader, cfg *Config, resumeLine int) func() (*chunk, erro
 				continue
 			}
 			admitted++
-			line := r.Line()
+			line := r.ksr.Line()
 			if line <= resumeLine {
 				continue
 			}
 			enc := string(e.Key.Encode())
-			if in[enc] {
-				cfg.Log.Warn("key repeated in the key set; planned once", "file", cfg.Keys, "line", line, "key", e.Key.String())
+			if settled[enc] {
 				continue
 			}
-			in[enc] = true
-			c.steps = append(c.steps, &Step{Line: line, Key: e.Key})
+			if seen[enc] {
+				cfg.Log.Warn("key repeated in the input; planned once", "file", in.name, "line", line, "key", e.Key.String())
+				continue
+			}
+			seen[enc] = true
+			c.steps = append(c.steps, &Step{Line: line, Table: in.schema.Name, Key: e.Key, planned: planned})
 			c.lastLine = line
 		}
 		if len(c.steps) == 0 {
@@ -296,20 +407,31 @@ func keySetChunks(f io.Reader, cfg *Config, resumeLine int) func() (*chunk, erro
 type Summary struct {
 	Tool    string // "patch", "verify" or "undo"
 	DryRun  bool
-	Input   string // key set (patch, verify) or journal (undo)
+	Input   string // key set or plan (patch, verify) or journal (undo)
 	From    string
 	To      string
 	Journal string // the journal written, if any
-	Shard   Shard
-	Limit   int64
-	// ResumedFrom is the key-set line the run resumed after; 0 if none.
+	// Plan is the reviewed dry run an apply enforced; "" when the plan was
+	// made at apply time.
+	Plan  string
+	Shard Shard
+	Limit int64
+	// ResumedFrom is the input line the run resumed after; 0 if none.
 	ResumedFrom int
+	// Repaired is how many reverts an interrupted run owed that this
+	// resumed run finished first (counted as conflicts too).
+	Repaired int64
 	// Counts are the totals, including the run resumed from.
 	Counts
 	// Run are the counts of this run alone.
 	Run         Counts
 	Elapsed     time.Duration
 	Interrupted bool
+	// Err is the error that stopped the run, if any.
+	Err error
+	// Warnings are said at the end of the summary (undo of an unfinished
+	// patch, records skipped with Partial, ...).
+	Warnings []string
 }
 
 // Partial reports whether some keys were not done: conflicts or failures
@@ -325,26 +447,35 @@ func (s *Summary) Partial() bool {
 // wanted one.
 func (s *Summary) Mismatches() int64 { return s.Restore + s.Delete }
 
+// State is the summary's title: what happened, in a few words.
+func (s *Summary) State() string {
+	switch {
+	case s.Interrupted:
+		return "INTERRUPTED"
+	case s.Err != nil:
+		return "FAILED"
+	case s.DryRun && s.Tool != "verify":
+		return "dry run, nothing written (add --yes to apply)"
+	case s.Tool == "verify" && s.Mismatches() == 0 && s.Unknown == 0:
+		return fmt.Sprintf("all %d keys match", s.Keys)
+	case s.Tool == "verify":
+		return fmt.Sprintf("%d keys DIFFER", s.Mismatches()+s.Unknown)
+	case s.Partial():
+		return "PARTIAL"
+	}
+	return "applied"
+}
+
 // String formats the summary as lines to paste into an incident channel.
 func (s *Summary) String() string {
 	var b strings.Builder
-	state := "applied"
-	switch {
-	case s.Interrupted:
-		state = "INTERRUPTED"
-	case s.DryRun && s.Tool != "verify":
-		state = "dry run, nothing written (add --yes to apply)"
-	case s.Tool == "verify" && s.Mismatches() == 0:
-		state = "all keys match"
-	case s.Tool == "verify":
-		state = fmt.Sprintf("%d keys DIFFER", s.Mismatches())
-	case s.Partial():
-		state = "applied, PARTIAL"
-	}
-	fmt.Fprintf(&b, "rewind %s: %s\n", s.Tool, state)
+	fmt.Fprintf(&b, "rewind %s: %s\n", s.Tool, s.State())
 	src := "keys"
-	if s.Tool == "undo" {
+	switch {
+	case s.Tool == "undo":
 		src = "journal"
+	case s.Plan != "":
+		src = "plan"
 	}
 	fmt.Fprintf(&b, "  %-10s %s", src, s.Input)
 	if s.Shard.Count > 1 {
@@ -361,6 +492,13 @@ func (s *Summary) String() string {
 		fmt.Fprintf(&b, "  %-10s %s\n", "from", s.From)
 	}
 	fmt.Fprintf(&b, "  %-10s %s\n", "to", s.To)
+	if s.Tool == "patch" && !s.DryRun {
+		if s.Plan != "" {
+			fmt.Fprintf(&b, "  %-10s the reviewed dry run: keys changed since it are conflicts\n", "plan")
+		} else {
+			fmt.Fprintf(&b, "  %-10s made now, at apply time, not reviewed (dry run > plan.jsonl, then --yes --plan plan.jsonl applies exactly what was reviewed)\n", "plan")
+		}
+	}
 	row := func(name string, v int64) { fmt.Fprintf(&b, "  %-10s %d\n", name, v) }
 	row("keys read", s.Keys)
 	if s.Tool == "verify" {
@@ -377,8 +515,14 @@ func (s *Summary) String() string {
 	}
 	if !s.DryRun {
 		row("written", s.Written)
+		if s.Already > 0 {
+			fmt.Fprintf(&b, "  %-10s %d (already the wanted item when written: another run, or a retried write)\n", "already", s.Already)
+		}
 		row("conflicts", s.Conflicts)
 		row("failures", s.Failures)
+		if s.Repaired > 0 {
+			fmt.Fprintf(&b, "  %-10s %d (items the interrupted run overwrote although they had changed, put back first)\n", "repaired", s.Repaired)
+		}
 	}
 	rate := 0.0
 	if s.Elapsed > 0 {
@@ -387,6 +531,9 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s (%.0f keys/s)\n", "elapsed", s.Elapsed.Round(time.Millisecond), rate)
 	if s.Journal != "" {
 		fmt.Fprintf(&b, "  %-10s %s\n", "journal", s.Journal)
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "  WARNING    %s\n", w)
 	}
 	return b.String()
 }

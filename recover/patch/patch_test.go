@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,8 +250,10 @@ func TestPatchRefusals(t *testing.T) {
 }
 
 // TestConflict: an item changed between plan and write is reported and
-// left alone; --force overwrites it. An attribute added behind the
-// condition's back is caught by ALL_OLD and reverted.
+// left alone; --force overwrites it. An attribute added since planning
+// survives the conditional UpdateItem and is reported; a change beyond what
+// the condition of a wide item can check is caught by ALL_OLD, journaled
+// and reverted.
 func TestConflict(t *testing.T) {
 	env, s, keys := scenario(t, patchtest.ScenarioOptions{Items: 30, Modify: 6, Delete: 2, Junk: 2, WideItem: true, Seed: 3})
 	c := env.DynamoDB
@@ -303,23 +307,38 @@ func TestConflict(t *testing.T) {
 	if len(reports) != 3 {
 		t.Fatalf("%d report lines, want 3:\n%s", len(reports), out.String())
 	}
-	reverted := 0
+	reverted, kept := 0, 0
 	for _, r := range reports {
-		if strings.Contains(r["error"].(string), "the write was reverted") {
+		msg := r["error"].(string)
+		if strings.Contains(msg, "the write was reverted") {
 			reverted++
 		}
-		if r["status"] != "conflict" || !strings.Contains(r["error"].(string), "changed since plan") || !strings.Contains(r["error"].(string), `{"pk":`) {
+		if strings.Contains(msg, "zz_new_attribute were added since it was planned") {
+			kept++
+		}
+		if r["status"] != "conflict" || !strings.Contains(msg, "since it was planned") || !strings.Contains(msg, `{"pk":`) {
 			t.Errorf("report %v: want a conflict naming the key", r)
 		}
 	}
-	if reverted != 2 {
-		t.Errorf("%d conflicts caught by ALL_OLD and reverted, want 2 (the added attribute, the attribute beyond the condition):\n%s", reverted, out.String())
+	if reverted != 1 || kept != 1 {
+		t.Errorf("%d conflicts reverted (want 1: the attribute beyond the condition), %d with an added attribute kept (want 1):\n%s", reverted, kept, out.String())
+	}
+	if n := countOps(t, cfg.Journal, "replaced"); n != 1 {
+		t.Errorf("%d replaced records in the journal, want 1 (the reverted write)", n)
 	}
 	want := map[string]rewind.Item{}
 	for k, v := range s.Expected {
 		want[k] = v
 	}
 	for enc, item := range concurrent {
+		if victims[enc] == "add-attribute" {
+			// The planned attributes were written, the added one kept.
+			merged := rewind.Item{"zz_new_attribute": item["zz_new_attribute"]}
+			for n, v := range s.Expected[enc] {
+				merged[n] = v
+			}
+			item = merged
+		}
 		want[enc] = item
 	}
 	assertTable(t, c, "orders", want, "after a patch with conflicts")
@@ -402,4 +421,28 @@ func TestForceOverChangeThenUndo(t *testing.T) {
 	}
 	want[victim] = changed
 	assertTable(t, c, "orders", want, "after undo")
+}
+
+// countOps counts the journal's records of one op.
+func countOps(t *testing.T, path, op string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	jr := newJournalReader(f, path)
+	n := 0
+	for {
+		rec, err := jr.next()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Op == op {
+			n++
+		}
+	}
 }

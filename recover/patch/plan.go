@@ -1,6 +1,9 @@
 package patch
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -35,7 +38,10 @@ const (
 type Step struct {
 	// Line is the key's line in the key set (or the journal, for Undo).
 	Line int
-	Key  rewind.Key
+	// Table is the production table's name, printed on plan lines so that
+	// a plan is also a key set.
+	Table string
+	Key   rewind.Key
 	// Action is what the plan does.
 	Action Action
 	// Before is the production item when planned: the pre-image a write
@@ -54,6 +60,8 @@ type Step struct {
 	// expect is, for Undo, the item the patch wrote; see Conflict.
 	expect    rewind.Item
 	hasExpect bool
+	// planned is, when applying a reviewed plan, what the dry run saw.
+	planned *plannedState
 
 	// Set by the dispatcher before the chunk is registered: an outcome
 	// is to come. Then owned by the collector.
@@ -82,6 +90,43 @@ func (s *Step) classify() {
 		!sameState(s.Before, s.expect) {
 		s.Conflict = "production item is neither what the patch wrote nor what it replaced"
 	}
+	if p := s.planned; p != nil && s.writes() && s.Conflict == "" {
+		switch {
+		case rewind.ItemDigest(s.Before) != p.before:
+			s.Conflict = "production item changed since the dry run (the reviewed plan): left alone; review it and make a new dry run"
+		case rewind.ItemDigest(s.After) != p.after:
+			s.Conflict = "the wanted state differs from the dry run's (the source changed since): left alone; make a new dry run"
+		}
+	}
+}
+
+// plannedState is what a dry run saw of one key: the digests
+// (rewind.ItemDigest) of the production item and the wanted item.
+type plannedState struct {
+	before, after string
+}
+
+// parsePlanned reads the digests of a plan line (see AppendJSON).
+func parsePlanned(line []byte) (*plannedState, error) {
+	var l struct {
+		Action string `json:"action"`
+		Digest *struct {
+			Before string `json:"before"`
+			After  string `json:"after"`
+		} `json:"digest"`
+	}
+	if err := json.Unmarshal(line, &l); err != nil {
+		return nil, fmt.Errorf("not a plan line: %w", err)
+	}
+	if l.Digest == nil || l.Digest.Before == "" || l.Digest.After == "" {
+		return nil, errors.New(`not a plan line: no "digest" of the states the dry run saw (is it a key set? pass it as --keys; or a plan from an older rewind? make a new dry run)`)
+	}
+	switch Action(l.Action) {
+	case ActionRestore, ActionDelete, ActionUnchanged, ActionAbsent, ActionUnknown:
+	default:
+		return nil, fmt.Errorf("plan line with unknown action %q", l.Action)
+	}
+	return &plannedState{before: l.Digest.Before, after: l.Digest.After}, nil
 }
 
 // writes reports whether the step needs a write.
@@ -129,16 +174,25 @@ func (s *Step) Diff() []AttrDiff {
 
 // AppendJSON appends the step as one plan line (no newline):
 //
-//	{"line":7,"key":{"pk":{"S":"t1#42"}},"action":"restore","diff":[{"attr":"n","before":{"N":"1"},"after":{"N":"2"}}]}
+//	{"line":7,"table":"orders","key":{"pk":{"S":"t1#42"}},"action":"restore","digest":{"before":"9f2c…","after":"41d0…"},"diff":[{"attr":"n","before":{"N":"1"},"after":{"N":"2"}}]}
 //
-// diff lists the differing top-level attributes with their values in
-// DynamoDB JSON; before or after is left out where the attribute is
+// line is the line of the input (key set or plan); table and key make the
+// line a key-set line too. digest holds rewind.ItemDigest of the
+// production item and of the wanted item as planned ("absent" for none):
+// applying the plan (--plan) refuses to write a key where either changed
+// since. diff lists the differing top-level attributes with their values
+// in DynamoDB JSON; before or after is left out where the attribute is
 // absent. It is empty for unchanged and absent keys. conflict appears
-// when the step is a plan-time conflict.
+// when the step is a plan-time conflict, reason when its state is unknown.
 func (s *Step) AppendJSON(dst []byte) []byte {
 	dst = s.appendHead(dst)
 	dst = append(dst, `,"action":`...)
 	dst = appendString(dst, string(s.Action))
+	dst = append(dst, `,"digest":{"before":"`...)
+	dst = append(dst, rewind.ItemDigest(s.Before)...)
+	dst = append(dst, `","after":"`...)
+	dst = append(dst, rewind.ItemDigest(s.After)...)
+	dst = append(dst, `"}`...)
 	if s.Conflict != "" {
 		dst = append(dst, `,"conflict":`...)
 		dst = appendString(dst, s.Conflict)
@@ -170,6 +224,10 @@ func (s *Step) AppendJSON(dst []byte) []byte {
 func (s *Step) appendHead(dst []byte) []byte {
 	dst = append(dst, `{"line":`...)
 	dst = strconv.AppendInt(dst, int64(s.Line), 10)
+	if s.Table != "" {
+		dst = append(dst, `,"table":`...)
+		dst = appendString(dst, s.Table)
+	}
 	dst = append(dst, `,"key":`...)
 	return s.Key.AppendJSON(dst)
 }

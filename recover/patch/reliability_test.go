@@ -69,7 +69,7 @@ func TestReliabilityPatchFaults(t *testing.T) {
 
 			var out bytes.Buffer
 			sum, perr := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: journal, BatchSize: 5, Out: &out})
-			patched := perr == nil && !sum.Partial() && sum.Written == int64(impacted)
+			patched := perr == nil && !sum.Partial() && sum.Written+sum.Already == int64(impacted)
 			patchDiff := tableDiff(t, direct, s.Expected)
 
 			vs, verr := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", BatchSize: 5, Out: &out})
@@ -80,9 +80,9 @@ func TestReliabilityPatchFaults(t *testing.T) {
 			undoDiff := tableDiff(t, direct, s.Damaged)
 
 			st := p.Stats()
-			var written, conflicts, failures int64
+			var written, already, conflicts, failures int64
 			if sum != nil {
-				written, conflicts, failures = sum.Written, sum.Conflicts, sum.Failures
+				written, already, conflicts, failures = sum.Written, sum.Already, sum.Conflicts, sum.Failures
 			}
 			exact := patched && patchDiff == 0 && verified && undone && undoDiff == 0
 			reliability.Report(t, "faults",
@@ -91,7 +91,7 @@ func TestReliabilityPatchFaults(t *testing.T) {
 				"faultedShare", fmt.Sprintf("%.1f%%", 100*float64(st.Faults())/float64(max(st.Requests, 1))),
 				"throttled", st.ProvisionedThroughputExceeded+st.Throttling, "http500", st.ServerError,
 				"droppedBefore", st.DropBeforeForward, "droppedAfter", st.DropAfterForward, "unprocessedKeys", st.UnprocessedKeys,
-				"keys", len(s.Keys), "written", written, "conflicts", conflicts, "failures", failures,
+				"keys", len(s.Keys), "written", written, "already", already, "conflicts", conflicts, "failures", failures,
 				"tableDiffAfterPatch", patchDiff, "tableDiffAfterUndo", undoDiff)
 
 			if perr != nil || !patched {

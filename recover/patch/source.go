@@ -155,11 +155,34 @@ func sleepBackoff(ctx context.Context, attempt int) error {
 }
 
 // keySchema is a table's primary key: names in key order (HASH first) and
-// their types.
+// their types, with the table's identity as DescribeTable gave it.
 type keySchema struct {
-	Table string
+	Table string // as the caller named it: a name or an ARN
 	Names []string
 	Types []byte // 'S', 'N' or 'B'
+
+	Name   string // the table's name
+	ARN    string
+	ID     string
+	Status string // ACTIVE, UPDATING, CREATING, ...
+}
+
+// sameTable reports whether s and o are one table, however each was
+// spelled (name or ARN): by table ARN, and by table ID where both have one.
+func (s keySchema) sameTable(o keySchema) bool {
+	if s.ID != "" && o.ID != "" && s.ID == o.ID {
+		return true
+	}
+	if s.ARN != "" && o.ARN != "" {
+		return s.ARN == o.ARN
+	}
+	return s.Name == o.Name
+}
+
+// holds reports whether a key-set line naming table is for this table:
+// its name, or the name or ARN it was given as.
+func (s keySchema) holds(table string) bool {
+	return table == s.Name || table == s.Table || (s.ARN != "" && table == s.ARN)
 }
 
 func (s keySchema) String() string {
@@ -224,7 +247,11 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 	for _, d := range td.AttributeDefinitions {
 		types[aws.ToString(d.AttributeName)] = string(d.AttributeType)[0]
 	}
-	s := keySchema{Table: table}
+	s := keySchema{Table: table, Name: aws.ToString(td.TableName), ARN: aws.ToString(td.TableArn),
+		ID: aws.ToString(td.TableId), Status: string(td.TableStatus)}
+	if s.Name == "" {
+		s.Name = table
+	}
 	for _, want := range []string{"HASH", "RANGE"} {
 		for _, e := range td.KeySchema {
 			if string(e.KeyType) == want {

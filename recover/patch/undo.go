@@ -180,7 +180,7 @@ func indexJournal(path, to string) (*journalIndex, error) {
 			if rec.To != to {
 				return nil, fmt.Errorf("journal %s: line %d: the journal patched table %q, not %q", path, jr.line, rec.To, to)
 			}
-		case "intent", "outcome":
+		case "intent", "outcome", "replaced":
 			if starts == 0 {
 				return nil, fmt.Errorf("journal %s: line %d: record before the start record", path, jr.line)
 			}
@@ -199,13 +199,16 @@ func indexJournal(path, to string) (*journalIndex, error) {
 				continue
 			}
 			if k == nil {
-				return nil, fmt.Errorf("journal %s: line %d: outcome for key %s without an intent", path, jr.line, key)
+				return nil, fmt.Errorf("journal %s: line %d: %s for key %s without an intent", path, jr.line, rec.Op, key)
 			}
-			if !k.written && rec.Status == string(StatusWritten) {
+			switch {
+			case k.written:
+			case rec.Op == "replaced":
+				// The write landed over another item than planned: that
+				// item is the true pre-image.
+				k.written, k.preOff = true, jr.recOff
+			case rec.Status == string(StatusWritten):
 				k.written = true
-				if len(rec.Old) > 0 {
-					k.preOff = jr.recOff
-				}
 			}
 		default:
 			return nil, fmt.Errorf("journal %s: line %d: unknown record %q", path, jr.line, rec.Op)

@@ -87,7 +87,7 @@ func TestStepDiffAndJSON(t *testing.T) {
 	}
 	s.classify()
 	got := string(s.AppendJSON(nil))
-	want := `{"line":3,"key":{"pk":{"S":"t1#42"}},"action":"restore","diff":[{"attr":"junk","before":{"BOOL":true}},{"attr":"lost","after":{"S":""}}]}`
+	want := `{"line":3,"key":{"pk":{"S":"t1#42"}},"action":"restore","digest":{"before":"` + rewind.ItemDigest(s.Before) + `","after":"` + rewind.ItemDigest(s.After) + `"},"diff":[{"attr":"junk","before":{"BOOL":true}},{"attr":"lost","after":{"S":""}}]}`
 	if got != want {
 		t.Errorf("plan line\n got %s\nwant %s", got, want)
 	}
@@ -180,7 +180,7 @@ func TestSummaryText(t *testing.T) {
 		Counts: Counts{Keys: 10, Restore: 5, Delete: 2, Unchanged: 2, Absent: 1, Written: 6, Conflicts: 1},
 		Run:    Counts{Keys: 10}, Elapsed: 2 * time.Second}
 	text := s.String()
-	for _, want := range []string{"rewind patch: applied, PARTIAL", "keys read  10", "restore    5", "conflicts  1", "journal    j", "(5 keys/s)"} {
+	for _, want := range []string{"rewind patch: PARTIAL", "keys read  10", "made now, at apply time", "restore    5", "conflicts  1", "journal    j", "(5 keys/s)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
@@ -211,7 +211,7 @@ func TestKeySetChunksDedupAndLimit(t *testing.T) {
 		f, _ := os.Open(path)
 		cfg := &Config{Keys: path, BatchSize: 3, Limit: 5}
 		cfg.ensureDefaults()
-		next := keySetChunks(f, cfg, tc.resume)
+		next := inputChunks(f, cfg, inputSpec{path: path, name: path, schema: keySchema{Name: "orders"}}, tc.resume, nil)
 		var got []string
 		for {
 			c, err := next()

@@ -145,7 +145,12 @@ type Status string
 
 // Outcomes of applying a step.
 const (
-	StatusWritten  Status = "written"
+	StatusWritten Status = "written"
+	// StatusAlready: the production item already was the wanted one when
+	// written: another run wrote it, or an earlier attempt of this write
+	// landed and its response was lost. Not counted as written, so that
+	// the counts of concurrent runs add up.
+	StatusAlready  Status = "already"
 	StatusConflict Status = "conflict"
 	StatusFailed   Status = "failed"
 	// StatusSkipped: not attempted because the run was interrupted.
@@ -156,10 +161,6 @@ const (
 type result struct {
 	step   *Step
 	status Status
-	// old is the item the write actually replaced, when it is known and
-	// differs from step.Before (a forced write over a changed item).
-	old    rewind.Item
-	hasOld bool
 	// current is the production item that made a conflict, when known.
 	current    rewind.Item
 	hasCurrent bool
@@ -173,60 +174,114 @@ type writer struct {
 	keyNames []string // partition key first
 	force    bool
 	opts     []func(*dynamodb.Options)
+	// journal, when set, receives a "replaced" record, fsynced, the moment
+	// a write is found to have replaced something other than the planned
+	// item, before anything else is done about it. Nil in a dry run.
+	journal *journal
 }
 
 // apply writes one step and classifies the outcome.
 //
 // Without force, the write is conditional on the production item still
-// being step.Before. If the condition fails, the item changed since
-// planning: a conflict, unless the item already is step.After, which
-// happens when an earlier attempt of this same write succeeded but its
-// response was lost (the SDK then retried it); that is a success.
+// being step.Before (see do). If the condition fails, the item changed
+// since planning: a conflict, unless it already is step.After (StatusAlready:
+// another run wrote it, or an earlier attempt of this same write landed and
+// the SDK retried it).
 //
-// Every write asks for the replaced item (ALL_OLD). If it is step.After, an
-// earlier attempt landed: a success. If it differs from step.Before
-// although the condition held (an attribute the condition could
-// not cover), the write is reverted at once, conditional on the item still
-// being what was just written, and reported as a conflict.
+// Every write asks for the replaced item (ALL_OLD). A restore over an
+// existing item is an UpdateItem conditional on every planned attribute,
+// which can succeed over a changed item only when attributes were added
+// since planning; it keeps them, so nothing is lost, and the key is
+// reported as a conflict. Where the write replaced the whole item (a put
+// too large for one update expression, a delete, or a forced write) and
+// what it replaced is not the planned item, that item is journaled and
+// fsynced at once; then, without force, it is put back, conditional on the
+// item still being what was just written, and the key reported as a
+// conflict. A crash in between leaves the "replaced" record, and a resume
+// finishes the revert before any new work (see repairPending).
 func (w *writer) apply(ctx context.Context, s *Step) result {
-	old, err := w.do(ctx, s.Key, s.After, s.Before, !w.force)
+	old, merged, err := w.do(ctx, s.Key, s.After, s.Before, !w.force)
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &ccf):
 		cur := nilIfEmpty(ccf.Item)
 		if sameState(cur, s.After) {
-			return result{step: s, status: StatusWritten}
+			return result{step: s, status: StatusAlready}
 		}
 		return result{step: s, status: StatusConflict, current: cur, hasCurrent: true,
-			err: fmt.Errorf("patch: key %s: target item changed since plan (use --force to overwrite)", s.Key)}
+			err: fmt.Errorf("key %s: production item changed since it was planned (use --force to overwrite)", s.Key)}
 	case err != nil:
-		return result{step: s, status: StatusFailed, err: fmt.Errorf("patch: key %s: %s: %w", s.Key, s.Action, err)}
+		return result{step: s, status: StatusFailed, err: fmt.Errorf("key %s: %s: %w", s.Key, s.Action, err)}
 	}
 	if sameState(old, s.Before) {
 		return result{step: s, status: StatusWritten}
 	}
 	if sameState(old, s.After) {
 		// An earlier attempt of this write landed and its response was
-		// lost; the condition could not tell, because the planned item
-		// lacked an attribute the written one has.
-		return result{step: s, status: StatusWritten}
+		// lost, or another run wrote the same item.
+		return result{step: s, status: StatusAlready}
+	}
+	if merged {
+		added := addedAttributes(old, s.Before)
+		now := rewind.Item{}
+		for n, v := range s.After {
+			now[n] = v
+		}
+		for _, n := range added {
+			now[n] = old[n]
+		}
+		return result{step: s, status: StatusConflict, current: now, hasCurrent: true,
+			err: fmt.Errorf("key %s: attribute(s) %s were added since it was planned; the planned attributes were written and those kept: check the item", s.Key, strings.Join(added, ", "))}
+	}
+	if err := w.recordReplaced(s, old); err != nil {
+		return result{step: s, status: StatusFailed, current: old, hasCurrent: true,
+			err: fmt.Errorf("key %s: the write replaced an item that changed since it was planned, and journaling that item failed (it is the \"current\" of this line): %w", s.Key, err)}
 	}
 	if w.force {
-		return result{step: s, status: StatusWritten, old: old, hasOld: true}
+		return result{step: s, status: StatusWritten}
 	}
 	// The condition held but the item was not the planned one: put back
 	// what was there, unless it changed yet again.
-	if _, err := w.do(ctx, s.Key, old, s.After, true); err != nil {
-		return result{step: s, status: StatusFailed, old: old, hasOld: true,
-			err: fmt.Errorf("patch: key %s: target item changed since plan, was overwritten, and putting it back failed (its replaced value is in the journal): %w", s.Key, err)}
+	if _, _, err := w.do(ctx, s.Key, old, s.After, true); err != nil {
+		return result{step: s, status: StatusFailed, current: old, hasCurrent: true,
+			err: fmt.Errorf("key %s: changed since it was planned, was overwritten, and putting it back failed (the replaced item is in the journal; --resume puts it back): %w", s.Key, err)}
 	}
 	return result{step: s, status: StatusConflict, current: old, hasCurrent: true,
-		err: fmt.Errorf("patch: key %s: target item changed since plan; the write was reverted (use --force to overwrite)", s.Key)}
+		err: fmt.Errorf("key %s: production item changed since it was planned; the write was reverted (use --force to overwrite)", s.Key)}
+}
+
+// recordReplaced journals, fsynced, that the write of s replaced old.
+func (w *writer) recordReplaced(s *Step, old rewind.Item) error {
+	if w.journal == nil {
+		return nil
+	}
+	if err := w.journal.append(appendReplaced(nil, s.Line, s.Key, old, s.After)); err != nil {
+		return err
+	}
+	return w.journal.sync()
+}
+
+// addedAttributes returns the attributes of old that planned lacks, sorted.
+func addedAttributes(old, planned rewind.Item) []string {
+	var out []string
+	for n := range old {
+		if _, ok := planned[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // do makes production hold want (put, or delete when want is nil), when
 // conditional only if it still holds expect, and returns the replaced item.
-func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Item, conditional bool) (rewind.Item, error) {
+//
+// A conditional restore over an existing item is an UpdateItem that sets
+// want's attributes and removes expect's attributes want lacks, conditional
+// on every attribute of expect: an attribute added meanwhile survives it
+// (merged is true). Where the expressions would exceed DynamoDB's limits it
+// falls back to a PutItem conditional on as many attributes as fit.
+func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Item, conditional bool) (old rewind.Item, merged bool, err error) {
 	var cond condition
 	if conditional {
 		cond = buildCondition(expect, w.keyNames)
@@ -250,9 +305,27 @@ func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Ite
 			ReturnValuesOnConditionCheckFailure: rvf,
 		}, w.opts...)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return nilIfEmpty(out.Attributes), nil
+		return nilIfEmpty(out.Attributes), false, nil
+	}
+	if conditional && expect != nil && cond.complete {
+		if upd, ok := buildUpdate(want, expect, w.keyNames, &cond); ok {
+			out, err := w.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName:                           aws.String(w.table),
+				Key:                                 key.Item(),
+				UpdateExpression:                    aws.String(upd),
+				ConditionExpression:                 expr,
+				ExpressionAttributeNames:            cond.names,
+				ExpressionAttributeValues:           cond.values,
+				ReturnValues:                        types.ReturnValueAllOld,
+				ReturnValuesOnConditionCheckFailure: rvf,
+			}, w.opts...)
+			if err != nil {
+				return nil, true, err
+			}
+			return nilIfEmpty(out.Attributes), true, nil
+		}
 	}
 	out, err := w.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(w.table),
@@ -264,9 +337,81 @@ func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Ite
 		ReturnValuesOnConditionCheckFailure: rvf,
 	}, w.opts...)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return nilIfEmpty(out.Attributes), nil
+	return nilIfEmpty(out.Attributes), false, nil
+}
+
+// buildUpdate returns the UpdateExpression that turns expect into want:
+// SET each non-key attribute of want that expect lacks or holds another
+// value of, REMOVE each non-key attribute of expect that want lacks. Its
+// names and values are added to cond's. ok is false when the expression
+// would exceed the limits (then cond is unchanged).
+func buildUpdate(want, expect rewind.Item, keyNames []string, cond *condition) (string, bool) {
+	var set, remove []string
+	for n, v := range want {
+		if slices.Contains(keyNames, n) {
+			continue
+		}
+		if e, ok := expect[n]; ok && rewind.EqualAttributeValues(e, v) {
+			continue
+		}
+		set = append(set, n)
+	}
+	for n := range expect {
+		if _, ok := want[n]; !ok && !slices.Contains(keyNames, n) {
+			remove = append(remove, n)
+		}
+	}
+	if len(set)+len(remove) == 0 || len(set)+len(remove) > maxExprCompare {
+		return "", false
+	}
+	slices.Sort(set)
+	slices.Sort(remove)
+	var b strings.Builder
+	names := map[string]string{}
+	values := map[string]types.AttributeValue{}
+	valueBytes := 0
+	for i, n := range set {
+		if i == 0 {
+			b.WriteString("SET ")
+		} else {
+			b.WriteString(", ")
+		}
+		ph, vph := "#u"+strconv.Itoa(i), ":u"+strconv.Itoa(i)
+		b.WriteString(ph + " = " + vph)
+		names[ph], values[vph] = n, want[n]
+		valueBytes += avSize(want[n])
+	}
+	for i, n := range remove {
+		if i == 0 {
+			if len(set) > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString("REMOVE ")
+		} else {
+			b.WriteString(", ")
+		}
+		ph := "#r" + strconv.Itoa(i)
+		b.WriteString(ph)
+		names[ph] = n
+	}
+	for _, v := range cond.values {
+		valueBytes += avSize(v)
+	}
+	if b.Len() > maxExprBytes || valueBytes > maxExprValues {
+		return "", false
+	}
+	for k, v := range names {
+		cond.names[k] = v
+	}
+	if cond.values == nil && len(values) > 0 {
+		cond.values = map[string]types.AttributeValue{}
+	}
+	for k, v := range values {
+		cond.values[k] = v
+	}
+	return b.String(), true
 }
 
 func nilIfEmpty(item rewind.Item) rewind.Item {
