@@ -80,7 +80,7 @@ func (h *historyFlags) register(fs *flag.FlagSet, env *Env) {
 // --from-history is off.
 func (h *historyFlags) source(env *Env, keys, from, table string) (*historySource, func(), error) {
 	if keys == "" || table == "" || (from == "" && !h.on) {
-		return nil, nil, usagef("--keys, --to and --from (or --from-history --at T) are required")
+		return nil, nil, usagef("--keys (or --plan), --to and --from (or --from-history --at T) are required")
 	}
 	if !h.on {
 		if h.at.set {

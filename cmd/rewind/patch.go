@@ -2,9 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"net/http"
 	"time"
 
@@ -60,8 +64,9 @@ func (p *patchFlags) check() error {
 }
 
 func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "patch", "--keys impacted.jsonl (--from <restored table> | --from-history --at T) --to <production table> [--yes] [flags]")
-	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
+	fs := newFlags(env, "patch", "(--keys impacted.jsonl | --plan plan.jsonl) (--from <restored table> | --from-history --at T) --to <production table> [--yes] [flags]")
+	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (or --plan)")
+	plan := fs.String("plan", "", "apply exactly this plan, the stdout of a dry run: keys whose production item or wanted state changed since are conflicts, left alone (instead of --keys)")
 	from := fs.String("from", "", "table holding the wanted state: the point-in-time restore (or use --from-history)")
 	to := fs.String("to", "", "production table to patch (required); every key-set line must name it")
 	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
@@ -77,7 +82,11 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	hist, closeHist, err := hf.source(env, *keys, *from, *to)
+	if *keys != "" && *plan != "" {
+		return usagef("--keys and --plan are exclusive: a plan names its keys")
+	}
+	input := cmp.Or(*plan, *keys)
+	hist, closeHist, err := hf.source(env, input, *from, *to)
 	if err != nil {
 		return err
 	}
@@ -105,7 +114,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	cfg := patch.Config{
-		Keys: *keys, From: *from, To: *to,
+		Keys: *keys, Plan: *plan, From: *from, To: *to,
 		Apply: *yes, Force: *force, Limit: *limit, Shard: sh,
 		Journal: *journal, Resume: *resume,
 		Out: out, Log: env.Log,
@@ -116,7 +125,20 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	pf.apply(&cfg, env)
 	sum, err := patch.Patch(ctx, client, cfg)
 	out.Flush()
-	return finishPatch(env, sum, err)
+	next := ""
+	if sum != nil && sum.Journal != "" {
+		next = continueCommand("patch", args, "--resume", "--journal", sum.Journal)
+		if sum.Input != input && !*resume {
+			// The input was a pipe: its copy next to the journal is what
+			// a resume reads.
+			inputFlag := "keys"
+			if *plan != "" {
+				inputFlag = "plan"
+			}
+			next = continueCommand("patch", replaceFlag(args, inputFlag, sum.Input), "--resume", "--journal", sum.Journal)
+		}
+	}
+	return finishPatch(env, sum, err, next)
 }
 
 func (p *patchFlags) apply(cfg *patch.Config, env *Env) {
@@ -127,11 +149,19 @@ func (p *patchFlags) apply(cfg *patch.Config, env *Env) {
 }
 
 // finishPatch prints the summary and maps the outcome to an exit code.
-func finishPatch(env *Env, sum *patch.Summary, err error) error {
+// next, when not empty, is the command that continues an interrupted or
+// failed run.
+func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
 	if sum != nil {
 		fmt.Fprint(env.Stderr, sum)
 	}
+	if errors.Is(err, patch.ErrEmptyKeySet) {
+		return usagef("%v", err)
+	}
 	if err != nil {
+		if sum != nil && next != "" {
+			fmt.Fprintf(env.Stderr, "  %-10s %s\n", "continue", next)
+		}
 		return err
 	}
 	if sum.Partial() {
@@ -141,9 +171,67 @@ func finishPatch(env *Env, sum *patch.Summary, err error) error {
 		if sum.Unknown > 0 {
 			return partialf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", sum.Unknown, sum.Conflicts, sum.Failures)
 		}
-		return partialf("%d conflicts and %d failures (listed on stdout); rerun without --resume to retry them, --force to overwrite conflicts", sum.Conflicts, sum.Failures)
+		retry := "review each listed key; to retry failures, run the same command again (a new journal): keys already patched are found unchanged"
+		if sum.Tool == "undo" {
+			retry = "review each listed key; to retry failures, run the same undo again: keys already put back are found unchanged"
+		}
+		return partialf("%d conflicts and %d failures (listed on stdout); %s; --force overwrites conflicts", sum.Conflicts, sum.Failures, retry)
 	}
 	return nil
+}
+
+// continueCommand is the command line to paste to continue: rewind, the
+// command, its arguments without extra's flags, then extra.
+func continueCommand(name string, args []string, extra ...string) string {
+	drop := map[string]bool{}
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--") {
+			drop[strings.TrimLeft(e, "-")] = true
+		}
+	}
+	words := []string{"rewind", name}
+	for i := 0; i < len(args); i++ {
+		f, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if strings.HasPrefix(args[i], "-") && drop[f] {
+			if !hasValue && f != "resume" && i+1 < len(args) {
+				i++ // its value
+			}
+			continue
+		}
+		words = append(words, args[i])
+	}
+	words = append(words, extra...)
+	for i, w := range words {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ")
+}
+
+// replaceFlag returns args with flag's value replaced by value.
+func replaceFlag(args []string, flag, value string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		f, _, hasValue := strings.Cut(strings.TrimLeft(out[i], "-"), "=")
+		if !strings.HasPrefix(out[i], "-") || f != flag {
+			continue
+		}
+		if hasValue {
+			out[i] = "--" + flag + "=" + value
+		} else if i+1 < len(out) {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// shellQuote quotes s for a POSIX shell where it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // newPatchClient returns a DynamoDB client from the usual AWS

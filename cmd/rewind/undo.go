@@ -52,5 +52,5 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
-	return finishPatch(env, sum, err)
+	return finishPatch(env, sum, err, continueCommand("undo", args))
 }

@@ -60,5 +60,5 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	pf.apply(&cfg, env)
 	sum, err := patch.Verify(ctx, client, cfg)
 	out.Flush()
-	return finishPatch(env, sum, err)
+	return finishPatch(env, sum, err, "")
 }

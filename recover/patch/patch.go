@@ -161,6 +161,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
 	}
 	var settled map[string]bool
+	var inflight map[string]*plannedState
 	if cfg.Apply {
 		if cfg.Resume {
 			e.journal, err = openJournal(cfg.Journal)
@@ -180,10 +181,15 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		e.cpPath = checkpointPath(cfg.Journal)
 		sum.Journal = cfg.Journal
 		if cfg.Resume {
-			if settled, err = e.repairPending(ctx, cfg.Journal); err != nil {
-				e.journal.close()
-				return nil, fmt.Errorf("%s: %w", tool, err)
+			rs, err := readResumeState(cfg.Journal)
+			if err == nil {
+				settled, err = e.repairPending(ctx, rs.repairs)
 			}
+			if err != nil {
+				e.journal.close()
+				return nil, fmt.Errorf("%s: resume: %w", tool, err)
+			}
+			inflight = rs.inflight
 		}
 	}
 
@@ -192,7 +198,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		return nil, fmt.Errorf("%s: %w", tool, err)
 	}
 	defer f.Close()
-	runErr := e.run(ctx, inputChunks(f, &cfg, in, resumed.Line, settled))
+	runErr := e.run(ctx, inputChunks(f, &cfg, in, resumed.Line, settled, inflight))
 	sum.Run, sum.Counts = e.counts()
 	sum.Repaired = e.repaired
 	sum.Elapsed = time.Since(start)
@@ -358,9 +364,10 @@ func scanInput(cfg *Config, in inputSpec, resumed checkpoint) (int64, error) {
 
 // inputChunks cuts the input into chunks of the keys this run plans:
 // those in the shard, within the limit, after the resumed line, and not
-// settled by a resume's repairs. A key repeated within one chunk is
-// planned once.
-func inputChunks(f io.Reader, cfg *Config, in inputSpec, resumeLine int, settled map[string]bool) func() (*chunk, error) {
+// settled by a resume's repairs. A key the interrupted run had in flight
+// is planned against what that run saw (inflight), unless the input is a
+// plan. A key repeated within one chunk is planned once.
+func inputChunks(f io.Reader, cfg *Config, in inputSpec, resumeLine int, settled map[string]bool, inflight map[string]*plannedState) func() (*chunk, error) {
 	r := newInputReader(f, in)
 	var admitted int64
 	seq := 0
@@ -392,6 +399,9 @@ func inputChunks(f io.Reader, cfg *Config, in inputSpec, resumeLine int, settled
 				continue
 			}
 			seen[enc] = true
+			if planned == nil {
+				planned = inflight[enc]
+			}
 			c.steps = append(c.steps, &Step{Line: line, Table: in.schema.Name, Key: e.Key, planned: planned})
 			c.lastLine = line
 		}

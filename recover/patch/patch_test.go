@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -262,9 +264,17 @@ func TestConflict(t *testing.T) {
 	victims := map[string]string{wide: "beyond-condition"} // canonical key -> kind of concurrent change
 	for _, k := range s.Keys {
 		enc := patchtest.EncodeKey(k)
-		if _, ok := s.Damaged[enc]; ok && len(victims) < 3 && enc != wide {
+		_, damaged := s.Damaged[enc]
+		_, wanted := s.Expected[enc]
+		switch {
+		case damaged && wanted && len(victims) < 3 && enc != wide:
 			victims[enc] = []string{"modify", "add-attribute"}[len(victims)-1]
+		case damaged && !wanted && !slices.Contains(slices.Collect(maps.Values(victims)), "add-to-junk"):
+			victims[enc] = "add-to-junk" // an item the bug created, to be deleted
 		}
+	}
+	if len(victims) != 4 {
+		t.Fatalf("scenario gives %d victims, want 4", len(victims))
 	}
 	concurrent := map[string]rewind.Item{}
 	testHookBeforeWrite = func(st *Step) {
@@ -280,7 +290,7 @@ func TestConflict(t *testing.T) {
 		switch kind {
 		case "modify":
 			item["n38"] = &types.AttributeValueMemberN{Value: "7"}
-		case "add-attribute":
+		case "add-attribute", "add-to-junk":
 			item["zz_new_attribute"] = &types.AttributeValueMemberN{Value: "1"}
 		case "beyond-condition":
 			// w299 is past the ~140 attributes one condition can check.
@@ -300,12 +310,12 @@ func TestConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Conflicts != 3 || !sum.Partial() {
-		t.Fatalf("conflicts %d, want 3\n%s", sum.Conflicts, out.String())
+	if sum.Conflicts != 4 || !sum.Partial() {
+		t.Fatalf("conflicts %d, want 4\n%s", sum.Conflicts, out.String())
 	}
 	reports := planLines(t, out.Bytes())
-	if len(reports) != 3 {
-		t.Fatalf("%d report lines, want 3:\n%s", len(reports), out.String())
+	if len(reports) != 4 {
+		t.Fatalf("%d report lines, want 4:\n%s", len(reports), out.String())
 	}
 	reverted, kept := 0, 0
 	for _, r := range reports {
@@ -313,15 +323,15 @@ func TestConflict(t *testing.T) {
 		if strings.Contains(msg, "the write was reverted") {
 			reverted++
 		}
-		if strings.Contains(msg, "zz_new_attribute were added since it was planned") {
+		if strings.Contains(msg, "changed since it was planned; the planned attributes were written and those kept") {
 			kept++
 		}
 		if r["status"] != "conflict" || !strings.Contains(msg, "since it was planned") || !strings.Contains(msg, `{"pk":`) {
 			t.Errorf("report %v: want a conflict naming the key", r)
 		}
 	}
-	if reverted != 1 || kept != 1 {
-		t.Errorf("%d conflicts reverted (want 1: the attribute beyond the condition), %d with an added attribute kept (want 1):\n%s", reverted, kept, out.String())
+	if reverted != 1 || kept != 2 {
+		t.Errorf("%d conflicts reverted (want 1: the delete of an item that gained an attribute), %d updates that kept the application's attributes (want 2: the added one, the one beyond the condition):\n%s", reverted, kept, out.String())
 	}
 	if n := countOps(t, cfg.Journal, "replaced"); n != 1 {
 		t.Errorf("%d replaced records in the journal, want 1 (the reverted write)", n)
@@ -331,11 +341,17 @@ func TestConflict(t *testing.T) {
 		want[k] = v
 	}
 	for enc, item := range concurrent {
-		if victims[enc] == "add-attribute" {
-			// The planned attributes were written, the added one kept.
-			merged := rewind.Item{"zz_new_attribute": item["zz_new_attribute"]}
+		if kind := victims[enc]; kind == "add-attribute" || kind == "beyond-condition" {
+			// The planned attributes were written, the application's
+			// attribute kept.
+			merged := rewind.Item{}
 			for n, v := range s.Expected[enc] {
 				merged[n] = v
+			}
+			for _, n := range []string{"zz_new_attribute", "w299"} {
+				if v, ok := item[n]; ok && kind == map[string]string{"zz_new_attribute": "add-attribute", "w299": "beyond-condition"}[n] {
+					merged[n] = v
+				}
 			}
 			item = merged
 		}
@@ -351,8 +367,8 @@ func TestConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Conflicts != 0 || sum.Written != 3 {
-		t.Errorf("--force: %+v, want 3 written, no conflicts", sum.Counts)
+	if sum.Conflicts != 0 || sum.Written != 4 {
+		t.Errorf("--force: %+v, want 4 written, no conflicts", sum.Counts)
 	}
 	assertTable(t, c, "orders", s.Expected, "after --force")
 }

@@ -93,9 +93,9 @@ func (s *Step) classify() {
 	if p := s.planned; p != nil && s.writes() && s.Conflict == "" {
 		switch {
 		case rewind.ItemDigest(s.Before) != p.before:
-			s.Conflict = "production item changed since the dry run (the reviewed plan): left alone; review it and make a new dry run"
+			s.Conflict = "production item changed since " + p.by() + ": left alone; review it and make a new dry run"
 		case rewind.ItemDigest(s.After) != p.after:
-			s.Conflict = "the wanted state differs from the dry run's (the source changed since): left alone; make a new dry run"
+			s.Conflict = "the wanted state differs from what " + p.by() + " saw (the source changed since): left alone; make a new dry run"
 		}
 	}
 }
@@ -104,6 +104,15 @@ func (s *Step) classify() {
 // (rewind.ItemDigest) of the production item and the wanted item.
 type plannedState struct {
 	before, after string
+	// resumed: recorded by an interrupted run's intent, not a dry run.
+	resumed bool
+}
+
+func (p *plannedState) by() string {
+	if p.resumed {
+		return "the interrupted run planned it"
+	}
+	return "the dry run (the reviewed plan)"
 }
 
 // parsePlanned reads the digests of a plan line (see AppendJSON).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -20,9 +21,23 @@ type pendingRepair struct {
 	wrote rewind.Item
 }
 
-// findPendingRepairs reads the journal for replaced records of runs without
-// force that no later outcome record for the same key settles.
-func findPendingRepairs(path string) ([]pendingRepair, error) {
+// resumeState is what a resumed run takes over from the journal of the
+// interrupted one.
+type resumeState struct {
+	// repairs are the reverts it owed.
+	repairs []pendingRepair
+	// inflight holds, by canonical key, what the interrupted run saw of
+	// each key it had journaled an intent for but no outcome: its write
+	// may or may not have landed. The resumed run plans those keys against
+	// it as against a reviewed plan, so an item the application changed
+	// meanwhile is a conflict, not overwritten by a fresh plan.
+	inflight map[string]*plannedState
+}
+
+// readResumeState reads the journal for replaced records of runs without
+// force that no later outcome record for the same key settles, and for
+// intents without an outcome.
+func readResumeState(path string) (*resumeState, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -30,6 +45,7 @@ func findPendingRepairs(path string) ([]pendingRepair, error) {
 	defer f.Close()
 	jr := newJournalReader(f, path)
 	pending := map[string]*pendingRepair{}
+	inflight := map[string]*plannedState{}
 	var order []string
 	force := false
 	for {
@@ -43,16 +59,27 @@ func findPendingRepairs(path string) ([]pendingRepair, error) {
 		switch rec.Op {
 		case "start":
 			force = rec.Force
-		case "replaced", "outcome":
+		case "replaced", "outcome", "intent":
 			key, err := rewind.ParseKey(rec.Key)
 			if err != nil {
 				return nil, fmt.Errorf("journal %s: line %d: key: %w", path, jr.line, err)
 			}
 			enc := string(key.Encode())
-			if rec.Op == "outcome" {
+			switch rec.Op {
+			case "outcome":
 				delete(pending, enc)
+				delete(inflight, enc)
+				continue
+			case "intent":
+				before, err1 := parseJournalItem(rec.Before)
+				after, err2 := parseJournalItem(rec.After)
+				if err := errors.Join(err1, err2); err != nil {
+					return nil, fmt.Errorf("journal %s: line %d: %w", path, jr.line, err)
+				}
+				inflight[enc] = &plannedState{before: rewind.ItemDigest(before), after: rewind.ItemDigest(after), resumed: true}
 				continue
 			}
+			delete(inflight, enc) // settled by its repair
 			if force {
 				continue // a forced write means to replace; nothing is owed
 			}
@@ -70,14 +97,14 @@ func findPendingRepairs(path string) ([]pendingRepair, error) {
 			pending[enc] = &pendingRepair{line: rec.Line, key: key, old: old, wrote: wrote}
 		}
 	}
-	var out []pendingRepair
+	st := &resumeState{inflight: inflight}
 	for _, enc := range order {
 		if p, ok := pending[enc]; ok {
-			out = append(out, *p)
+			st.repairs = append(st.repairs, *p)
 			delete(pending, enc)
 		}
 	}
-	return out, nil
+	return st, nil
 }
 
 // repairPending finishes, before any new work of a resumed run, the
@@ -87,11 +114,7 @@ func findPendingRepairs(path string) ([]pendingRepair, error) {
 // conflict (as the crashed run would have reported it) and then left out
 // of the replanning, so that the resumed run does not overwrite the change
 // it has just put back. It returns the keys settled.
-func (e *engine) repairPending(ctx context.Context, path string) (map[string]bool, error) {
-	pending, err := findPendingRepairs(path)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
+func (e *engine) repairPending(ctx context.Context, pending []pendingRepair) (map[string]bool, error) {
 	settled := map[string]bool{}
 	for _, p := range pending {
 		s := &Step{Line: p.line, Key: p.key, Action: ActionRestore, Before: p.old, After: p.wrote}
@@ -100,8 +123,17 @@ func (e *engine) repairPending(ctx context.Context, path string) (map[string]boo
 		}
 		r := result{step: s, status: StatusConflict, current: p.old, hasCurrent: true,
 			err: fmt.Errorf("key %s: changed since it was planned and overwritten by the interrupted run; put back on resume", p.key)}
-		if _, _, err := e.writer.do(ctx, p.key, p.old, p.wrote, true); err != nil {
-			r = result{step: s, status: StatusFailed, err: fmt.Errorf("key %s: putting back the item the interrupted run overwrote failed (it is in the journal's replaced record, line %d): %w", p.key, p.line, err)}
+		_, _, err := e.writer.do(ctx, p.key, p.old, p.wrote, true)
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+		case errors.As(err, &ccf) && sameState(nilIfEmpty(ccf.Item), p.old):
+			// Put back already (the revert landed before the crash).
+		case errors.As(err, &ccf):
+			r.current = nilIfEmpty(ccf.Item)
+			r.err = fmt.Errorf("key %s: changed since it was planned and overwritten by the interrupted run, then changed again: left alone; the item it overwrote is in the journal's replaced record", p.key)
+		default:
+			r = result{step: s, status: StatusFailed, err: fmt.Errorf("key %s: putting back the item the interrupted run overwrote failed (it is in the journal's replaced record; resume again): %w", p.key, err)}
 		}
 		if err := e.journal.append(appendOutcome(nil, &r)); err != nil {
 			return nil, err

@@ -211,7 +211,7 @@ func TestKeySetChunksDedupAndLimit(t *testing.T) {
 		f, _ := os.Open(path)
 		cfg := &Config{Keys: path, BatchSize: 3, Limit: 5}
 		cfg.ensureDefaults()
-		next := inputChunks(f, cfg, inputSpec{path: path, name: path, schema: keySchema{Name: "orders"}}, tc.resume, nil)
+		next := inputChunks(f, cfg, inputSpec{path: path, name: path, schema: keySchema{Name: "orders"}}, tc.resume, nil, nil)
 		var got []string
 		for {
 			c, err := next()

@@ -36,12 +36,17 @@ type condition struct {
 	// values) for one expression: the write then relies on its ALL_OLD
 	// return value to notice a change (see apply).
 	complete bool
+	// firstCovered is true when every attribute named in first (see
+	// buildCondition) is checked.
+	firstCovered bool
 }
 
 // buildCondition returns the condition "the item is still state": for an
 // absent state, attribute_not_exists on the partition key; otherwise
-// attribute_exists and "#a = :v" for every non-key attribute, as many as
-// the expression limits allow, in name order.
+// attribute_exists and, for each non-key attribute, "#a = :v" (or
+// attribute_not_exists for a name in first that state lacks), as many as
+// the expression limits allow: the names in first first, then the rest of
+// state's in name order.
 //
 // "=" compares every type, lists and maps included; numbers compare by
 // value and sets regardless of order, as rewind.EqualItems does. NULL is
@@ -50,42 +55,52 @@ type condition struct {
 // The condition cannot say "and no other attribute": an attribute added
 // since planning is caught by comparing the write's ALL_OLD return value
 // with the planned pre-image instead.
-func buildCondition(state rewind.Item, keyNames []string) condition {
-	c := condition{names: map[string]string{"#k": keyNames[0]}, complete: true}
+func buildCondition(state rewind.Item, keyNames []string, first ...string) condition {
+	c := condition{names: map[string]string{"#k": keyNames[0]}, complete: true, firstCovered: true}
 	if state == nil {
 		c.expr = "attribute_not_exists(#k)"
 		return c
 	}
 	var b strings.Builder
 	b.WriteString("attribute_exists(#k)")
-	names := make([]string, 0, len(state))
+	rest := make([]string, 0, len(state))
 	for n := range state {
-		if !slices.Contains(keyNames, n) {
-			names = append(names, n)
+		if !slices.Contains(keyNames, n) && !slices.Contains(first, n) {
+			rest = append(rest, n)
 		}
 	}
-	slices.Sort(names)
+	slices.Sort(rest)
 	c.values = map[string]types.AttributeValue{}
 	valueBytes := 0
-	for i, n := range names {
-		av := state[n]
-		sz := avSize(av)
+	for i, n := range append(slices.Clone(first), rest...) {
+		av, present := state[n]
 		ph, vph := "#a"+strconv.Itoa(i), ":v"+strconv.Itoa(i)
+		_, isNull := av.(*types.AttributeValueMemberNULL)
 		var term string
-		if _, isNull := av.(*types.AttributeValueMemberNULL); isNull {
+		switch {
+		case !present:
+			term = " AND attribute_not_exists(" + ph + ")"
+		case isNull:
 			term = " AND attribute_type(" + ph + ", :null)"
-		} else {
+		default:
 			term = " AND " + ph + " = " + vph
+		}
+		sz := 0
+		if present && !isNull {
+			sz = avSize(av)
 		}
 		if i >= maxExprCompare || b.Len()+len(term) > maxExprBytes || valueBytes+sz > maxExprValues {
 			c.complete = false
+			c.firstCovered = i >= len(first)
 			break
 		}
 		b.WriteString(term)
 		c.names[ph] = n
-		if _, isNull := av.(*types.AttributeValueMemberNULL); isNull {
+		switch {
+		case !present:
+		case isNull:
 			c.values[":null"] = &types.AttributeValueMemberS{Value: "NULL"}
-		} else {
+		default:
 			c.values[vph] = av
 			valueBytes += sz
 		}
@@ -222,16 +237,11 @@ func (w *writer) apply(ctx context.Context, s *Step) result {
 		return result{step: s, status: StatusAlready}
 	}
 	if merged {
-		added := addedAttributes(old, s.Before)
-		now := rewind.Item{}
-		for n, v := range s.After {
-			now[n] = v
-		}
-		for _, n := range added {
-			now[n] = old[n]
-		}
+		// Only the attributes the update named were written; what the
+		// application changed of the others since planning is kept.
+		changed, now := mergedState(s.After, s.Before, old)
 		return result{step: s, status: StatusConflict, current: now, hasCurrent: true,
-			err: fmt.Errorf("key %s: attribute(s) %s were added since it was planned; the planned attributes were written and those kept: check the item", s.Key, strings.Join(added, ", "))}
+			err: fmt.Errorf("key %s: attribute(s) %s changed since it was planned; the planned attributes were written and those kept as the application left them: check the item", s.Key, strings.Join(changed, ", "))}
 	}
 	if err := w.recordReplaced(s, old); err != nil {
 		return result{step: s, status: StatusFailed, current: old, hasCurrent: true,
@@ -261,16 +271,29 @@ func (w *writer) recordReplaced(s *Step, old rewind.Item) error {
 	return w.journal.sync()
 }
 
-// addedAttributes returns the attributes of old that planned lacks, sorted.
-func addedAttributes(old, planned rewind.Item) []string {
-	var out []string
-	for n := range old {
-		if _, ok := planned[n]; !ok {
-			out = append(out, n)
+// mergedState returns the attributes in which old, the item an update
+// replaced, differs from planned (the item it was planned against), sorted,
+// and the item the update left: wrote with those attributes as in old.
+func mergedState(wrote, planned, old rewind.Item) ([]string, rewind.Item) {
+	var changed []string
+	now := rewind.Item{}
+	for n, v := range wrote {
+		now[n] = v
+	}
+	for n, v := range old {
+		if p, ok := planned[n]; !ok || !rewind.EqualAttributeValues(p, v) {
+			changed = append(changed, n)
+			now[n] = v
 		}
 	}
-	slices.Sort(out)
-	return out
+	for n := range planned {
+		if _, ok := old[n]; !ok {
+			changed = append(changed, n)
+			delete(now, n)
+		}
+	}
+	slices.Sort(changed)
+	return changed, now
 }
 
 // do makes production hold want (put, or delete when want is nil), when
@@ -283,7 +306,11 @@ func addedAttributes(old, planned rewind.Item) []string {
 // falls back to a PutItem conditional on as many attributes as fit.
 func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Item, conditional bool) (old rewind.Item, merged bool, err error) {
 	var cond condition
-	if conditional {
+	var set, remove []string
+	if conditional && want != nil && expect != nil {
+		set, remove = updateNames(want, expect, w.keyNames)
+		cond = buildCondition(expect, w.keyNames, append(slices.Clone(set), remove...)...)
+	} else if conditional {
 		cond = buildCondition(expect, w.keyNames)
 	}
 	var expr *string
@@ -309,8 +336,8 @@ func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Ite
 		}
 		return nilIfEmpty(out.Attributes), false, nil
 	}
-	if conditional && expect != nil && cond.complete {
-		if upd, ok := buildUpdate(want, expect, w.keyNames, &cond); ok {
+	if conditional && expect != nil && cond.firstCovered {
+		if upd, ok := buildUpdate(want, set, remove, &cond); ok {
 			out, err := w.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 				TableName:                           aws.String(w.table),
 				Key:                                 key.Item(),
@@ -342,13 +369,10 @@ func (w *writer) do(ctx context.Context, key rewind.Key, want, expect rewind.Ite
 	return nilIfEmpty(out.Attributes), false, nil
 }
 
-// buildUpdate returns the UpdateExpression that turns expect into want:
-// SET each non-key attribute of want that expect lacks or holds another
-// value of, REMOVE each non-key attribute of expect that want lacks. Its
-// names and values are added to cond's. ok is false when the expression
-// would exceed the limits (then cond is unchanged).
-func buildUpdate(want, expect rewind.Item, keyNames []string, cond *condition) (string, bool) {
-	var set, remove []string
+// updateNames returns the non-key attributes an update from expect to want
+// sets (those want holds and expect lacks or holds another value of) and
+// removes (those expect holds and want lacks), each sorted.
+func updateNames(want, expect rewind.Item, keyNames []string) (set, remove []string) {
 	for n, v := range want {
 		if slices.Contains(keyNames, n) {
 			continue
@@ -363,11 +387,25 @@ func buildUpdate(want, expect rewind.Item, keyNames []string, cond *condition) (
 			remove = append(remove, n)
 		}
 	}
+	slices.Sort(set)
+	slices.Sort(remove)
+	return set, remove
+}
+
+// buildUpdate returns the UpdateExpression that SETs the attributes set to
+// their values in want and REMOVEs the attributes remove. Its names and
+// values are added to cond's. ok is false when there is nothing to update
+// or the expression would exceed the limits (then cond is unchanged).
+//
+// Attributes it does not name are left as they are, so a change the
+// application made since planning to one of them survives the write; the
+// condition (buildCondition with set and remove first) guards every
+// attribute it does name.
+func buildUpdate(want rewind.Item, set, remove []string, cond *condition) (string, bool) {
 	if len(set)+len(remove) == 0 || len(set)+len(remove) > maxExprCompare {
 		return "", false
 	}
-	slices.Sort(set)
-	slices.Sort(remove)
+
 	var b strings.Builder
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{}
