@@ -66,6 +66,13 @@ type Config struct {
 	// Operations, when not empty, limits faults (not latency) to these
 	// operations, such as "BatchGetItem" or "PutItem".
 	Operations []string
+
+	// Intercept, when set, is called for every request with its operation
+	// and body: before it is forwarded (landed false), and again once the
+	// server has executed it, before its answer is passed on (landed
+	// true). Crash tests kill the client there: right after a chosen
+	// write lands, before the client can learn of it.
+	Intercept func(op string, body []byte, landed bool)
 }
 
 // Stats counts requests and the faults injected.
@@ -218,6 +225,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Latency > 0 {
 		time.Sleep(p.cfg.Latency)
 	}
+	if p.cfg.Intercept != nil {
+		p.cfg.Intercept(op, body, false)
+	}
 	f, rnd := p.draw(op)
 	switch f {
 	case faultPTE:
@@ -255,6 +265,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		drop(w)
 		return
+	}
+	if p.cfg.Intercept != nil {
+		p.cfg.Intercept(op, body, true)
 	}
 	if f == faultDropAfter {
 		p.dropAfter.Add(1)

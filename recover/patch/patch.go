@@ -84,6 +84,9 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		if err != nil {
 			return nil, fmt.Errorf("%s: restored table: %w", tool, err)
 		}
+		if cfg.Source == nil {
+			t.Name = from.Call
+		}
 		if from.sameTable(schema) {
 			return nil, fmt.Errorf("%s: refused: the source %q and the production table %q are the same table (%s): patch from a restored copy into production, never a table into itself", tool, t.Name, cfg.To, schema.ARN)
 		}
@@ -148,8 +151,8 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 		cfg:    &cfg,
 		tool:   tool,
 		source: src,
-		target: &Table{Client: client, Name: cfg.To, Options: opts},
-		writer: &writer{client: client, table: cfg.To, keyNames: schema.Names, force: cfg.Force, opts: opts},
+		target: &Table{Client: client, Name: schema.Call, Options: opts},
+		writer: &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: opts},
 		base:   resumed.Counts,
 		total:  total,
 		cpBase: cpBase,

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -158,6 +160,7 @@ func sleepBackoff(ctx context.Context, attempt int) error {
 // their types, with the table's identity as DescribeTable gave it.
 type keySchema struct {
 	Table string // as the caller named it: a name or an ARN
+	Call  string // as the patcher names it in its calls
 	Names []string
 	Types []byte // 'S', 'N' or 'B'
 
@@ -233,8 +236,22 @@ type describer interface {
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 }
 
+// describeKeySchema describes table, a name or an ARN. DynamoDB takes a
+// table ARN wherever it takes a name; an endpoint that does not (DynamoDB
+// Local answers ValidationException) is asked for the ARN's table name
+// instead, and the answer's ARN must be the one given. Call in the result
+// is then what the patcher names the table in its calls.
 func describeKeySchema(ctx context.Context, c describer, table string, opts ...func(*dynamodb.Options)) (keySchema, error) {
+	call := table
 	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts...)
+	var ve smithy.APIError
+	if name, ok := tableNameOfARN(table); ok && errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
+		out, err = c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, opts...)
+		if err == nil && aws.ToString(out.Table.TableArn) != table {
+			return keySchema{}, fmt.Errorf("table %q: this endpoint does not take ARNs, and its table %q has ARN %s, not that one", table, name, aws.ToString(out.Table.TableArn))
+		}
+		call = name
+	}
 	if err != nil {
 		var nf *types.ResourceNotFoundException
 		if errors.As(err, &nf) {
@@ -247,7 +264,7 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 	for _, d := range td.AttributeDefinitions {
 		types[aws.ToString(d.AttributeName)] = string(d.AttributeType)[0]
 	}
-	s := keySchema{Table: table, Name: aws.ToString(td.TableName), ARN: aws.ToString(td.TableArn),
+	s := keySchema{Table: table, Call: call, Name: aws.ToString(td.TableName), ARN: aws.ToString(td.TableArn),
 		ID: aws.ToString(td.TableId), Status: string(td.TableStatus)}
 	if s.Name == "" {
 		s.Name = table
@@ -265,6 +282,19 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 		return keySchema{}, fmt.Errorf("describe table %q: no key schema", table)
 	}
 	return s, nil
+}
+
+// tableNameOfARN returns NAME of arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME.
+func tableNameOfARN(s string) (string, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "dynamodb" {
+		return "", false
+	}
+	name, ok := strings.CutPrefix(parts[5], "table/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", false
+	}
+	return name, true
 }
 
 func plural(n int, one, many string) string {
