@@ -285,3 +285,18 @@ func FuzzCheckDynamoDB(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckNumberDoesNotAllocate: stream decoders may call CheckNumber on
+// every number of every record.
+func TestCheckNumberDoesNotAllocate(t *testing.T) {
+	for _, s := range []string{"0", "-12.5e3", digits, "9.9999999999999999999999999999999999999E+125"} {
+		b := []byte(s)
+		if n := testing.AllocsPerRun(100, func() {
+			if CheckNumber(b) != nil || CheckNumber(s) != nil {
+				t.Fatalf("CheckNumber(%q) failed", s)
+			}
+		}); n != 0 {
+			t.Errorf("CheckNumber(%q) allocates %v times", s, n)
+		}
+	}
+}

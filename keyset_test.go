@@ -222,3 +222,32 @@ func TestKeySetReaderByteOrderMark(t *testing.T) {
 		})
 	}
 }
+
+// TestKeySetReaderRefusesNumbersDynamoDBCannotStore: the issue's key set,
+// valid lines then a number DynamoDB refuses, fails on that line while the
+// key set is read, before anything could be written.
+func TestKeySetReaderRefusesNumbersDynamoDBCannotStore(t *testing.T) {
+	for _, tc := range []struct{ n, want string }{
+		{"123456789012345678901234567890123456789", `number "123456789012345678901234567890123456789" has 39 significant digits, more than DynamoDB's 38`},
+		{"1e200", `number "1e200" is too large`},
+		{"1e-131", `number "1e-131" is too small`},
+	} {
+		var in strings.Builder
+		for i := range 1198 {
+			fmt.Fprintf(&in, `{"table":"t","key":{"pk":{"S":"p"},"sk":{"N":"%d"}}}`+"\n", i)
+		}
+		fmt.Fprintf(&in, `{"table":"t","key":{"pk":{"S":"p"},"sk":{"N":%q}}}`+"\n", tc.n)
+		r := NewKeySetReader(strings.NewReader(in.String()), "keys.jsonl")
+		read := 0
+		var err error
+		for {
+			if _, err = r.Next(); err != nil {
+				break
+			}
+			read++
+		}
+		if read != 1198 || err == nil || !strings.HasPrefix(err.Error(), "keys.jsonl: line 1199: ") || !strings.Contains(err.Error(), `attribute "sk": N: `+tc.want) {
+			t.Errorf("%s: read %d lines, then %v; want 1198 lines, then line 1199 refused with %q", tc.n, read, err, tc.want)
+		}
+	}
+}
