@@ -141,7 +141,7 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 		if err != nil {
 			return nil, fmt.Errorf("N: %w", err)
 		}
-		if _, err := NormalizeNumber(s); err != nil {
+		if err := CheckNumber(s); err != nil {
 			return nil, fmt.Errorf("N: %w", err)
 		}
 		av = &types.AttributeValueMemberN{Value: s}
@@ -189,7 +189,7 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 				return nil, fmt.Errorf("%s[%d]: %w", typ, len(ss), err)
 			}
 			if typ == "NS" {
-				if _, err := NormalizeNumber(s); err != nil {
+				if err := CheckNumber(s); err != nil {
 					return nil, fmt.Errorf("NS[%d]: %w", len(ss), err)
 				}
 			}
@@ -497,82 +497,52 @@ func equalSets(a, b []string, norm func(string) string) bool {
 // leading or trailing zeros, no plus sign, no exponent unless the plain form
 // would be longer than 40 characters, "0" for every zero. It works on the
 // decimal digits, never through a float, so 38-digit numbers stay exact.
+// It refuses what CheckNumber refuses: a number DynamoDB cannot store.
 func NormalizeNumber(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("empty number")
+	d, err := scanNumber(s)
+	if err != nil {
+		return "", err
 	}
-	orig := s
-	neg := false
-	switch s[0] {
-	case '-':
-		neg = true
-		s = s[1:]
-	case '+':
-		s = s[1:]
-	}
-	mant, exp := s, 0
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		mant = s[:i]
-		e, err := strconv.Atoi(s[i+1:])
-		if err != nil || len(s[i+1:]) == 0 || len(s[i+1:]) > 5 {
-			return "", fmt.Errorf("invalid number %q", orig)
-		}
-		exp = e
-	}
-	intPart, frac := mant, ""
-	if i := strings.IndexByte(mant, '.'); i >= 0 {
-		intPart, frac = mant[:i], mant[i+1:]
-	}
-	if intPart == "" && frac == "" {
-		return "", fmt.Errorf("invalid number %q", orig)
-	}
-	for _, part := range []string{intPart, frac} {
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return "", fmt.Errorf("invalid number %q", orig)
-			}
-		}
-	}
-	// digits × 10^point, where point counts the digits after the decimal
-	// point as a negative exponent.
-	digits := strings.TrimLeft(intPart+frac, "0")
-	exp -= len(frac)
-	if digits == "" {
+	if d.zero {
 		return "0", nil
 	}
-	trimmed := strings.TrimRight(digits, "0")
-	exp += len(digits) - len(trimmed)
-	digits = trimmed
-
 	var b strings.Builder
-	if neg {
+	b.Grow(d.sig + 8)
+	if d.neg {
 		b.WriteByte('-')
 	}
+	// digits × 10^exp, the significant digits as an integer.
+	digits := make([]byte, 0, d.sig)
+	for i := d.first; i <= d.last; i++ {
+		if s[i] != '.' {
+			digits = append(digits, s[i])
+		}
+	}
+	exp := d.adj - (d.sig - 1)
 	switch {
 	case exp >= 0 && len(digits)+exp <= 40:
-		b.WriteString(digits)
+		b.Write(digits)
 		b.WriteString(strings.Repeat("0", exp))
 	case exp < 0 && -exp < len(digits):
-		b.WriteString(digits[:len(digits)+exp])
+		b.Write(digits[:len(digits)+exp])
 		b.WriteByte('.')
-		b.WriteString(digits[len(digits)+exp:])
+		b.Write(digits[len(digits)+exp:])
 	case exp < 0 && -exp-len(digits) <= 40:
 		b.WriteString("0.")
 		b.WriteString(strings.Repeat("0", -exp-len(digits)))
-		b.WriteString(digits)
+		b.Write(digits)
 	default:
 		// Scientific: d.ddd E±n
-		e := exp + len(digits) - 1
-		b.WriteString(digits[:1])
+		b.WriteByte(digits[0])
 		if len(digits) > 1 {
 			b.WriteByte('.')
-			b.WriteString(digits[1:])
+			b.Write(digits[1:])
 		}
 		b.WriteByte('E')
-		if e >= 0 {
+		if d.adj >= 0 {
 			b.WriteByte('+')
 		}
-		b.WriteString(strconv.Itoa(e))
+		b.WriteString(strconv.Itoa(d.adj))
 	}
 	return b.String(), nil
 }

@@ -3,6 +3,7 @@ package rewind
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -16,13 +17,21 @@ func TestNormalizeNumber(t *testing.T) {
 		{"12345678901234567890123456789012345678", "12345678901234567890123456789012345678"},
 		{"-0.00000000000000000000000000000000000001", "-0.00000000000000000000000000000000000001"},
 		{"1E+100", "1E+100"}, {"1.25E-130", "1.25E-130"}, {"9.9999999999999999999999999999999999999E+125", "9.9999999999999999999999999999999999999E+125"},
+		// Leading and trailing zeros are not significant digits, and the
+		// exponent may have leading zeros.
+		{"1" + strings.Repeat("0", 50), "1E+50"}, {"0.0001e-126", "1E-130"}, {"1e0003", "1000"},
+		{"000" + "12345678901234567890123456789012345678" + ".000", "12345678901234567890123456789012345678"},
+		{"0E+200", "0"},
 	} {
 		got, err := NormalizeNumber(tc.in)
 		if err != nil || got != tc.want {
 			t.Errorf("NormalizeNumber(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "-", ".", "1e", "abc", "1.2.3", "0x10", "1e+", " 1", "NaN", "Infinity", "1e999999"} {
+	for _, bad := range []string{"", "-", ".", "1e", "abc", "1.2.3", "0x10", "1e+", " 1", "NaN", "Infinity", "1e999999",
+		// Numbers DynamoDB cannot store: 39 significant digits, out of range.
+		"123456789012345678901234567890123456789", "1.23456789012345678901234567890123456789",
+		"1e126", "-1E+126", "1e200", "1e-131", "-0.1E-130", "0e100000000000"} {
 		if got, err := NormalizeNumber(bad); err == nil {
 			t.Errorf("NormalizeNumber(%q) = %q, want an error", bad, got)
 		}

@@ -182,22 +182,75 @@ func (r *KeySetReader) Bytes() []byte { return r.buf }
 func (r *KeySetReader) Line() int { return r.line }
 
 // Next returns the next entry, or io.EOF after the last. Blank lines are
-// skipped. Errors name the file and line.
+// skipped, and so is a UTF-8 byte-order mark at the very start of the key
+// set (PowerShell and some editors write one). Errors name the file and
+// line.
 func (r *KeySetReader) Next() (KeySetEntry, error) {
 	for {
 		line, err := r.readLine()
 		if err != nil {
 			return KeySetEntry{}, err
 		}
+		if r.line == 1 {
+			if line, err = r.firstLine(line); err != nil {
+				return KeySetEntry{}, err
+			}
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		e, err := ParseKeySetLine(line)
 		if err != nil {
+			if at := bomOutsideStrings(line); at >= 0 {
+				where := "at the start of the line"
+				if at > 0 {
+					where = fmt.Sprintf("at byte offset %d", at)
+				}
+				return KeySetEntry{}, fmt.Errorf("%s: line %d: byte-order mark (U+FEFF, bytes EF BB BF) %s: only the start of a key set may have one; remove it (were files with byte-order marks joined together?)", r.name, r.line, where)
+			}
 			return KeySetEntry{}, fmt.Errorf("%s: line %d: %w", r.name, r.line, err)
 		}
 		return e, nil
 	}
+}
+
+var (
+	utf8BOM    = []byte{0xEF, 0xBB, 0xBF}
+	utf16LEBOM = []byte{0xFF, 0xFE}
+	utf16BEBOM = []byte{0xFE, 0xFF}
+)
+
+// firstLine drops a UTF-8 byte-order mark from the first line and refuses
+// UTF-16, which Windows PowerShell 5's > writes.
+func (r *KeySetReader) firstLine(line []byte) ([]byte, error) {
+	if bytes.HasPrefix(line, utf8BOM) {
+		return line[len(utf8BOM):], nil
+	}
+	if bytes.HasPrefix(line, utf16LEBOM) || bytes.HasPrefix(line, utf16BEBOM) {
+		return nil, fmt.Errorf("%s: line 1: starts with a UTF-16 byte-order mark (bytes %X %X): a key set is UTF-8; convert it (in PowerShell: Get-Content in.jsonl | Set-Content -Encoding utf8 out.jsonl)", r.name, line[0], line[1])
+	}
+	return line, nil
+}
+
+// bomOutsideStrings returns the offset of the first UTF-8 byte-order mark
+// in line that is not inside a JSON string, or -1. Inside a string U+FEFF
+// is a character like any other and may be part of a key.
+func bomOutsideStrings(line []byte) int {
+	inString, escaped := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && bytes.HasPrefix(line[i:], utf8BOM):
+			return i
+		}
+	}
+	return -1
 }
 
 func (r *KeySetReader) readLine() ([]byte, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,7 @@ func FuzzKeySetReader(f *testing.F) {
 	f.Add([]byte(`{"table":"orders","key":{"pk":{"S":"t1"},"sk":{"S":"order#42"}},"tenant":"t1","first":"2026-11-20T10:04:05Z","last":"2026-11-20T10:31:12Z","count":3,"actions":["MODIFY","REMOVE"]}` + "\n"))
 	f.Add([]byte(`{"table":"t","key":{"id":{"B":"AAE="}}}` + "\n" + `{"table":"t","key":{"n":{"N":"1e3"}}}`))
 	f.Add([]byte("\n\n{\"table\":1}\n"))
+	f.Add([]byte("\xEF\xBB\xBF{\"table\":\"t\",\"key\":{\"pk\":{\"S\":\"\xEF\xBB\xBF\"}}}\n\xEF\xBB\xBF{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewKeySetReader(bytes.NewReader(data), "fuzz")
 		for {
@@ -162,4 +164,90 @@ func FuzzKeySetReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestKeySetReaderByteOrderMark(t *testing.T) {
+	const (
+		bom  = "\xEF\xBB\xBF"
+		l1   = `{"table":"t","key":{"pk":{"S":"a"}}}`
+		l2   = `{"table":"t","key":{"pk":{"S":"b"}}}`
+		keyB = `{"table":"t","key":{"pk":{"S":"` + bom + `b"}}}`
+	)
+	for _, tc := range []struct {
+		name    string
+		in      string
+		keys    []string // pk values read before the error or EOF
+		wantErr string
+	}{
+		{"none", l1 + "\n" + l2 + "\n", []string{"a", "b"}, ""},
+		{"at the start", bom + l1 + "\n" + l2 + "\n", []string{"a", "b"}, ""},
+		{"at the start, CRLF", bom + l1 + "\r\n" + l2 + "\r\n", []string{"a", "b"}, ""},
+		{"alone on the first line", bom + "\n" + l1 + "\n", []string{"a"}, ""},
+		{"a key set of only a BOM", bom, nil, ""},
+		{"inside a string is data", keyB + "\n", []string{bom + "b"}, ""},
+		{"at the start of line 2", l1 + "\n" + bom + l2 + "\n", []string{"a"},
+			"keys.jsonl: line 2: byte-order mark (U+FEFF, bytes EF BB BF) at the start of the line: only the start of a key set may have one"},
+		{"after a blank first line", "\n" + bom + l1 + "\n", nil,
+			"keys.jsonl: line 2: byte-order mark (U+FEFF, bytes EF BB BF) at the start of the line"},
+		{"twice at the start", bom + bom + l1 + "\n", nil,
+			"keys.jsonl: line 1: byte-order mark (U+FEFF, bytes EF BB BF) at the start of the line"},
+		{"mid-line, files joined without a newline", l1 + bom + l2 + "\n", nil,
+			"keys.jsonl: line 1: byte-order mark (U+FEFF, bytes EF BB BF) at byte offset 36"},
+		{"after leading spaces", "  " + bom + l1 + "\n", nil,
+			"keys.jsonl: line 1: byte-order mark (U+FEFF, bytes EF BB BF) at byte offset 2"},
+		{"UTF-16 LE", "\xFF\xFE{\x00", nil, "keys.jsonl: line 1: starts with a UTF-16 byte-order mark (bytes FF FE): a key set is UTF-8"},
+		{"UTF-16 BE", "\xFE\xFF\x00{", nil, "keys.jsonl: line 1: starts with a UTF-16 byte-order mark (bytes FE FF)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewKeySetReader(strings.NewReader(tc.in), "keys.jsonl")
+			var got []string
+			var err error
+			for {
+				var e KeySetEntry
+				e, err = r.Next()
+				if err != nil {
+					break
+				}
+				got = append(got, e.Key[0].Value)
+			}
+			if !slices.Equal(got, tc.keys) {
+				t.Errorf("read keys %q, want %q", got, tc.keys)
+			}
+			switch {
+			case tc.wantErr == "" && !errors.Is(err, io.EOF):
+				t.Errorf("error %v, want none", err)
+			case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestKeySetReaderRefusesNumbersDynamoDBCannotStore: the issue's key set,
+// valid lines then a number DynamoDB refuses, fails on that line while the
+// key set is read, before anything could be written.
+func TestKeySetReaderRefusesNumbersDynamoDBCannotStore(t *testing.T) {
+	for _, tc := range []struct{ n, want string }{
+		{"123456789012345678901234567890123456789", `number "123456789012345678901234567890123456789" has 39 significant digits, more than DynamoDB's 38`},
+		{"1e200", `number "1e200" is too large`},
+		{"1e-131", `number "1e-131" is too small`},
+	} {
+		var in strings.Builder
+		for i := range 1198 {
+			fmt.Fprintf(&in, `{"table":"t","key":{"pk":{"S":"p"},"sk":{"N":"%d"}}}`+"\n", i)
+		}
+		fmt.Fprintf(&in, `{"table":"t","key":{"pk":{"S":"p"},"sk":{"N":%q}}}`+"\n", tc.n)
+		r := NewKeySetReader(strings.NewReader(in.String()), "keys.jsonl")
+		read := 0
+		var err error
+		for {
+			if _, err = r.Next(); err != nil {
+				break
+			}
+			read++
+		}
+		if read != 1198 || err == nil || !strings.HasPrefix(err.Error(), "keys.jsonl: line 1199: ") || !strings.Contains(err.Error(), `attribute "sk": N: `+tc.want) {
+			t.Errorf("%s: read %d lines, then %v; want 1198 lines, then line 1199 refused with %q", tc.n, read, err, tc.want)
+		}
+	}
 }
