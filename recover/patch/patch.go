@@ -112,12 +112,13 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	if cfg.Apply {
 		spoolDir = filepath.Dir(cfg.Journal)
 	}
-	path, cleanup, err := rewind.SpoolKeySet(ctx, input, spoolDir)
+	spool, err := rewind.SpoolKeySet(ctx, input, spoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
 	}
-	defer cleanup()
-	if path != input && cfg.Apply && !cfg.Resume {
+	defer spool.Close()
+	path := spool.Path
+	if spool.Copied && cfg.Apply && !cfg.Resume {
 		kept := cfg.Journal + ".input"
 		if err := os.Rename(path, kept); err != nil {
 			return nil, fmt.Errorf("%s: keep the piped input for a resume: %w", tool, err)
