@@ -403,3 +403,45 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestPatchRefusesKeysDynamoDBRejects: a key set whose last line holds a
+// key DynamoDB would reject is refused before the first write, naming the
+// file, the line and the key; a key set starting with a byte-order mark is
+// read as if it had none.
+func TestPatchRefusesKeysDynamoDBRejects(t *testing.T) {
+	ddb, s, keys, _ := patchStack(t, patchtest.ScenarioOptions{Items: 30, Modify: 10, Delete: 2, Seed: 79})
+	good, err := os.ReadFile(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, line := range map[string]string{
+		"39 digits":              `{"table":"orders","key":{"pk":{"S":"t1#1"},"sk":{"N":"123456789012345678901234567890123456789"}}}`,
+		"1e200":                  `{"table":"orders","key":{"pk":{"S":"t1#1"},"sk":{"N":"1e200"}}}`,
+		"empty partition key":    `{"table":"orders","key":{"pk":{"S":""},"sk":{"N":"1"}}}`,
+		"partition key too long": `{"table":"orders","key":{"pk":{"S":"` + strings.Repeat("x", 2049) + `"},"sk":{"N":"1"}}}`,
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".jsonl")
+		if err := os.WriteFile(path, append(append([]byte{}, good...), line+"\n"...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runPatchCLI(t, "patch", "--keys", path, "--from", "orders-restored", "--to", "orders", "--yes", "--journal", path+".journal", "--progress", "0")
+		if code != exitError || !strings.Contains(errs, path) || !strings.Contains(errs, fmt.Sprintf("line %d", len(s.Keys)+1)) || !strings.Contains(errs, "nothing written") {
+			t.Errorf("%s: exit %d, want %d naming %s, line %d and that nothing was written:\n%s", name, code, exitError, path, len(s.Keys)+1, errs)
+		}
+		if _, err := os.Stat(path + ".journal"); err == nil {
+			t.Errorf("%s: a refused patch left a journal", name)
+		}
+	}
+	assertProd(t, ddb.DynamoDB, s.Damaged, "after refused key sets")
+
+	bom := filepath.Join(dir, "bom.jsonl")
+	if err := os.WriteFile(bom, append([]byte("\xef\xbb\xbf"), good...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runPatchCLI(t, "patch", "--keys", bom, "--from", "orders-restored", "--to", "orders", "--yes", "--journal", bom+".journal", "--progress", "0")
+	if code != exitOK {
+		t.Fatalf("a key set with a byte-order mark: exit %d\n%s", code, errs)
+	}
+	assertProd(t, ddb.DynamoDB, s.Expected, "after a patch from a key set with a byte-order mark")
+}
