@@ -452,8 +452,9 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	journal := filepath.Join(d.work, "patch.journal")
-	if err := d.step("patch two", "try it on the first two keys", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
+	plan := filepath.Join(d.work, "plan.jsonl")
+	if err := d.step("patch two", "try the reviewed plan on its first two keys", func() (string, error) {
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", drillTable, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch --limit 2: exit %d: %s", code, res)
 		}
@@ -461,8 +462,8 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}); err != nil {
 		return out, err
 	}
-	if err := d.step("patch", "all keys, journaled, with conditional writes", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--yes", "--journal", journal, "--progress", "0")...)
+	if err := d.step("patch", "exactly the reviewed plan, journaled, with conditional writes", func() (string, error) {
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", drillTable, "--yes", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch: exit %d (%d conflicts)", code, out.Conflicts)
