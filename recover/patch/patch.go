@@ -508,9 +508,9 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s\n", "to", s.To)
 	if s.Tool == "patch" && !s.DryRun {
 		if s.Plan != "" {
-			fmt.Fprintf(&b, "  %-10s the reviewed dry run: keys changed since it are conflicts\n", "plan")
+			fmt.Fprintf(&b, "  %-10s applied the reviewed dry run: keys changed since it are conflicts\n", "review")
 		} else {
-			fmt.Fprintf(&b, "  %-10s made now, at apply time, not reviewed (dry run > plan.jsonl, then --yes --plan plan.jsonl applies exactly what was reviewed)\n", "plan")
+			fmt.Fprintf(&b, "  %-10s none: the plan was made now, at apply time, not reviewed (dry run > plan.jsonl, then --yes --plan plan.jsonl applies exactly what was reviewed)\n", "review")
 		}
 	}
 	row := func(name string, v int64) { fmt.Fprintf(&b, "  %-10s %d\n", name, v) }
