@@ -208,7 +208,7 @@ func Freeze(ctx context.Context, list *TenantList, policy *DenyPolicy, req Freez
 	if len(req.Tenants) == 0 {
 		r.Application.LayerResult = skipped("no tenants asked for")
 	} else {
-		r.Application.LayerResult = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+		r.Application.LayerResult = runLayer(ctx, opts.LayerTimeout, true, func(ctx context.Context) error {
 			ch, err := list.On(ctx, req.Tenants)
 			if err == nil {
 				r.Application.Change = &ch
@@ -220,7 +220,7 @@ func Freeze(ctx context.Context, list *TenantList, policy *DenyPolicy, req Freez
 	if len(req.Roles) == 0 {
 		r.IAM.LayerResult = skipped("no roles asked for")
 	} else {
-		r.IAM.LayerResult = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+		r.IAM.LayerResult = runLayer(ctx, opts.LayerTimeout, true, func(ctx context.Context) error {
 			ch, err := policy.On(ctx, req.Table, req.Roles)
 			if err == nil || len(ch.Roles) > 0 {
 				r.IAM.Change = &ch
@@ -258,7 +258,7 @@ func Thaw(ctx context.Context, list *TenantList, policy *DenyPolicy, req ThawReq
 	if !iamAsked {
 		r.IAM.LayerResult = skipped("only some tenants thawed and no roles asked for: the IAM layer is left as it is")
 	} else {
-		r.IAM.LayerResult = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+		r.IAM.LayerResult = runLayer(ctx, opts.LayerTimeout, true, func(ctx context.Context) error {
 			ch, err := policy.Off(ctx, req.Roles)
 			if err == nil || len(ch.Roles) > 0 {
 				r.IAM.Change = &ch
@@ -268,7 +268,7 @@ func Thaw(ctx context.Context, list *TenantList, policy *DenyPolicy, req ThawReq
 		})
 	}
 
-	r.Application.LayerResult = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+	r.Application.LayerResult = runLayer(ctx, opts.LayerTimeout, true, func(ctx context.Context) error {
 		ch, err := list.Off(ctx, req.Tenants)
 		if err == nil {
 			r.Application.Change = &ch
@@ -292,7 +292,9 @@ func known(ctx context.Context, policy *DenyPolicy) (policyARN, role string) {
 func skipped(reason string) LayerResult { return LayerResult{Outcome: Skipped, Reason: reason} }
 
 // runLayer runs fn under its own deadline and says how it went.
-func runLayer(parent context.Context, timeout time.Duration, fn func(context.Context) error) LayerResult {
+// writes says whether fn changes anything, so that a timeout may have left
+// a change applied without its answer.
+func runLayer(parent context.Context, timeout time.Duration, writes bool, fn func(context.Context) error) LayerResult {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
@@ -307,7 +309,10 @@ func runLayer(parent context.Context, timeout time.Duration, fn func(context.Con
 		res.Reason = "interrupted: " + err.Error()
 	case ctx.Err() != nil:
 		res.TimedOut = true
-		res.Reason = fmt.Sprintf("no answer within %s (a write may have landed unacknowledged; rerun to be sure): %v", timeout, err)
+		res.Reason = fmt.Sprintf("no answer within %s: %v", timeout, err)
+		if writes {
+			res.Reason = fmt.Sprintf("no answer within %s (a change may have landed unacknowledged; rerun to be sure): %v", timeout, err)
+		}
 	}
 	return res
 }

@@ -38,7 +38,7 @@ func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table
 		return Status{}, err
 	}
 	st := Status{Parameter: list.Name(), Warnings: []string{}}
-	st.Application = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+	st.Application = runLayer(ctx, opts.LayerTimeout, false, func(ctx context.Context) error {
 		t, err := list.Get(ctx)
 		if err == nil {
 			t.IDs = orEmpty(t.IDs)
@@ -52,7 +52,7 @@ func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table
 	if policy == nil {
 		st.IAMRead = skipped("no IAM client")
 	} else {
-		st.IAMRead = runLayer(ctx, opts.LayerTimeout, func(ctx context.Context) error {
+		st.IAMRead = runLayer(ctx, opts.LayerTimeout, false, func(ctx context.Context) error {
 			ps, err := policy.Status(ctx, table)
 			if err == nil {
 				st.IAM = &ps
