@@ -29,19 +29,27 @@ func (*readonlyCmd) Synopsis() string {
 	return "freeze or unfreeze writes: on|off|status (SSM tenant list and deny-write IAM policy)"
 }
 
-const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--parameter NAME] [--policy NAME]
+const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--parameter NAME] [--policy NAME] [--layer-timeout 30s]
 
   on      --tenants/--all adds tenants to the SSM list the application's guard
           reads; --roles (with --table) attaches the deny-write policy to
-          those application roles. Either or both.
+          those application roles. Either or both; the SSM list first.
   off     --tenants removes only those tenants; without --tenants the list is
           cleared and the policy detached from every role (or only from
-          --roles).
+          --roles). The IAM layer first.
   status  shows both layers and warns where they disagree.
 
-stdout: one JSON object per layer ("kind": "application", "iam"), and per
-warning ("kind": "warning"). stderr: a summary to paste in the incident
-channel.`
+Each layer is tried even when the other fails, under its own deadline
+(--layer-timeout). One layer failed and the other done: the summary says
+INCOMPLETE, gives the aws CLI commands for the failed layer, and the exit
+code is 3; rerunning the same command is safe (each layer is idempotent).
+Every layer asked for failed: exit 1.
+
+stdout: one JSON object per layer asked for ("kind": "application", "iam"),
+with "outcome" ("ok" or "failed", then "reason" and, when the deadline
+passed, "timedOut"), and one per warning ("kind": "warning"). stderr: a
+summary to paste in the incident channel, with each layer ok, FAILED or
+skipped.`
 
 // commaList is a flag.Value for a comma-separated list.
 type commaList []string
