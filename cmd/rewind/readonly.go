@@ -422,6 +422,11 @@ func iamSummary(ch readonly.PolicyChange, on bool) string {
 func printSummary(env *Env, title, at string, lines []string) {
 	fmt.Fprintf(env.Stderr, "%s at %s\n", title, at)
 	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "  "); ok {
+			// A continuation (a command to run): indented, no bullet.
+			fmt.Fprintf(env.Stderr, "      %s\n", rest)
+			continue
+		}
 		fmt.Fprintf(env.Stderr, "  - %s\n", l)
 	}
 }
