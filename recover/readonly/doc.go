@@ -13,7 +13,11 @@
 //     application's roles. It catches writes that bypass the guard (other
 //     services, scripts, a guard that fails open) but freezes every tenant.
 //
-// ReadStatus reads both and Warnings says where they disagree.
+// Freeze applies both (application layer first) and Thaw lifts both (IAM
+// layer first); each layer runs under its own deadline and a failed layer
+// never stops the other: the Report says, per layer, ok, failed (and why)
+// or skipped. ReadStatus reads both the same way and Warnings says where
+// they disagree.
 //
 // The operator's role is never given the deny policy (DenyPolicy.On
 // refuses it), so the patch can still write while the application cannot.

@@ -259,11 +259,11 @@ func TestReadStatus(t *testing.T) {
 	if _, err := p.On(t.Context(), "orders", []string{"app"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readonly.ReadStatus(t.Context(), l, p, "orders")
+	st, err := readonly.ReadStatus(t.Context(), l, p, "orders", readonly.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(st.Tenants.IDs, []string{"t1"}) || st.IAM == nil || len(st.IAM.AttachedRoles) != 1 || len(st.Warnings) != 1 {
+	if st.State() != readonly.Complete || !slices.Equal(st.Tenants.IDs, []string{"t1"}) || st.IAM == nil || len(st.IAM.AttachedRoles) != 1 || len(st.Warnings) != 1 {
 		t.Fatalf("status %+v", st)
 	}
 }

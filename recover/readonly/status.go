@@ -7,32 +7,62 @@ import (
 	"strings"
 )
 
-// Status is both layers of read-only mode and where they disagree.
+// Status is both layers of read-only mode and where they disagree. Each
+// layer is read on its own, under its own deadline: one that cannot be
+// read is reported (Failed with the reason) and the other is still read.
 type Status struct {
-	Parameter string  `json:"parameter"`
-	Tenants   Tenants `json:"application"`
-	// IAM is nil when the IAM layer was not read (no policy client).
-	IAM      *PolicyStatus `json:"iam,omitempty"`
-	Warnings []string      `json:"warnings"`
+	Parameter string `json:"parameter"`
+	// Application is the outcome of reading the SSM tenant list.
+	Application LayerResult `json:"applicationRead"`
+	// Tenants is the list, zero unless Application is OK.
+	Tenants Tenants `json:"application"`
+	// IAMRead is the outcome of reading the IAM layer: Skipped when there
+	// is no policy client.
+	IAMRead LayerResult `json:"iamRead"`
+	// IAM is nil unless IAMRead is OK.
+	IAM *PolicyStatus `json:"iam,omitempty"`
+	// Warnings say where the layers disagree; only when both were read.
+	Warnings []string `json:"warnings"`
 }
 
-// ReadStatus reads both layers; policy may be nil to read only the
-// application layer. table (may be empty) is the table the operator means.
-func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table string) (Status, error) {
-	t, err := list.Get(ctx)
-	if err != nil {
+// State sums up the layers read.
+func (s Status) State() State { return stateOf(s.Application, s.IAMRead) }
+
+// ReadStatus reads both layers, each under opts.LayerTimeout; policy may
+// be nil to read only the application layer. table (may be empty) is the
+// table the operator means. The error is only for bad options; the
+// layers' failures are in the Status.
+func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table string, opts Options) (Status, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
 		return Status{}, err
 	}
-	t.IDs = orEmpty(t.IDs)
-	st := Status{Parameter: list.Name(), Tenants: t}
-	if policy != nil {
-		ps, err := policy.Status(ctx, table)
-		if err != nil {
-			return st, err
+	st := Status{Parameter: list.Name(), Warnings: []string{}}
+	st.Application = runLayer(ctx, opts.LayerTimeout, false, func(ctx context.Context) error {
+		t, err := list.Get(ctx)
+		if err == nil {
+			t.IDs = orEmpty(t.IDs)
+			st.Tenants = t
 		}
-		st.IAM = &ps
+		return err
+	})
+	if st.Application.Outcome != OK {
+		st.Tenants.IDs = []string{}
 	}
-	st.Warnings = Warnings(st.Tenants, st.IAM, table)
+	if policy == nil {
+		st.IAMRead = skipped("no IAM client")
+	} else {
+		st.IAMRead = runLayer(ctx, opts.LayerTimeout, false, func(ctx context.Context) error {
+			ps, err := policy.Status(ctx, table)
+			if err == nil {
+				st.IAM = &ps
+			}
+			return err
+		})
+	}
+	if st.Application.Outcome == OK {
+		st.Warnings = Warnings(st.Tenants, st.IAM, table)
+	}
 	return st, nil
 }
 
