@@ -364,7 +364,10 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		freeze = append(freeze, "--tenants", strings.Join(hit, ","))
 	}
 	if err := d.step("read-only on", "freeze the affected tenants: the application's guard (SSM) and the IAM deny policy", func() (string, error) {
-		_, _, err := d.rewind(ctx, "", freeze...)
+		_, code, err := d.rewind(ctx, "", freeze...)
+		if err == nil && code != exitOK {
+			err = fmt.Errorf("readonly on: exit %d: a layer did not freeze", code)
+		}
 		return "frozen", err
 	}); err != nil {
 		return out, err
@@ -482,7 +485,10 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("read-only off", "unfreeze: the list and the IAM policy", func() (string, error) {
-		_, _, err := d.rewind(ctx, "", "readonly", "off")
+		_, code, err := d.rewind(ctx, "", "readonly", "off")
+		if err == nil && code != exitOK {
+			err = fmt.Errorf("readonly off: exit %d: a layer did not thaw", code)
+		}
 		return "writes open again", err
 	}); err != nil {
 		return out, err
