@@ -353,6 +353,10 @@ func (fakeDDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamod
 	return nil, fmt.Errorf("fakeDDB: dry run only")
 }
 
+func (fakeDDB) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return nil, fmt.Errorf("fakeDDB: dry run only")
+}
+
 func (fakeDDB) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
 	return nil, fmt.Errorf("fakeDDB: dry run only")
 }
