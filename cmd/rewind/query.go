@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
 )
@@ -90,9 +91,10 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 			if *format == "table" {
 				b, err = query.AppendEventRow(b[:0], ev)
 			} else {
-				full, ferr := ev.Full()
-				err = ferr
-				b = query.AppendEventJSON(b[:0], &full)
+				var full rewind.ChangeEvent
+				if full, err = ev.Full(); err == nil {
+					b, err = query.AppendEventJSON(b[:0], &full)
+				}
 			}
 			if err != nil {
 				return err
