@@ -39,7 +39,10 @@ stdout, by --format:
   table   one line per change, for people
   athena  the Glue table DDL (partition projection on table, dt, hour) and
           the SQL of this key set, for histories too big for one machine
-stderr: a summary.`
+stderr: a summary, and a warning for each table, tenant or window named that
+the store holds nothing of, naming what it does hold. Exit 3 when nothing
+matched and such a warning was given (most likely a typo); an empty answer
+to filters that name only what the store holds exits 0.`
 
 func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "query", queryUsage)
@@ -117,7 +120,11 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if counts.Undecodable > 0 {
 		fmt.Fprintf(env.Stderr, "query: warning: %d undecodable change(s) in the window have no key and are not in the output; see the capture's raw_record column\n", counts.Undecodable)
 	}
-	return nil
+	missing, err := query.FindMissing(st, q)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
 }
 
 // athena prints the DDL and SQL. The store, when there is one, gives the
