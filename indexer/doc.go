@@ -70,6 +70,11 @@
 //	'M' "table/" table      → empty     tables seen
 //	'M' "version"           → "1"       store format version
 //
+// What the store holds is read from these spaces, without a key of its
+// own: Store.Tables from 'M' "table/", Store.HasTenant and Store.HasItem
+// with one seek into 'n' or 'i', Store.Tenants with one seek per tenant
+// over 'n', and Store.TimeRange from the ends of 't'.
+//
 // A time window [from, to) of all events is the scan ['t' ts(from),
 // 't' ts(to)); a tenant's window is ['n' str(tenant) ts(from), ... ts(to));
 // an item's history is the prefix 'i' str(table) key, narrowed the same way

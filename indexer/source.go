@@ -3,6 +3,7 @@ package indexer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -33,6 +34,11 @@ type Content interface {
 	io.ReaderAt
 	io.Closer
 }
+
+// CaptureLayout is where capture objects sit under a source's prefix or
+// directory, as the stream handler writes them; messages about a source
+// that holds none quote it.
+const CaptureLayout = "table=<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet"
 
 // Source lists and reads capture objects laid out as the stream handler
 // writes them: <prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/<name>.parquet.
@@ -80,6 +86,9 @@ func NewDirSource(dir string) (*DirSource, error) {
 		return nil, fmt.Errorf("source %s: %w", dir, err)
 	}
 	fi, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("source %s does not exist (want a directory of capture objects, %s, or s3://bucket/prefix): %w", dir, CaptureLayout, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", dir, err)
 	}

@@ -15,8 +15,10 @@ import (
 //	 "action":"MODIFY","ttl_expiry":false,"key":{"pk":{"S":"TENANT#acme"}},"changed":["status"],
 //	 "old":{…},"new":{…}}
 //
-// old and new are DynamoDB JSON, left out when the event has no such image.
-func AppendEventJSON(b []byte, ev *rewind.ChangeEvent) []byte {
+// old and new are compact DynamoDB JSON, left out when the event has no
+// such image. Images are compacted here too, for stores indexed from
+// capture objects written before the stream handler compacted them.
+func AppendEventJSON(b []byte, ev *rewind.ChangeEvent) ([]byte, error) {
 	b = append(b, `{"time":`...)
 	b = appendJSONString(b, ev.Time.UTC().Format(time.RFC3339Nano))
 	b = append(b, `,"event_id":`...)
@@ -41,15 +43,20 @@ func AppendEventJSON(b []byte, ev *rewind.ChangeEvent) []byte {
 		b = appendJSONString(b, a)
 	}
 	b = append(b, ']')
-	if ev.OldImage != nil {
-		b = append(b, `,"old":`...)
-		b = append(b, ev.OldImage...)
+	for _, im := range []struct {
+		field string
+		image rewind.Image
+	}{{`,"old":`, ev.OldImage}, {`,"new":`, ev.NewImage}} {
+		if im.image == nil {
+			continue
+		}
+		b = append(b, im.field...)
+		var err error
+		if b, err = rewind.AppendCompactJSON(b, im.image); err != nil {
+			return b, fmt.Errorf("event %s: %s image: %w", ev.EventID, im.field[2:5], err)
+		}
 	}
-	if ev.NewImage != nil {
-		b = append(b, `,"new":`...)
-		b = append(b, ev.NewImage...)
-	}
-	return append(b, "}\n"...)
+	return append(b, "}\n"...), nil
 }
 
 // EventTableHeader is the header line of AppendEventRow's table.

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ddbrewind/rewind"
 )
 
 // memTransport answers every DynamoDB request in memory, as a DynamoDB
@@ -113,4 +114,36 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkDecode measures the decoder alone on the benchmark payload,
+// compact as Lambda sends it and indented (whose images it compacts).
+func BenchmarkDecode(b *testing.B) {
+	for _, n := range []int{1000} {
+		compact := benchPayload(n)
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", "  "); err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range []struct {
+			name    string
+			payload []byte
+		}{{"compact", compact}, {"indented", indented.Bytes()}} {
+			b.Run(fmt.Sprintf("layout=%s/records=%d", l.name, n), func(b *testing.B) {
+				d := testDecoder(b, nil)
+				var evs []rewind.ChangeEvent
+				b.SetBytes(int64(len(l.payload)))
+				b.ReportAllocs()
+				cpu := cpuTime()
+				for b.Loop() {
+					var err error
+					if evs, err = d.decode(l.payload, evs[:0]); err != nil || len(evs) != n {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+			})
+		}
+	}
 }

@@ -69,7 +69,8 @@ func (e *payloadError) Error() string { return "invocation payload: " + e.err.Er
 func (e *payloadError) Unwrap() error { return e.err }
 
 // decode appends the payload's records to evs. Slices in the events point
-// into payload. A payload that is not a JSON object with a Records array
+// into payload, but for the images of a payload with whitespace between
+// its tokens, which are compact copies. A payload that is not a JSON object with a Records array
 // is an error; a record that cannot be decoded is not.
 func (d *decoder) decode(payload []byte, evs []rewind.ChangeEvent) ([]rewind.ChangeEvent, error) {
 	// The decoder parses a bytes.Buffer in place, without copying, so its
@@ -495,7 +496,9 @@ func (d *decoder) keys(ev *rewind.ChangeEvent) error {
 
 // image reads a DynamoDB JSON object of attributes, checks it, and returns
 // the slice of payload holding it and, if collect, appends each top-level
-// attribute's slice to attrs. A null image is returned as nil.
+// attribute's slice to attrs and compacts the image (a copy, only when the
+// payload has whitespace between its tokens). A null image is returned as
+// nil.
 func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte, []attrSlice, error) {
 	dec := d.dec
 	if dec.PeekKind() == 'n' {
@@ -522,6 +525,17 @@ func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte
 	}
 	dec.ReadToken()
 	raw := bytes.TrimLeft(payload[start:dec.InputOffset()], " \t\r\n:,")
+	if collect {
+		// An image is stored and printed as one line of JSON whatever the
+		// payload's layout; a compact payload costs a scan, not a copy.
+		// The attribute slices keep the payload's layout: they are only
+		// compared (see changed), and equalRaw looks past whitespace.
+		im, err := rewind.Image(raw).Compact()
+		if err != nil {
+			return nil, attrs, err
+		}
+		raw = im
+	}
 	return raw, attrs, nil
 }
 

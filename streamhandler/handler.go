@@ -134,11 +134,13 @@ func (h *Handler) Handle(ctx context.Context, payload []byte) (events.DynamoDBEv
 	return events.DynamoDBEventResponse{BatchItemFailures: res.Failures}, nil
 }
 
-func (h *Handler) handle(ctx context.Context, payload []byte) (Result, error) {
+// handle does the work of Handle. Its results are named so that the
+// deferred Duration lands in the Result returned, on every return path.
+func (h *Handler) handle(ctx context.Context, payload []byte) (res Result, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	start := h.now()
-	res := Result{Bytes: int64(len(payload))}
+	res = Result{Bytes: int64(len(payload))}
 	defer func() { res.Duration = h.now().Sub(start) }()
 
 	evs, err := h.dec.decode(payload, h.evs[:0])

@@ -27,7 +27,9 @@ aws dynamodb get-item --key takes it, or a key-set line. --table may be left
 out when the store holds one table.
 
 stdout: the history (table for people by default; --format json gives one
-JSON line per change). stderr: a summary.`
+JSON line per change). stderr: a summary, and a warning when the store holds
+no such table, no change of the item at all, or none in the window. Exit 3
+when the history is empty and such a warning was given.`
 
 func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "history", historyUsage)
@@ -90,5 +92,9 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "history: %d change(s) of %s %s\n", len(changes), *table, key)
-	return nil
+	missing, err := query.FindMissingItem(st, *table, key, w.from.t, w.to.t)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "history", missing, w.from.t, w.to.t, len(changes) == 0)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/indexer/export"
+	"github.com/ddbrewind/rewind/streamhandler"
 )
 
 func init() { register(&indexCmd{}) }
@@ -42,7 +44,9 @@ REWIND_S3_PATH_STYLE=true point it at a local S3 server.
 
 stdout: one JSON summary ("kind": "index"). stderr: progress and the
 objects that failed. Exit 3 when some objects could not be read (the rest
-are indexed; a rerun retries them).`
+are indexed; a rerun retries them), or when --source holds no capture
+objects at all (an empty or mistyped prefix or directory). Exit 1 when
+the --source directory does not exist.`
 
 type indexSummary struct {
 	Source     string         `json:"source"`
@@ -127,6 +131,9 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 			s3api = s3c
 		}
 		src, err := indexer.ParseSource(*source, s3api)
+		if errors.Is(err, os.ErrNotExist) {
+			return err // a path that names nothing: an error, not a usage slip
+		}
 		if err != nil {
 			return usagef("%v", err)
 		}
@@ -180,6 +187,12 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		name, res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
 	if pe != nil {
 		return partialf("%v", pe)
+	}
+	if res.Listed == 0 && *exportLoc == "" {
+		// An empty or mistyped prefix or directory: say so rather than
+		// report a clean run of nothing.
+		return partialf("%s holds no capture objects, so nothing was indexed: capture objects are %s/%s, as the stream handler writes them under its bucket and REWIND_PREFIX (default %q); check the bucket, prefix or directory",
+			name, name, indexer.CaptureLayout, streamhandler.DefaultPrefix)
 	}
 	return nil
 }

@@ -268,3 +268,71 @@ func TestIndexFromS3CLI(t *testing.T) {
 		t.Fatalf("athena: exit %d\n%s%s", code, sql, errs)
 	}
 }
+
+// TestIndexEmptySource: a source with no capture objects (empty, holding
+// other files, a mistyped S3 prefix) is not a clean run of nothing: exit 3
+// naming it and the layout expected. A directory that does not exist is an
+// error naming it.
+func TestIndexEmptySource(t *testing.T) {
+	empty := t.TempDir()
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "README.txt"), []byte("not a capture"), 0o644)
+	os.MkdirAll(filepath.Join(other, "table=orders", "dt=2026-11-20"), 0o755)
+	for _, dir := range []string{empty, other} {
+		store := filepath.Join(t.TempDir(), "store")
+		code, out, errs := runIndexCLI(t, "index", "--source", dir, "--store", store)
+		if code != exitPartial {
+			t.Errorf("index of %s with no capture objects: exit %d, want %d\n%s", dir, code, exitPartial, errs)
+		}
+		for _, want := range []string{dir + " holds no capture objects", dir + "/table=<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("index of %s: stderr does not say %q:\n%s", dir, want, errs)
+			}
+		}
+		var sum struct {
+			Kind   string `json:"kind"`
+			Listed int    `json:"listed"`
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Kind != "index" || sum.Listed != 0 {
+			t.Errorf("index of %s: stdout %q: want the summary with 0 listed (%v)", dir, out, err)
+		}
+	}
+
+	missing := filepath.Join(empty, "captrue")
+	code, out, errs := runIndexCLI(t, "index", "--source", missing, "--store", filepath.Join(t.TempDir(), "store"))
+	if code != exitError || !strings.Contains(errs, "source "+missing+" does not exist") || out != "" {
+		t.Errorf("index of a missing directory: exit %d, want %d naming it\nstdout %q\nstderr %s", code, exitError, out, errs)
+	}
+
+	// A mistyped S3 prefix of a bucket that holds capture objects.
+	s3env := localaws.S3ForTest(t)
+	evs := indextest.NewGen(13).Events(30)
+	for key, objEvs := range indextest.Objects("capture", evs, 40) {
+		data, err := indextest.EncodeParquet(objEvs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s3env.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &s3env.Bucket, Key: &key, Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", s3env.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	var o, e bytes.Buffer
+	env := &Env{Stdout: &o, Stderr: &e, Log: slog.New(slog.NewTextHandler(&e, nil)),
+		Getenv: func(k string) string {
+			if k == "REWIND_S3_PATH_STYLE" {
+				return "true"
+			}
+			return ""
+		}}
+	uri := "s3://" + s3env.Bucket + "/captrue"
+	code = run(context.Background(), env, []string{"index", "--source", uri, "--store", filepath.Join(t.TempDir(), "store")})
+	if code != exitPartial || !strings.Contains(e.String(), uri+" holds no capture objects") || !strings.Contains(e.String(), uri+"/table=<table>/dt=") {
+		t.Errorf("index of a mistyped prefix: exit %d, want %d naming %s and the layout\n%s", code, exitPartial, uri, e.String())
+	}
+}

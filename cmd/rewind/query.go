@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
 )
@@ -38,7 +39,10 @@ stdout, by --format:
   table   one line per change, for people
   athena  the Glue table DDL (partition projection on table, dt, hour) and
           the SQL of this key set, for histories too big for one machine
-stderr: a summary.`
+stderr: a summary, and a warning for each table, tenant or window named that
+the store holds nothing of, naming what it does hold. Exit 3 when nothing
+matched and such a warning was given (most likely a typo); an empty answer
+to filters that name only what the store holds exits 0.`
 
 func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "query", queryUsage)
@@ -90,9 +94,10 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 			if *format == "table" {
 				b, err = query.AppendEventRow(b[:0], ev)
 			} else {
-				full, ferr := ev.Full()
-				err = ferr
-				b = query.AppendEventJSON(b[:0], &full)
+				var full rewind.ChangeEvent
+				if full, err = ev.Full(); err == nil {
+					b, err = query.AppendEventJSON(b[:0], &full)
+				}
 			}
 			if err != nil {
 				return err
@@ -115,7 +120,11 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if counts.Undecodable > 0 {
 		fmt.Fprintf(env.Stderr, "query: warning: %d undecodable change(s) in the window have no key and are not in the output; see the capture's raw_record column\n", counts.Undecodable)
 	}
-	return nil
+	missing, err := query.FindMissing(st, q)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
 }
 
 // athena prints the DDL and SQL. The store, when there is one, gives the

@@ -26,7 +26,9 @@ the damage shows. The timeline spans the whole window when both ends are
 given, quiet buckets included.
 
 stdout: the tables (default) or one JSON object (--format json). stderr: a
-summary.`
+summary, and a warning for each table, tenant or window named that the store
+holds nothing of. Exit 3 when nothing was counted and such a warning was
+given; as for rewind query.`
 
 func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stats", statsUsage)
@@ -78,5 +80,9 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "stats: %d change(s) in %d tenant(s)\n", s.Events, len(s.Tenants))
-	return nil
+	missing, err := query.FindMissing(st, q)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "stats", missing, q.From, q.To, s.Events == 0)
 }
