@@ -98,6 +98,16 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
+	if *yes {
+		if *journal == "" {
+			// Named here rather than by the library, so that the command to
+			// resume is known before anything is written.
+			*journal = patch.DefaultJournal(*keys, time.Now())
+		}
+		env.SetContinue("to continue: " + commandLine(fs, "patch", []string{"journal", "resume"}, "--resume", "--journal", *journal))
+	} else {
+		env.SetContinue("nothing was written; to run the dry run again: " + commandLine(fs, "patch", nil))
+	}
 	client, err := newPatchClient(ctx, env, pf.concurrency)
 	if err != nil {
 		return err
