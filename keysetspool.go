@@ -27,6 +27,16 @@ type SpooledKeySet struct {
 	Bytes int64
 }
 
+// KeySetIsSpooled reports whether SpoolKeySet copies the key set called
+// name rather than reading it where it is: it is not a regular file.
+func KeySetIsSpooled(name string) bool {
+	if name == "-" || isDescriptorPath(name) {
+		return true
+	}
+	fi, err := os.Stat(name)
+	return err == nil && !fi.Mode().IsRegular() && !fi.IsDir()
+}
+
 // SpoolKeySet makes the key set called name readable more than once.
 //
 // A regular file is used where it is: Path is name and nothing is copied.

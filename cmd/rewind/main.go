@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -52,6 +53,28 @@ type Env struct {
 	Stderr io.Writer // progress, logs, summaries
 	Log    *slog.Logger
 	Getenv func(string) string
+
+	// continueMu guards continueHint: what to run to continue the running
+	// command after it was interrupted, registered by the command
+	// (SetContinue) and printed when a second signal exits at once.
+	continueMu   sync.Mutex
+	continueHint string
+}
+
+// SetContinue registers how to continue the running command if it is cut
+// short: a sentence such as "to continue: rewind patch ... --resume
+// --journal J".
+func (e *Env) SetContinue(hint string) {
+	e.continueMu.Lock()
+	defer e.continueMu.Unlock()
+	e.continueHint = hint
+}
+
+// Continue returns the hint registered with SetContinue, or "".
+func (e *Env) Continue() string {
+	e.continueMu.Lock()
+	defer e.continueMu.Unlock()
+	return e.continueHint
 }
 
 // usageError is a bad command line: exit 2.
@@ -90,15 +113,58 @@ func exitCode(ctx context.Context, err error) int {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	env := &Env{
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		Log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("REWIND_LOG_LEVEL"))})),
 		Getenv: os.Getenv,
 	}
-	os.Exit(run(ctx, env, os.Args[1:]))
+	ctx, stop := handleSignals(env, os.Exit)
+	code := run(ctx, env, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// handleSignals returns a context cancelled by the first SIGINT or
+// SIGTERM: the running command stops starting work, lets what is in
+// flight finish for a few seconds, records it (a patch journals and
+// checkpoints) and prints its summary with the command to continue; it
+// then exits 130. A second signal does not wait for that: it prints the
+// command's continue hint (Env.SetContinue) and calls exit(130) at once.
+// stop stops the handling.
+func handleSignals(env *Env, exit func(int)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(env.Stderr, "rewind: %s: stopping; work in flight gets a few seconds to finish (interrupt again to exit at once)\n", s)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		msg := "rewind: interrupted again: exiting now"
+		if hint := env.Continue(); hint != "" {
+			msg += "; " + hint
+		}
+		fmt.Fprintln(env.Stderr, msg)
+		exit(exitInterrupted)
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			cancel()
+		})
+	}
 }
 
 func logLevel(s string) slog.Level {
@@ -173,4 +239,37 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// commandLine returns `rewind name` with the flags set on fs, in name
+// order, except those in drop, then extra, quoted for a POSIX shell: the
+// command line to run the same command again.
+func commandLine(fs *flag.FlagSet, name string, drop []string, extra ...string) string {
+	words := []string{"rewind", name}
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(drop, f.Name) {
+			return
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			if v := f.Value.String(); v == "true" {
+				words = append(words, "--"+f.Name)
+			} else {
+				words = append(words, "--"+f.Name+"="+v)
+			}
+			return
+		}
+		words = append(words, "--"+f.Name, shellQuote(f.Value.String()))
+	})
+	for _, w := range extra {
+		words = append(words, shellQuote(w))
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -7,13 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"slices"
-	"strings"
 	"net/http"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/recover/patch"
 )
 
@@ -107,6 +106,27 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
+	next := ""
+	if *yes {
+		if *journal == "" {
+			// Named here rather than by the library, so that the command to
+			// resume is known before anything is written.
+			*journal = patch.DefaultJournal(input, time.Now())
+		}
+		inputFlag, resumeInput := "keys", input
+		if *plan != "" {
+			inputFlag = "plan"
+		}
+		if rewind.KeySetIsSpooled(input) && !*resume {
+			// A pipe: the copy kept next to the journal is what a resume
+			// reads.
+			resumeInput = patch.KeptInput(*journal)
+		}
+		next = commandLine(fs, "patch", []string{"journal", "resume", inputFlag}, "--"+inputFlag, resumeInput, "--resume", "--journal", *journal)
+		env.SetContinue("to continue: " + next)
+	} else {
+		env.SetContinue("nothing was written; to run the dry run again: " + commandLine(fs, "patch", nil))
+	}
 	client, err := newPatchClient(ctx, env, pf.concurrency)
 	if err != nil {
 		return err
@@ -125,19 +145,6 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	pf.apply(&cfg, env)
 	sum, err := patch.Patch(ctx, client, cfg)
 	out.Flush()
-	next := ""
-	if sum != nil && sum.Journal != "" {
-		next = continueCommand("patch", args, "--resume", "--journal", sum.Journal)
-		if sum.Input != input && !*resume {
-			// The input was a pipe: its copy next to the journal is what
-			// a resume reads.
-			inputFlag := "keys"
-			if *plan != "" {
-				inputFlag = "plan"
-			}
-			next = continueCommand("patch", replaceFlag(args, inputFlag, sum.Input), "--resume", "--journal", sum.Journal)
-		}
-	}
 	return finishPatch(env, sum, err, next)
 }
 
@@ -178,60 +185,6 @@ func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
 		return partialf("%d conflicts and %d failures (listed on stdout); %s; --force overwrites conflicts", sum.Conflicts, sum.Failures, retry)
 	}
 	return nil
-}
-
-// continueCommand is the command line to paste to continue: rewind, the
-// command, its arguments without extra's flags, then extra.
-func continueCommand(name string, args []string, extra ...string) string {
-	drop := map[string]bool{}
-	for _, e := range extra {
-		if strings.HasPrefix(e, "--") {
-			drop[strings.TrimLeft(e, "-")] = true
-		}
-	}
-	words := []string{"rewind", name}
-	for i := 0; i < len(args); i++ {
-		f, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if strings.HasPrefix(args[i], "-") && drop[f] {
-			if !hasValue && f != "resume" && i+1 < len(args) {
-				i++ // its value
-			}
-			continue
-		}
-		words = append(words, args[i])
-	}
-	words = append(words, extra...)
-	for i, w := range words {
-		words[i] = shellQuote(w)
-	}
-	return strings.Join(words, " ")
-}
-
-// replaceFlag returns args with flag's value replaced by value.
-func replaceFlag(args []string, flag, value string) []string {
-	out := slices.Clone(args)
-	for i := 0; i < len(out); i++ {
-		f, _, hasValue := strings.Cut(strings.TrimLeft(out[i], "-"), "=")
-		if !strings.HasPrefix(out[i], "-") || f != flag {
-			continue
-		}
-		if hasValue {
-			out[i] = "--" + flag + "=" + value
-		} else if i+1 < len(out) {
-			out[i+1] = value
-		}
-	}
-	return out
-}
-
-// shellQuote quotes s for a POSIX shell where it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // newPatchClient returns a DynamoDB client from the usual AWS

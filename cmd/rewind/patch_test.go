@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,9 +175,9 @@ const cliChild = "TestPatchChildProcess"
 
 // cliChildMain runs a command line as the rewind binary does.
 func cliChildMain(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Getenv: os.Getenv}
+	ctx, stop := handleSignals(env, os.Exit)
+	defer stop()
 	return run(ctx, env, args)
 }
 

@@ -36,6 +36,10 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
+	if *yes {
+		// A new undo journal each time: the one this run was writing exists.
+		env.SetContinue("to continue, run the undo again (keys already put back are found unchanged): " + commandLine(fs, "undo", []string{"undo-journal"}))
+	}
 	client, err := newPatchClient(ctx, env, pf.concurrency)
 	if err != nil {
 		return err
@@ -52,5 +56,5 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
-	return finishPatch(env, sum, err, continueCommand("undo", args))
+	return finishPatch(env, sum, err, commandLine(fs, "undo", []string{"undo-journal"}))
 }

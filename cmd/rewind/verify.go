@@ -47,6 +47,7 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
+	env.SetContinue("nothing was written; to verify again: " + commandLine(fs, "verify", nil))
 	client, err := newPatchClient(ctx, env, pf.readers)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ddbrewind/rewind"
@@ -68,6 +69,20 @@ type engine struct {
 	lastCP    time.Time
 	cpErr     error
 	repaired  int64 // reverts owed by an interrupted run, done first
+
+	// DynamoDB calls in flight and when the last one ended (Unix ns), so
+	// that progress says what a stalled run is waiting on.
+	calls    atomic.Int64
+	lastCall atomic.Int64
+}
+
+// call counts a DynamoDB call in flight until the returned func runs.
+func (e *engine) call() (done func()) {
+	e.calls.Add(1)
+	return func() {
+		e.lastCall.Store(time.Now().UnixNano())
+		e.calls.Add(-1)
+	}
 }
 
 type msg struct {
@@ -76,8 +91,8 @@ type msg struct {
 }
 
 // run drives the pipeline until next returns io.EOF, ctx is cancelled or
-// something fails, and returns the first error. Writes already handed to a
-// writer are let finish after an interrupt (bounded by writeTimeout), and
+// something fails, and returns the first error. Writes already started
+// are let finish for up to writeTimeout after an interrupt, and
 // the checkpoint is written last, so an interrupted run resumes where it
 // stopped.
 func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
@@ -206,6 +221,9 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 					}
 				}
 			} else {
+				if _, ok := e.source.(*Table); ok {
+					defer e.call()()
+				}
 				want, err = e.source.Get(gctx, keys)
 			}
 			if err == nil && len(want) != len(keys) {
@@ -218,6 +236,7 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 		})
 	}
 	g.Go(func() error {
+		defer e.call()()
 		var err error
 		cur, err = e.target.Get(gctx, keys)
 		if err != nil {
@@ -333,9 +352,18 @@ func (e *engine) write(ctx context.Context, s *Step) result {
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite(s)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	wctx, cancel := letFinish(ctx, writeTimeout)
 	defer cancel()
-	return e.writer.apply(wctx, s)
+	defer e.call()()
+	r := e.writer.apply(wctx, s)
+	if r.status == StatusFailed && ctx.Err() != nil && wctx.Err() != nil {
+		// Cut short after the interrupt: whether it landed is unknown, so
+		// the key does not finish and a resume plans it again against
+		// what this run saw. (A revert cut short is owed too: its
+		// replaced record is already durable, and a resume finishes it.)
+		r.status = StatusSkipped
+	}
+	return r
 }
 
 // testHookBeforeWrite, when set by a test, runs before each write.
@@ -498,6 +526,8 @@ func (e *engine) startProgress() (stop func()) {
 		return func() {}
 	}
 	start := time.Now()
+	e.lastCall.CompareAndSwap(0, start.UnixNano())
+	stall := max(e.cfg.ProgressEvery, time.Second)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -514,7 +544,12 @@ func (e *engine) startProgress() (stop func()) {
 				e.mu.Lock()
 				run.Keys = e.done.Keys // keys finished, not merely planned
 				e.mu.Unlock()
-				fmt.Fprintln(e.cfg.Progress, progressLine(e.tool, run, e.total, time.Since(start)))
+				line := progressLine(e.tool, run, e.total, time.Since(start))
+				idle := time.Since(time.Unix(0, e.lastCall.Load()))
+				if n := e.calls.Load(); n > 0 && idle >= stall {
+					line += waitingNote(n, idle)
+				}
+				fmt.Fprintln(e.cfg.Progress, line)
 			}
 		}
 	}()
@@ -522,6 +557,12 @@ func (e *engine) startProgress() (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// waitingNote says that no DynamoDB call has ended for idle while n are
+// in flight: the run is stalled on DynamoDB, not on rewind.
+func waitingNote(n int64, idle time.Duration) string {
+	return fmt.Sprintf(", waiting on DynamoDB for %s (%d %s in flight)", idle.Round(time.Second), n, plural(int(n), "call", "calls"))
 }
 
 func progressLine(tool string, c Counts, total int64, elapsed time.Duration) string {

@@ -431,8 +431,16 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// DefaultJournal returns the journal path a patch of keys started at t
-// uses by default: next to the key set, named after it and the time.
-func DefaultJournal(keys string, t time.Time) string {
-	return keys + ".patch-" + t.UTC().Format("20060102T150405Z") + ".journal"
+// DefaultJournal returns the journal path a patch of input (a key set or a
+// plan) started at t uses by default: next to the input, named after it
+// and the time; for a pipe or standard input, in the current directory.
+func DefaultJournal(input string, t time.Time) string {
+	if rewind.KeySetIsSpooled(input) || input == "" {
+		input = "rewind-input"
+	}
+	return input + ".patch-" + t.UTC().Format("20060102T150405Z") + ".journal"
 }
+
+// KeptInput is where an apply from a pipe keeps its copy of the input, for
+// a resume to read: next to the journal.
+func KeptInput(journal string) string { return journal + ".input" }

@@ -102,11 +102,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	// private file, so that the check below and the work see the same
 	// lines. An apply keeps that copy next to its journal, for a resume.
 	if cfg.Apply && cfg.Journal == "" {
-		base := input
-		if fi, err := os.Stat(input); err != nil || !fi.Mode().IsRegular() {
-			base = "rewind-input" // a pipe: the journal goes in the current directory
-		}
-		cfg.Journal = DefaultJournal(base, cfg.now())
+		cfg.Journal = DefaultJournal(input, cfg.now())
 	}
 	spoolDir := ""
 	if cfg.Apply {
@@ -119,7 +115,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	defer spool.Close()
 	path := spool.Path
 	if spool.Copied && cfg.Apply && !cfg.Resume {
-		kept := cfg.Journal + ".input"
+		kept := KeptInput(cfg.Journal)
 		if err := os.Rename(path, kept); err != nil {
 			return nil, fmt.Errorf("%s: keep the piped input for a resume: %w", tool, err)
 		}

@@ -459,5 +459,8 @@ func nilIfEmpty(item rewind.Item) rewind.Item {
 	return item
 }
 
-// writeTimeout bounds a write that is let finish after an interrupt.
-const writeTimeout = 2 * time.Minute
+// writeTimeout is how long a write already started is let finish after an
+// interrupt: long enough for a healthy endpoint to answer, short enough
+// that Ctrl-C acts within seconds. A write cut by it is left for a resume
+// to plan again.
+const writeTimeout = 10 * time.Second
