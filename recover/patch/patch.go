@@ -80,7 +80,12 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	}
 	cpBase := checkpoint{Keys: keysAbs, From: cfg.From, To: cfg.To, Shard: cfg.Shard.String(), Limit: cfg.Limit}
 	var resumed checkpoint
+	var lock *journalLock // one process per journal: taken before reading it
 	if cfg.Resume {
+		if lock, err = lockJournal(cfg.Journal); err != nil {
+			return nil, fmt.Errorf("%s: resume: %w", tool, err)
+		}
+		defer lock.release()
 		if resumed, err = checkResume(cfg.Journal, cpBase); err != nil {
 			return nil, fmt.Errorf("%s: resume: %w", tool, err)
 		}
@@ -117,7 +122,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 			cfg.Journal = DefaultJournal(cfg.Keys, cfg.now())
 		}
 		if cfg.Resume {
-			e.journal, err = openJournal(cfg.Journal)
+			e.journal, err = openJournal(cfg.Journal, lock)
 		} else {
 			e.journal, err = createJournal(cfg.Journal)
 		}
@@ -310,6 +315,12 @@ type Summary struct {
 	Run         Counts
 	Elapsed     time.Duration
 	Interrupted bool
+	// Skipped counts the journal lines (and missing records) undo with
+	// Partial could not use: the keys they name were not put back.
+	Skipped int64
+	// Warnings are printed under the summary (undo: a damaged, unfinished
+	// or version 1 journal).
+	Warnings []string
 }
 
 // Partial reports whether some keys were not done: conflicts or failures
@@ -318,7 +329,7 @@ func (s *Summary) Partial() bool {
 	if s.Tool == "verify" {
 		return s.Mismatches() > 0 || s.Unknown > 0
 	}
-	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0
+	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0 || s.Skipped > 0
 }
 
 // Mismatches is the number of keys whose production item is not the
@@ -387,6 +398,9 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s (%.0f keys/s)\n", "elapsed", s.Elapsed.Round(time.Millisecond), rate)
 	if s.Journal != "" {
 		fmt.Fprintf(&b, "  %-10s %s\n", "journal", s.Journal)
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "  WARNING: %s\n", w)
 	}
 	return b.String()
 }
