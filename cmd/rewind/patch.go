@@ -141,6 +141,9 @@ func finishPatch(env *Env, sum *patch.Summary, err error) error {
 		if sum.Unknown > 0 {
 			return partialf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", sum.Unknown, sum.Conflicts, sum.Failures)
 		}
+		if sum.Tool == "undo" { // how to continue: see undoCmd
+			return partialf("%d journal records skipped as damaged (their keys were NOT put back), %d conflicts, %d failures (listed on stdout)", sum.Skipped, sum.Conflicts, sum.Failures)
+		}
 		return partialf("%d conflicts and %d failures (listed on stdout); rerun without --resume to retry them, --force to overwrite conflicts", sum.Conflicts, sum.Failures)
 	}
 	return nil

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ddbrewind/rewind/recover/patch"
 )
@@ -25,6 +28,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
 	force := fs.Bool("force", false, "put pre-images back even over items changed since the patch")
 	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
+	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
 	var pf patchFlags
 	pf.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -43,7 +47,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	ucfg := patch.UndoConfig{
-		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal,
+		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal, Partial: *partial,
 		Rate: pf.rate, Concurrency: pf.concurrency, Readers: pf.readers, MaxAttempts: pf.maxAttempts,
 		Out: out, Log: env.Log,
 	}
@@ -52,5 +56,41 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
-	return finishPatch(env, sum, err)
+	err = finishPatch(env, sum, err)
+	if err == nil || sum == nil {
+		return err
+	}
+	// Undo is idempotent: the same command continues it. The undo journal
+	// is left out, since each undo needs a new one.
+	again := []string{"rewind", "undo", "--journal", *journal, "--to", *to}
+	for name, set := range map[string]bool{"--yes": *yes, "--force": *force, "--partial": *partial} {
+		if set {
+			again = append(again, name)
+		}
+	}
+	slices.Sort(again[6:])
+	cmd := shellJoin(again)
+	switch {
+	case sum.Interrupted:
+		return fmt.Errorf("%w; to continue, run the same command again (undo is idempotent): %s", err, cmd)
+	case sum.Failures > 0 || sum.Conflicts > 0:
+		err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
+		if sum.Conflicts > 0 && !*force {
+			err = fmt.Errorf("%w; add --force to put pre-images back over the conflicts too", err)
+		}
+	}
+	return err
+}
+
+// shellJoin joins args into a command line a shell reads back as args.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }

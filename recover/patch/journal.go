@@ -515,7 +515,7 @@ func (jr *journalReader) decode() (rec journalRecord, ok bool, err error) {
 		case seq > want && seq-want > int64(jr.bad):
 			missing := seq - want - int64(jr.bad)
 			if err := jr.damaged(journalDamage{Line: jr.line, Missing: missing,
-				Reason: fmt.Sprintf("sequence number %d, but the record before is %d: %d records are missing before this line (the journal was cut or edited)", seq, jr.seq, missing)}); err != nil {
+				Reason: fmt.Sprintf("sequence number %d, but the record before is %d: %d missing before this line (the journal was cut or edited)", seq, jr.seq, missing)}); err != nil {
 				return rec, false, err
 			}
 		}
