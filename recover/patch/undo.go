@@ -29,7 +29,8 @@ type UndoConfig struct {
 	// Force puts pre-images back even over items changed since the patch.
 	Force bool
 	// UndoJournal is where the undo journals its own pre-images, so that
-	// an undo can be undone too. Default Journal + ".undo-<UTC time>.journal".
+	// an undo can be undone too. Default Journal + ".undo-<UTC time>.journal",
+	// or with "-2", "-3", ... before ".journal" if that exists.
 	UndoJournal string
 	// Partial undoes what the intact records of a damaged journal hold:
 	// damaged lines (and the other records of the keys they name) are
@@ -116,9 +117,19 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 	if cfg.Apply {
 		path := ucfg.UndoJournal
 		if path == "" {
-			path = ucfg.Journal + ".undo-" + cfg.now().UTC().Format("20060102T150405Z") + ".journal"
+			// A new one each time, even for undos within one second.
+			base := ucfg.Journal + ".undo-" + cfg.now().UTC().Format("20060102T150405Z")
+			path = base + ".journal"
+			for n := 2; n < 100; n++ {
+				if e.journal, err = createJournal(path); !errors.Is(err, os.ErrExist) {
+					break
+				}
+				path = fmt.Sprintf("%s-%d.journal", base, n)
+			}
+		} else {
+			e.journal, err = createJournal(path)
 		}
-		if e.journal, err = createJournal(path); err != nil {
+		if err != nil {
 			if errors.Is(err, os.ErrExist) {
 				return nil, fmt.Errorf("undo: undo journal %s already exists: name another, or leave the undo journal out and each undo gets its own", path)
 			}
@@ -171,6 +182,7 @@ type journalIndex struct {
 	// dropped because a damaged line names them.
 	damage   []journalDamage
 	excluded int
+	named    int // distinct keys the damage names
 	// ended: the last run has an end record; runLine is its start line;
 	// lines is the number of lines read.
 	ended   bool
@@ -204,7 +216,8 @@ func indexJournal(path, to string, partial bool) (*journalIndex, error) {
 	jr := newJournalReader(f, path)
 	jr.partial = partial
 	starts, records := 0, 0
-	drop := map[string]bool{}
+	drop := map[string]bool{} // keys named by damage
+	named := 0                // damage entries whose keys are in drop
 	for {
 		rec, err := jr.next()
 		if errors.Is(err, io.EOF) {
@@ -246,10 +259,16 @@ func indexJournal(path, to string, partial bool) (*journalIndex, error) {
 				if !partial {
 					return nil, fmt.Errorf("journal %s: line %d: outcome for key %s without an intent", path, jr.line, key)
 				}
-				if !drop[enc] {
+				for ; named < len(jr.damage); named++ {
+					if d := jr.damage[named]; d.Key != nil {
+						drop[string(d.Key.Encode())] = true
+					}
+				}
+				if !drop[enc] { // else a consequence of damage already listed
 					jr.damage = append(jr.damage, journalDamage{Line: jr.line, Key: key, Reason: "outcome without an intent: the intent, with the pre-image, is lost"})
 				}
 				drop[enc] = true
+				named = len(jr.damage)
 				continue
 			}
 			if !k.written && rec.Status == string(StatusWritten) {
@@ -277,6 +296,7 @@ func indexJournal(path, to string, partial bool) (*journalIndex, error) {
 			drop[string(d.Key.Encode())] = true
 		}
 	}
+	idx.named = len(drop)
 	if len(drop) > 0 {
 		keys := idx.keys[:0]
 		for _, k := range idx.keys {
@@ -333,7 +353,7 @@ func (idx *journalIndex) report(sum *Summary, cfg *Config) {
 		}
 	}
 	sum.Skipped = lines + missing
-	head := fmt.Sprintf("journal %s is DAMAGED: with --partial, %d damaged lines were skipped and %d records are missing; the keys they name (%d keys, with all their records) were NOT put back", idx.path, lines, missing, idx.excluded)
+	head := fmt.Sprintf("journal %s is DAMAGED: with --partial, %d damaged lines were skipped and %d records are missing; the keys they name (%d keys, with all their records) were NOT put back", idx.path, lines, missing, idx.named)
 	if unknown > 0 {
 		head += fmt.Sprintf(", and %d places name no readable key: the keys there are unknown and were NOT put back either (find them in the patch's key set or restore the table)", unknown)
 	}
