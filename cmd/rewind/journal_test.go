@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
@@ -304,4 +305,39 @@ func TestUndoInterruptedSaysCommand(t *testing.T) {
 		t.Fatalf("the same undo again: exit %d\n%s", code, stderr)
 	}
 	assertProd(t, ddb.DynamoDB, s.Damaged, "after the interrupted undo and the same command again")
+}
+
+// TestUndoConflictSaysCommand: an undo that meets an item changed since
+// the patch reports the conflict (exit 3) and names the command that
+// overwrites it, not --resume; that command puts production back exactly.
+func TestUndoConflictSaysCommand(t *testing.T) {
+	ddb, s, keys, _ := patchStack(t, patchtest.ScenarioOptions{Items: 30, Modify: 8, Seed: 46})
+	j := filepath.Join(t.TempDir(), "p.journal")
+	if code, _, stderr := runPatchCLI(t, "patch", "--keys", keys, "--from", "orders-restored", "--to", "orders", "--yes", "--progress", "0", "--journal", j); code != exitOK {
+		t.Fatalf("patch: exit %d\n%s", code, stderr)
+	}
+	var changed rewind.Item
+	for _, k := range s.Keys {
+		enc := patchtest.EncodeKey(k)
+		if e, ok := s.Expected[enc]; ok && !bytes.Equal(patchtest.Canonical(e), patchtest.Canonical(s.Damaged[enc])) {
+			changed = rewind.Item{}
+			for a, v := range e {
+				changed[a] = v
+			}
+			changed["meanwhile"] = &types.AttributeValueMemberS{Value: "written by the app after the patch"}
+			break
+		}
+	}
+	if err := patchtest.Put(t.Context(), ddb.DynamoDB, "orders", []rewind.Item{changed}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runPatchCLI(t, "undo", "--journal", j, "--to", "orders", "--yes", "--progress", "0")
+	force := fmt.Sprintf("to put the pre-images back over the conflicts too (items changed since the patch): rewind undo --journal %s --to orders --force --yes", j)
+	if code != exitPartial || !strings.Contains(stderr, "1 conflicts") || !strings.Contains(stderr, force) || strings.Contains(stderr, "--resume") {
+		t.Fatalf("undo over a changed item: exit %d, want %d naming %q and not --resume\n%s", code, exitPartial, force, stderr)
+	}
+	if code, _, stderr := runPatchCLI(t, "undo", "--journal", j, "--to", "orders", "--force", "--yes", "--progress", "0"); code != exitOK {
+		t.Fatalf("undo --force: exit %d\n%s", code, stderr)
+	}
+	assertProd(t, ddb.DynamoDB, s.Damaged, "after undo --force")
 }

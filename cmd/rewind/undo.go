@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/ddbrewind/rewind/recover/patch"
@@ -60,26 +59,35 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err == nil || sum == nil {
 		return err
 	}
-	// Undo is idempotent: the same command continues it. The undo journal
-	// is left out, since each undo needs a new one.
-	again := []string{"rewind", "undo", "--journal", *journal, "--to", *to}
-	for name, set := range map[string]bool{"--yes": *yes, "--force": *force, "--partial": *partial} {
-		if set {
-			again = append(again, name)
-		}
-	}
-	slices.Sort(again[6:])
-	cmd := shellJoin(again)
+	// Undo is idempotent: the same command continues it.
+	cmd := undoCommand(*journal, *to, *yes, *force, *partial)
 	switch {
 	case sum.Interrupted:
 		return fmt.Errorf("%w; to continue, run the same command again (undo is idempotent): %s", err, cmd)
 	case sum.Failures > 0 || sum.Conflicts > 0:
-		err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
+		if sum.Failures > 0 {
+			err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
+		}
 		if sum.Conflicts > 0 && !*force {
-			err = fmt.Errorf("%w; add --force to put pre-images back over the conflicts too", err)
+			err = fmt.Errorf("%w; to put the pre-images back over the conflicts too (items changed since the patch): %s", err, undoCommand(*journal, *to, *yes, true, *partial))
 		}
 	}
 	return err
+}
+
+// undoCommand is the command line of an undo. The undo journal is left
+// out: each undo needs a new one, and the default is.
+func undoCommand(journal, to string, yes, force, partial bool) string {
+	args := []string{"rewind", "undo", "--journal", journal, "--to", to}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--force", force}, {"--partial", partial}, {"--yes", yes}} {
+		if f.set {
+			args = append(args, f.name)
+		}
+	}
+	return shellJoin(args)
 }
 
 // shellJoin joins args into a command line a shell reads back as args.
