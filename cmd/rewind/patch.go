@@ -178,11 +178,10 @@ func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
 		if sum.Unknown > 0 {
 			return partialf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", sum.Unknown, sum.Conflicts, sum.Failures)
 		}
-		retry := "review each listed key; to retry failures, run the same command again (a new journal): keys already patched are found unchanged"
-		if sum.Tool == "undo" {
-			retry = "review each listed key; to retry failures, run the same undo again: keys already put back are found unchanged"
+		if sum.Tool == "undo" { // how to continue: see undoCmd
+			return partialf("%d journal records skipped as damaged (their keys were NOT put back), %d conflicts, %d failures (listed on stdout)", sum.Skipped, sum.Conflicts, sum.Failures)
 		}
-		return partialf("%d conflicts and %d failures (listed on stdout); %s; --force overwrites conflicts", sum.Conflicts, sum.Failures, retry)
+		return partialf("%d conflicts and %d failures (listed on stdout); review each listed key; to retry failures, run the same command again (a new journal): keys already patched are found unchanged; --force overwrites conflicts", sum.Conflicts, sum.Failures)
 	}
 	return nil
 }

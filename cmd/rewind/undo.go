@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/ddbrewind/rewind/recover/patch"
 )
@@ -25,6 +27,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
 	force := fs.Bool("force", false, "put pre-images back even over items changed since the patch")
 	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
+	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
 	var pf patchFlags
 	pf.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -47,7 +50,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	ucfg := patch.UndoConfig{
-		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal,
+		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal, Partial: *partial,
 		Rate: pf.rate, Concurrency: pf.concurrency, Readers: pf.readers, MaxAttempts: pf.maxAttempts,
 		Out: out, Log: env.Log,
 	}
@@ -56,5 +59,40 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
-	return finishPatch(env, sum, err, commandLine(fs, "undo", []string{"undo-journal"}))
+	err = finishPatch(env, sum, err, "")
+	if err == nil || sum == nil {
+		return err
+	}
+	// Undo is idempotent: the same command continues it.
+	cmd := undoCommand(*journal, *to, *yes, *force, *partial)
+	switch {
+	case sum.Interrupted:
+		return fmt.Errorf("%w; to continue, run the same command again (undo is idempotent): %s", err, cmd)
+	case sum.Failures > 0 || sum.Conflicts > 0:
+		if sum.Failures > 0 {
+			err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
+		}
+		if sum.Conflicts > 0 && !*force {
+			err = fmt.Errorf("%w; to put the pre-images back over the conflicts too (items changed since the patch): %s", err, undoCommand(*journal, *to, *yes, true, *partial))
+		}
+	}
+	return err
+}
+
+// undoCommand is the command line of an undo. The undo journal is left
+// out: each undo needs a new one, and the default is.
+func undoCommand(journal, to string, yes, force, partial bool) string {
+	args := []string{"rewind", "undo", "--journal", journal, "--to", to}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--force", force}, {"--partial", partial}, {"--yes", yes}} {
+		if f.set {
+			args = append(args, f.name)
+		}
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
 }

@@ -188,7 +188,7 @@ func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
 	e.collect(results)
 	stopProgress()
 
-	err := e.finish()
+	err := e.finish(context.Cause(ctx) == nil)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
@@ -459,6 +459,7 @@ func (e *engine) checkpoint() {
 			e.cpErr = err
 			return
 		}
+		cp.JournalSeq = e.journal.durableSeq()
 	}
 	if err := writeCheckpoint(e.cpPath, cp); err != nil {
 		e.cpErr = err
@@ -467,8 +468,13 @@ func (e *engine) checkpoint() {
 	e.lastCP = time.Now()
 }
 
-// finish writes the last checkpoint and closes the journal.
-func (e *engine) finish() error {
+// finish writes the last checkpoint and closes the journal; completed: the
+// run went through all its input, so the journal gets its end record
+// (before the checkpoint, which then counts it as durable).
+func (e *engine) finish(completed bool) error {
+	if completed && e.journal != nil {
+		e.journal.end() // errors are sticky; close reports them
+	}
 	e.checkpoint()
 	var err error
 	if e.journal != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,10 +19,11 @@ import (
 
 // The journal is JSON Lines, append-only. Records:
 //
-//	{"op":"start","version":1,"tool":"patch","time":"2026-11-20T10:31:12Z","keys":"/inc/impacted.jsonl","from":"orders-restored","to":"orders","shard":"0/1","force":false,"resume":false}
-//	{"op":"intent","line":7,"key":{"pk":{"S":"t1#42"}},"action":"restore","before":{...}|null,"after":{...}|null}
-//	{"op":"replaced","line":7,"key":{"pk":{"S":"t1#42"}},"old":{...}|null,"wrote":{...}|null}
-//	{"op":"outcome","line":7,"key":{"pk":{"S":"t1#42"}},"status":"written","error":"..."}
+//	{"op":"start","version":2,"tool":"patch","time":"2026-11-20T10:31:12Z","keys":"/inc/impacted.jsonl","from":"orders-restored","to":"orders","shard":"0/1","force":false,"resume":false,"seq":1,"crc":"1c2d3e4f"}
+//	{"op":"intent","line":7,"key":{"pk":{"S":"t1#42"}},"action":"restore","before":{...}|null,"after":{...}|null,"seq":2,"crc":"..."}
+//	{"op":"replaced","line":7,"key":{"pk":{"S":"t1#42"}},"old":{...}|null,"wrote":{...}|null,"seq":3,"crc":"..."}
+//	{"op":"outcome","line":7,"key":{"pk":{"S":"t1#42"}},"status":"written","error":"...","seq":4,"crc":"..."}
+//	{"op":"end","records":4,"seq":5,"crc":"..."}
 //
 // A start record opens every run (a resumed run appends another). An intent
 // record holds the production pre-image (before) and the item about to be
@@ -35,97 +37,165 @@ import (
 // Without force a revert follows; the key's outcome record says it is
 // done. A replaced record with no later outcome for its key (a crash
 // between the two) is a revert still owed, which a resume does first.
+// A run that went through all its input closes with an end record:
+// records is how many records the run wrote before it, its start record
+// included.
+//
+// Every record ends with its sequence number in the journal (1, 2, 3, ...
+// over all runs) and a CRC-32C (Castagnoli), in 8 lowercase hex digits, of
+// the line's bytes up to and including the sequence number. The journal
+// adds both (see journal.append); readers check them (see journalReader),
+// so that a changed byte, a lost, repeated or reordered line, or a cut
+// journal is found before undo writes anything from it. Version 1 journals
+// have neither and are still read, with a warning (their outcome records
+// carry "old" where version 2 has a replaced record).
 
 // journalVersion is the version of the journal and checkpoint formats.
-const journalVersion = 1
+const journalVersion = 2
 
 // maxJournalLine bounds one journal line: two 400 KB items, base64 and
 // JSON overhead included, fit with room to spare.
 const maxJournalLine = 8 << 20
 
-// journal appends records and fsyncs them.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errJournalDamaged is wrapped by the reader's errors for a journal that
+// is not what its writer wrote.
+var errJournalDamaged = errors.New("the journal is damaged")
+
+// journal appends records and fsyncs them. It holds the journal's lock
+// from when it is created or opened until it is closed.
 type journal struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	w    *bufio.Writer
-	buf  []byte
-	err  error // sticky
+	path    string
+	mu      sync.Mutex
+	f       *os.File
+	w       *bufio.Writer
+	err     error // sticky
+	lock    *journalLock
+	ownLock bool  // close releases lock
+	seq     int64 // sequence number of the last record appended
+	durable int64 // sequence number of the last record fsynced
+	// runStart is the sequence number of this run's start record.
+	runStart int64
+	tail     []byte
 }
 
-// createJournal creates a new journal; it fails if path exists.
+// createJournal takes the lock of path and creates a new journal there; it
+// fails if path exists (an error wrapping os.ErrExist).
 func createJournal(path string) (*journal, error) {
+	lk, err := lockJournal(path)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
+		lk.release()
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("journal %s already exists: pass --resume to continue that patch, or another --journal", path)
+			return nil, fmt.Errorf("journal %s already exists: pass --resume to continue that patch, or another --journal: %w", path, os.ErrExist)
 		}
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		f.Close()
+		lk.release()
 		return nil, fmt.Errorf("create journal %s: %w", path, err)
 	}
-	return &journal{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+	return &journal{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), lock: lk, ownLock: true}, nil
 }
 
-// openJournal opens an existing journal for appending. A torn last line (a
-// crash in the middle of a write that was never fsynced) is cut off first.
-func openJournal(path string) (*journal, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// openJournal opens an existing journal for appending, under lk, the lock
+// its caller took with lockJournal before reading anything of it (nil: take
+// it here; it is then released by close). It reads the whole journal first
+// and refuses one that is damaged (see journalReader), of version 1, or
+// shorter than its checkpoint says was durable; a torn last line (a crash
+// in the middle of a write that was never fsynced) is cut off.
+func openJournal(path string, lk *journalLock) (*journal, error) {
+	own := lk == nil
+	if own {
+		var err error
+		if lk, err = lockJournal(path); err != nil {
+			return nil, err
+		}
+	}
+	j, err := openLockedJournal(path)
+	if err != nil {
+		if own {
+			lk.release()
+		}
+		return nil, err
+	}
+	j.lock, j.ownLock = lk, own
+	return j, nil
+}
+
+func openLockedJournal(path string) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	size, err := endOfLastLine(f)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+	jr := newJournalReader(f, path)
+	for {
+		_, err := jr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%w: resume refused, nothing written: undo what the journal holds with rewind undo --partial, then patch again with a new journal", err)
+		}
 	}
+	if jr.version == 1 {
+		f.Close()
+		return nil, fmt.Errorf("journal %s is version 1, written by an older rewind: resume it with that version, or undo it (rewind undo reads version 1) and patch again with a new journal", path)
+	}
+	if err := jr.checkDurable(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: resume refused, nothing written", err)
+	}
+	size := jr.lineEnd
 	if err := f.Truncate(size); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal %s: cut torn last line: %w", path, err)
 	}
-	if _, err := f.Seek(size, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("journal %s: %w", path, err)
-	}
-	return &journal{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+	return &journal{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), seq: jr.seq, durable: jr.seq}, nil
 }
 
-// endOfLastLine returns the offset just after the file's last newline.
-func endOfLastLine(f *os.File) (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	end := st.Size()
-	buf := make([]byte, 64<<10)
-	for end > 0 {
-		n := int64(len(buf))
-		if n > end {
-			n = end
-		}
-		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
-			return 0, err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			return end - n + int64(i) + 1, nil
-		}
-		end -= n
-	}
-	return 0, nil
-}
-
+// append adds one record: rec is one JSON object, with or without its
+// newline. append adds the sequence number and checksum.
 func (j *journal) append(rec []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return j.err
 	}
-	if _, err := j.w.Write(rec); err != nil {
+	rec = bytes.TrimSuffix(rec, []byte("\n"))
+	if len(rec) < 3 || rec[0] != '{' || rec[len(rec)-1] != '}' || bytes.IndexByte(rec, '\n') >= 0 {
+		return fmt.Errorf("journal %s: bad record %.80q", j.path, rec) // a bug, not sticky
+	}
+	j.seq++
+	body := rec[:len(rec)-1]
+	j.tail = append(j.tail[:0], `,"seq":`...)
+	j.tail = strconv.AppendInt(j.tail, j.seq, 10)
+	sum := crc32.Update(crc32.Checksum(body, castagnoli), castagnoli, j.tail)
+	j.tail = append(j.tail, `,"crc":"`...)
+	j.tail = appendHex32(j.tail, sum)
+	j.tail = append(j.tail, "\"}\n"...)
+	_, err := j.w.Write(body)
+	if err == nil {
+		_, err = j.w.Write(j.tail)
+	}
+	if err != nil {
 		j.err = fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	return j.err
+}
+
+func appendHex32(dst []byte, v uint32) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		dst = append(dst, hex[(v>>uint(shift))&0xf])
+	}
+	return dst
 }
 
 // sync writes out what was appended and fsyncs it.
@@ -141,14 +211,43 @@ func (j *journal) sync() error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.err = fmt.Errorf("journal %s: fsync: %w", j.path, err)
+		return j.err
 	}
-	return j.err
+	j.durable = j.seq
+	return nil
 }
 
+// durableSeq is the sequence number of the last record fsynced: a
+// checkpoint written after a sync records it, so that a journal cut
+// shorter than that is found.
+func (j *journal) durableSeq() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durable
+}
+
+// end appends the end record of a run that went through all its input, and
+// fsyncs it.
+func (j *journal) end() error {
+	j.mu.Lock()
+	n := j.seq - j.runStart + 1
+	j.mu.Unlock()
+	b := append([]byte(`{"op":"end","records":`), strconv.AppendInt(nil, n, 10)...)
+	if err := j.append(append(b, '}')); err != nil {
+		return err
+	}
+	return j.sync()
+}
+
+// close fsyncs and closes the journal, and releases its lock if it took
+// it.
 func (j *journal) close() error {
 	err := j.sync()
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("journal %s: %w", j.path, cerr)
+	}
+	if j.ownLock {
+		j.lock.release()
 	}
 	return err
 }
@@ -173,7 +272,10 @@ func (j *journal) start(r startRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := j.append(append(b, '\n')); err != nil {
+	j.mu.Lock()
+	j.runStart = j.seq + 1
+	j.mu.Unlock()
+	if err := j.append(b); err != nil {
 		return err
 	}
 	return j.sync()
@@ -224,22 +326,48 @@ func appendReplaced(dst []byte, line int, key rewind.Key, old, wrote rewind.Item
 
 // journalRecord is any journal line, decoded.
 type journalRecord struct {
-	Op     string          `json:"op"`
-	Tool   string          `json:"tool"`
-	To     string          `json:"to"`
-	Line   int             `json:"line"`
-	Key    json.RawMessage `json:"key"`
-	Action string          `json:"action"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
-	Status string          `json:"status"`
-	Old    json.RawMessage `json:"old"`
-	Wrote  json.RawMessage `json:"wrote"`
-	Force  bool            `json:"force"`
+	Op      string          `json:"op"`
+	Version int             `json:"version"`
+	Tool    string          `json:"tool"`
+	To      string          `json:"to"`
+	Line    int             `json:"line"`
+	Key     json.RawMessage `json:"key"`
+	Action  string          `json:"action"`
+	Before  json.RawMessage `json:"before"`
+	After   json.RawMessage `json:"after"`
+	Status  string          `json:"status"`
+	Old     json.RawMessage `json:"old"`
+	Wrote   json.RawMessage `json:"wrote"`
+	Force   bool            `json:"force"`
+	Records int64           `json:"records"`
+}
+
+// journalDamage is one place where a journal is not what its writer
+// wrote: a line that fails its checks, or records missing.
+type journalDamage struct {
+	Line   int        // the line concerned: the damaged one, or the one after missing records
+	Key    rewind.Key // the key the line names, if one could be read (unverified); nil if none
+	Reason string
+	// Missing is how many records are lost at this place (a gap in the
+	// sequence numbers, or a truncated journal); 0 for a damaged line.
+	Missing int64
+}
+
+func (d journalDamage) String() string {
+	s := fmt.Sprintf("line %d: %s", d.Line, d.Reason)
+	if d.Key != nil {
+		s += fmt.Sprintf(" (the line names key %s, unverified)", d.Key)
+	}
+	return s
 }
 
 // journalReader reads journal records, with their offsets and line
-// numbers. A torn last line is ignored.
+// numbers, and checks them: each line's checksum, that the sequence
+// numbers run 1, 2, 3 without gap or repeat, and that an end record counts
+// its run's records. A torn last line (no newline: the crash of a write
+// never fsynced) is ignored; a damaged line anywhere else is an error
+// naming the file and line, or with partial, skipped and listed in damage.
+// A version 1 journal (no checksums) is read without these checks.
 type journalReader struct {
 	path   string
 	r      *bufio.Reader
@@ -247,6 +375,28 @@ type journalReader struct {
 	line   int
 	buf    []byte
 	recOff int64
+
+	// partial: skip damaged lines, listing them in damage, instead of
+	// failing at the first.
+	partial bool
+	damage  []journalDamage
+	// version is 0 until the first line is read, then 1 or 2.
+	version int
+	// seq is the sequence number of the last record returned.
+	seq int64
+	// noSeq: check checksums only (a reader started in the middle).
+	noSeq bool
+	// runStart and runLine are the sequence number and line of the last
+	// start record; ended says whether its run has an end record.
+	runStart int64
+	runLine  int
+	ended    bool
+	// lineEnd is the offset just after the last whole line read; torn
+	// says whether a torn last line follows it, once at the end.
+	lineEnd int64
+	torn    bool
+	// bad counts the damaged lines since the last record returned.
+	bad int
 }
 
 func newJournalReader(r io.Reader, path string) *journalReader {
@@ -260,16 +410,38 @@ func (jr *journalReader) next() (journalRecord, error) {
 		jr.recOff = jr.off
 		for {
 			chunk, err := jr.r.ReadSlice('\n')
+			if len(jr.buf)+len(chunk) > maxJournalLine {
+				// Not a line the journal writes: damage, but the lines
+				// after it can still be read.
+				jr.off += int64(len(chunk))
+				jr.buf = jr.buf[:0]
+				if errors.Is(err, bufio.ErrBufferFull) {
+					err = jr.skipLine()
+				}
+				if errors.Is(err, io.EOF) {
+					jr.torn = true // a torn last line, however long
+					return journalRecord{}, io.EOF
+				}
+				if err != nil {
+					return journalRecord{}, fmt.Errorf("journal %s: line %d: %w", jr.path, jr.line+1, err)
+				}
+				jr.line++
+				jr.lineEnd = jr.off
+				if derr := jr.damaged(journalDamage{Line: jr.line, Reason: fmt.Sprintf("longer than %d bytes: not a journal record", maxJournalLine)}); derr != nil {
+					return journalRecord{}, derr
+				}
+				jr.bad++
+				jr.recOff = jr.off
+				continue
+			}
 			jr.buf = append(jr.buf, chunk...)
 			jr.off += int64(len(chunk))
-			if len(jr.buf) > maxJournalLine {
-				return journalRecord{}, fmt.Errorf("journal %s: line %d: longer than %d bytes", jr.path, jr.line+1, maxJournalLine)
-			}
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
 			if errors.Is(err, io.EOF) {
 				// No newline: empty, or a torn line from a crash.
+				jr.torn = len(jr.buf) > 0
 				return journalRecord{}, io.EOF
 			}
 			if err != nil {
@@ -278,15 +450,190 @@ func (jr *journalReader) next() (journalRecord, error) {
 			break
 		}
 		jr.line++
-		if len(bytes.TrimSpace(jr.buf)) == 0 {
+		jr.lineEnd = jr.off
+		rec, ok, err := jr.decode()
+		if err != nil {
+			return journalRecord{}, err
+		}
+		if ok {
+			return rec, nil
+		}
+	}
+}
+
+// skipLine reads to the end of an overlong line.
+func (jr *journalReader) skipLine() error {
+	for {
+		chunk, err := jr.r.ReadSlice('\n')
+		jr.off += int64(len(chunk))
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		var rec journalRecord
-		if err := json.Unmarshal(jr.buf, &rec); err != nil {
-			return journalRecord{}, fmt.Errorf("journal %s: line %d: %w", jr.path, jr.line, err)
-		}
-		return rec, nil
+		return err
 	}
+}
+
+// damaged records d, or without partial returns it as the error.
+func (jr *journalReader) damaged(d journalDamage) error {
+	if !jr.partial {
+		return fmt.Errorf("journal %s: %s: %w", jr.path, d, errJournalDamaged)
+	}
+	jr.damage = append(jr.damage, d)
+	return nil
+}
+
+// decode checks and decodes the line in buf; ok is false for a line
+// skipped (blank in version 1, damaged with partial).
+func (jr *journalReader) decode() (rec journalRecord, ok bool, err error) {
+	line := bytes.TrimSuffix(jr.buf, []byte("\n"))
+	if jr.version == 0 {
+		jr.version = 2
+		if _, _, framed := splitFrame(line); !framed {
+			var first journalRecord
+			if json.Unmarshal(line, &first) == nil && first.Op == "start" && first.Version == 1 {
+				jr.version = 1
+			}
+		}
+	}
+	if jr.version == 1 {
+		if len(bytes.TrimSpace(line)) == 0 {
+			return rec, false, nil
+		}
+		if _, _, framed := splitFrame(line); framed {
+			return rec, false, jr.damaged(journalDamage{Line: jr.line, Key: lineKey(line),
+				Reason: "a version 2 record in a version 1 journal (appended by a newer rewind?)"})
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return rec, false, jr.damaged(journalDamage{Line: jr.line, Key: lineKey(line), Reason: err.Error()})
+		}
+		return rec, true, nil
+	}
+
+	seq, sum, framed := splitFrame(line)
+	var reason string
+	switch {
+	case !framed:
+		reason = "no sequence number and checksum: a torn, overwritten or foreign line"
+	case crc32.Checksum(line[:len(line)-len(`,"crc":"01234567"}`)], castagnoli) != sum:
+		reason = "checksum mismatch: the line was changed or damaged"
+	default:
+		if err := json.Unmarshal(line, &rec); err != nil {
+			reason = "checksum matches but not JSON: " + err.Error()
+		}
+	}
+	if reason != "" {
+		jr.bad++
+		return rec, false, jr.damaged(journalDamage{Line: jr.line, Key: lineKey(line), Reason: reason})
+	}
+	if !jr.noSeq {
+		want := jr.seq + 1
+		switch {
+		case seq < want:
+			jr.bad++
+			return rec, false, jr.damaged(journalDamage{Line: jr.line, Key: lineKey(line),
+				Reason: fmt.Sprintf("sequence number %d repeats or goes back (the record before is %d): a copied or reordered line", seq, jr.seq)})
+		case seq > want && seq-want > int64(jr.bad):
+			missing := seq - want - int64(jr.bad)
+			if err := jr.damaged(journalDamage{Line: jr.line, Missing: missing,
+				Reason: fmt.Sprintf("sequence number %d, but the record before is %d: %d missing before this line (the journal was cut or edited)", seq, jr.seq, missing)}); err != nil {
+				return rec, false, err
+			}
+		}
+	}
+	jr.seq, jr.bad = seq, 0
+	switch rec.Op {
+	case "start":
+		if rec.Version != journalVersion {
+			return rec, false, fmt.Errorf("journal %s: line %d: a version %d run in a version %d journal: read it with the rewind that wrote it", jr.path, jr.line, rec.Version, journalVersion)
+		}
+		jr.runStart, jr.runLine, jr.ended = seq, jr.line, false
+	case "end":
+		if jr.runStart == 0 || seq-jr.runStart != rec.Records {
+			return rec, false, jr.damaged(journalDamage{Line: jr.line,
+				Reason: fmt.Sprintf("end record says its run wrote %d records, but %d precede it since the run's start record (line %d)", rec.Records, seq-jr.runStart, jr.runLine)})
+		}
+		jr.ended = true
+	}
+	return rec, true, nil
+}
+
+// splitFrame parses the sequence number and checksum at the end of a
+// version 2 line: ...,"seq":123,"crc":"0a1b2c3d"}
+func splitFrame(line []byte) (seq int64, sum uint32, ok bool) {
+	const crcTail = `,"crc":"01234567"}`
+	n := len(line) - len(crcTail)
+	if n < 1 || line[0] != '{' || !bytes.HasPrefix(line[n:], []byte(`,"crc":"`)) || line[len(line)-2] != '"' || line[len(line)-1] != '}' {
+		return 0, 0, false
+	}
+	for _, c := range line[n+8 : len(line)-2] {
+		switch {
+		case c >= '0' && c <= '9':
+			sum = sum<<4 | uint32(c-'0')
+		case c >= 'a' && c <= 'f':
+			sum = sum<<4 | uint32(c-'a'+10)
+		default:
+			return 0, 0, false
+		}
+	}
+	body := line[:n]
+	i := bytes.LastIndex(body, []byte(`,"seq":`))
+	if i < 0 {
+		return 0, 0, false
+	}
+	digits := body[i+len(`,"seq":`):]
+	if len(digits) == 0 || len(digits) > 18 || digits[0] == '0' {
+		return 0, 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, 0, false
+		}
+		seq = seq*10 + int64(c-'0')
+	}
+	return seq, sum, true
+}
+
+// lineKey reads, as best it can, the key a damaged line names: for the
+// report only, since nothing in the line can be trusted.
+func lineKey(line []byte) rewind.Key {
+	i := bytes.Index(line, []byte(`"key":`))
+	if i < 0 {
+		return nil
+	}
+	var raw json.RawMessage
+	if json.NewDecoder(bytes.NewReader(line[i+len(`"key":`):])).Decode(&raw) != nil {
+		return nil
+	}
+	k, err := rewind.ParseKey(raw)
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
+// checkDurable compares where the journal ends, once read to the end, with
+// what its checkpoint says was durable: a journal shorter than that was
+// truncated. With partial the missing records are listed in damage.
+func (jr *journalReader) checkDurable() error {
+	cpPath := checkpointPath(jr.path)
+	b, err := os.ReadFile(cpPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal %s: checkpoint: %w", jr.path, err)
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return jr.damaged(journalDamage{Line: jr.line + 1,
+			Reason: fmt.Sprintf("its checkpoint %s is unreadable (%v), so whether the journal is whole cannot be checked", cpPath, err)})
+	}
+	if jr.version == 2 && cp.JournalSeq > jr.seq {
+		missing := cp.JournalSeq - jr.seq
+		return jr.damaged(journalDamage{Line: jr.line + 1, Missing: missing,
+			Reason: fmt.Sprintf("the journal ends at record %d, but its checkpoint %s says %d records were durable: it was truncated, and records %d-%d are missing", jr.seq, cpPath, cp.JournalSeq, jr.seq+1, cp.JournalSeq)})
+	}
+	return nil
 }
 
 // parseJournalItem decodes a before/after/old field; null is absent.
@@ -317,6 +664,10 @@ type checkpoint struct {
 	// Counts are the totals for lines up to Line.
 	Counts Counts `json:"counts"`
 	Time   string `json:"time"`
+	// JournalSeq is the sequence number of the last journal record that
+	// was durable (fsynced) when the checkpoint was written: a journal that
+	// ends before it was truncated.
+	JournalSeq int64 `json:"journal_seq,omitempty"`
 }
 
 // Counts are the numbers a patch reports.
@@ -417,7 +768,7 @@ func readCheckpoint(path string) (checkpoint, error) {
 		return checkpoint{}, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	if cp.Version != journalVersion {
-		return checkpoint{}, fmt.Errorf("checkpoint %s: version %d, want %d", path, cp.Version, journalVersion)
+		return checkpoint{}, fmt.Errorf("checkpoint %s is version %d, not %d: written by another rewind; resume with that version, or undo its journal (rewind undo reads version 1) and patch again with a new journal", path, cp.Version, journalVersion)
 	}
 	return cp, nil
 }

@@ -128,7 +128,12 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	in := inputSpec{path: path, name: input, plan: planMode, schema: schema}
 	cpBase := checkpoint{Keys: inputAbs, From: cfg.From, To: cfg.To, Shard: cfg.Shard.String(), Limit: cfg.Limit}
 	var resumed checkpoint
+	var lock *journalLock // one process per journal: taken before reading it
 	if cfg.Resume {
+		if lock, err = lockJournal(cfg.Journal); err != nil {
+			return nil, fmt.Errorf("%s: resume: %w", tool, err)
+		}
+		defer lock.release()
 		if resumed, err = checkResume(cfg.Journal, cpBase); err != nil {
 			return nil, fmt.Errorf("%s: resume: %w", tool, err)
 		}
@@ -164,7 +169,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	var inflight map[string]*plannedState
 	if cfg.Apply {
 		if cfg.Resume {
-			e.journal, err = openJournal(cfg.Journal)
+			e.journal, err = openJournal(cfg.Journal, lock)
 		} else {
 			e.journal, err = createJournal(cfg.Journal)
 		}
@@ -439,8 +444,11 @@ type Summary struct {
 	Interrupted bool
 	// Err is the error that stopped the run, if any.
 	Err error
-	// Warnings are said at the end of the summary (undo of an unfinished
-	// patch, records skipped with Partial, ...).
+	// Skipped counts the journal lines (and missing records) undo with
+	// Partial could not use: the keys they name were not put back.
+	Skipped int64
+	// Warnings are printed under the summary (undo: a damaged, unfinished
+	// or version 1 journal).
 	Warnings []string
 }
 
@@ -450,7 +458,7 @@ func (s *Summary) Partial() bool {
 	if s.Tool == "verify" {
 		return s.Mismatches() > 0 || s.Unknown > 0
 	}
-	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0
+	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0 || s.Skipped > 0
 }
 
 // Mismatches is the number of keys whose production item is not the
