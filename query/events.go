@@ -44,16 +44,16 @@ func AppendEventJSON(b []byte, ev *rewind.ChangeEvent) ([]byte, error) {
 	}
 	b = append(b, ']')
 	for _, im := range []struct {
-		field string
+		name  string
 		image rewind.Image
-	}{{`,"old":`, ev.OldImage}, {`,"new":`, ev.NewImage}} {
+	}{{"old", ev.OldImage}, {"new", ev.NewImage}} {
 		if im.image == nil {
 			continue
 		}
-		b = append(b, im.field...)
+		b = append(append(append(b, `,"`...), im.name...), `":`...)
 		var err error
 		if b, err = rewind.AppendCompactJSON(b, im.image); err != nil {
-			return b, fmt.Errorf("event %s: %s image: %w", ev.EventID, im.field[2:5], err)
+			return b, fmt.Errorf("event %s: %s image: %w", ev.EventID, im.name, err)
 		}
 	}
 	return append(b, "}\n"...), nil

@@ -70,8 +70,9 @@ func (e *payloadError) Unwrap() error { return e.err }
 
 // decode appends the payload's records to evs. Slices in the events point
 // into payload, but for the images of a payload with whitespace between
-// its tokens, which are compact copies. A payload that is not a JSON object with a Records array
-// is an error; a record that cannot be decoded is not.
+// its tokens, which are compact copies. A payload that is not a JSON
+// object with a Records array is an error; a record that cannot be decoded
+// is not.
 func (d *decoder) decode(payload []byte, evs []rewind.ChangeEvent) ([]rewind.ChangeEvent, error) {
 	// The decoder parses a bytes.Buffer in place, without copying, so its
 	// offsets are offsets into payload.
