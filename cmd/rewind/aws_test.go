@@ -133,7 +133,10 @@ func stallingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // ends handlers still waiting on a client
+		srv.Close()
+	})
 	return srv, &n
 }
 
@@ -196,7 +199,10 @@ func TestAWSStreamedBody(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // ends handlers still waiting on a client
+		srv.Close()
+	})
 	env := awsTestEnv(t, srv.URL, map[string]string{
 		"REWIND_AWS_ATTEMPT_TIMEOUT": "200ms", "REWIND_AWS_CALL_TIMEOUT": "300ms", "REWIND_AWS_READ_IDLE_TIMEOUT": "700ms",
 	})
