@@ -551,7 +551,7 @@ func (s *Summary) String() string {
 		fmt.Fprintf(&b, "  %-10s %s\n", "journal", s.Journal)
 	}
 	for _, w := range s.Warnings {
-		fmt.Fprintf(&b, "  WARNING    %s\n", w)
+		fmt.Fprintf(&b, "  WARNING: %s\n", w)
 	}
 	return b.String()
 }
