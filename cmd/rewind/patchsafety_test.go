@@ -238,10 +238,11 @@ func TestReliabilityPatchCrashAfterWrite(t *testing.T) {
 			journal := filepath.Join(t.TempDir(), "patch.journal")
 			args := []string{"patch", "--keys", keys, "--from", "orders-restored", "--to", "orders", "--yes", "--journal", journal, "--concurrency", "1", "--progress", "0"}
 			cmd, errb := childCmd(t, viaProxy, args...)
-			mu.Lock()
+			mu.Lock() // the proxy reads child.Process once Start has set it
 			child = cmd
+			err = cmd.Start()
 			mu.Unlock()
-			if err := cmd.Start(); err != nil {
+			if err != nil {
 				t.Fatal(err)
 			}
 			err = cmd.Wait()
