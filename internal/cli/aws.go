@@ -1,0 +1,291 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// loadAWS loads the AWS configuration the usual way (environment, shared
+// files, instance role). It honours AWS_ENDPOINT_URL and
+// AWS_ENDPOINT_URL_<SERVICE>, and builds its HTTP client with
+// awshttp.NewBuildableClient so AWS_CA_BUNDLE applies.
+//
+// Every client built from the configuration is time-bounded (see
+// awsTimeouts): an endpoint that accepts a connection and never answers
+// makes a call fail with an error naming the endpoint and the bound, never
+// wait forever.
+func loadAWS(ctx context.Context, env *Env) (aws.Config, error) {
+	to, err := awsTimeoutsFromEnv(env.Getenv)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(to.httpClient()))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	cfg.APIOptions = append(cfg.APIOptions, to.addMiddleware)
+	return cfg, nil
+}
+
+// awsTimeouts bound every AWS call the CLI makes. Each is set through the
+// environment variable named in its comment, as a Go duration (500ms, 30s,
+// 2m); the zero value of a field means its default.
+type awsTimeouts struct {
+	// Connect bounds opening a TCP connection
+	// (REWIND_AWS_CONNECT_TIMEOUT). Default 5s.
+	Connect time.Duration
+	// TLSHandshake bounds the TLS handshake of a new connection
+	// (REWIND_AWS_TLS_TIMEOUT). Default 10s.
+	TLSHandshake time.Duration
+	// ResponseHeader bounds the wait for a response's headers once the
+	// request is sent (REWIND_AWS_HEADER_TIMEOUT). Default 30s. It does
+	// not bound reading the body.
+	ResponseHeader time.Duration
+	// Attempt bounds one attempt of a call, from sending the request to
+	// the end of reading and decoding the response
+	// (REWIND_AWS_ATTEMPT_TIMEOUT). A timed-out attempt is retried like a
+	// dropped connection, within the call's attempts. Default 60s: room
+	// for a 16 MB BatchGetItem response on a slow link.
+	Attempt time.Duration
+	// Call bounds one call, every attempt and backoff included
+	// (REWIND_AWS_CALL_TIMEOUT). Default 3m.
+	Call time.Duration
+	// ReadIdle fails a read from a connection on which nothing has
+	// arrived for this long (REWIND_AWS_READ_IDLE_TIMEOUT). Default 60s.
+	// It is the bound on streamed bodies (S3 GetObject of a large Parquet
+	// object), which Attempt and Call leave alone: a download may take as
+	// long as it needs while bytes keep coming.
+	ReadIdle time.Duration
+}
+
+// awsTimeoutVars names the environment variable of each bound.
+var awsTimeoutVars = []struct {
+	name  string
+	field func(*awsTimeouts) *time.Duration
+}{
+	{"REWIND_AWS_CONNECT_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.Connect }},
+	{"REWIND_AWS_TLS_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.TLSHandshake }},
+	{"REWIND_AWS_HEADER_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.ResponseHeader }},
+	{"REWIND_AWS_ATTEMPT_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.Attempt }},
+	{"REWIND_AWS_CALL_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.Call }},
+	{"REWIND_AWS_READ_IDLE_TIMEOUT", func(t *awsTimeouts) *time.Duration { return &t.ReadIdle }},
+}
+
+func (t *awsTimeouts) ensureDefaults() {
+	for _, d := range []struct {
+		f *time.Duration
+		v time.Duration
+	}{
+		{&t.Connect, 5 * time.Second},
+		{&t.TLSHandshake, 10 * time.Second},
+		{&t.ResponseHeader, 30 * time.Second},
+		{&t.Attempt, 60 * time.Second},
+		{&t.Call, 3 * time.Minute},
+		{&t.ReadIdle, 60 * time.Second},
+	} {
+		if *d.f == 0 {
+			*d.f = d.v
+		}
+	}
+}
+
+// awsTimeoutsFromEnv reads the bounds from the environment and defaults
+// the rest.
+func awsTimeoutsFromEnv(getenv func(string) string) (awsTimeouts, error) {
+	var t awsTimeouts
+	for _, v := range awsTimeoutVars {
+		s := getenv(v.name)
+		if s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return awsTimeouts{}, usagef("%s=%q: want a positive duration such as 500ms, 30s or 2m", v.name, s)
+		}
+		*v.field(&t) = d
+	}
+	t.ensureDefaults()
+	return t, nil
+}
+
+// httpClient returns the SDK's HTTP client with the connect, TLS,
+// response-header and read-idle bounds. The read-idle bound is the SDK's
+// own (WithReadTimeout), which restarts its clock at each read only, so a
+// pooled connection must not idle for long before it carries a request:
+// idle connections are closed after half of it.
+func (t awsTimeouts) httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = t.Connect }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = t.TLSHandshake
+			tr.ResponseHeaderTimeout = t.ResponseHeader
+			tr.IdleConnTimeout = min(tr.IdleConnTimeout, t.ReadIdle/2)
+		}).
+		WithReadTimeout(t.ReadIdle)
+}
+
+// streamsBody reports whether an operation's response body is read by the
+// caller after the call returns, so that no deadline may end with the call.
+func streamsBody(service, op string) bool {
+	return service == "S3" && op == "GetObject"
+}
+
+// addMiddleware puts the per-call deadline in front of the retry loop and
+// the per-attempt deadline inside it, on every operation whose response
+// the SDK reads in full before returning.
+func (t awsTimeouts) addMiddleware(stack *middleware.Stack) error {
+	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("RewindCallDeadline", t.callDeadline), middleware.Before); err != nil {
+		return err
+	}
+	// Last in Finalize: inside the retry loop, after signing, around
+	// sending the request and decoding the response.
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("RewindAttemptDeadline", t.attemptDeadline), middleware.After)
+}
+
+// callEndpoint is where the attempts of a call record the endpoint they
+// sent to, for the call's timeout error.
+type callEndpoint struct{ url string }
+
+type callEndpointKey struct{}
+
+func (t awsTimeouts) callDeadline(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+	if streamsBody(service, op) {
+		return next.HandleInitialize(ctx, in)
+	}
+	ep := &callEndpoint{}
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, callEndpointKey{}, ep), t.Call)
+	defer cancel()
+	out, md, err := next.HandleInitialize(cctx, in)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		err = &timeoutError{service: service, op: op, endpoint: ep.url, what: "the deadline of one call, retries included",
+			limit: t.Call, setting: "REWIND_AWS_CALL_TIMEOUT", err: err}
+	}
+	return out, md, err
+}
+
+func (t awsTimeouts) attemptDeadline(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+	service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+	if streamsBody(service, op) {
+		return next.HandleFinalize(ctx, in)
+	}
+	endpoint := ""
+	if req, ok := in.Request.(*smithyhttp.Request); ok && req.URL != nil {
+		endpoint = req.URL.Scheme + "://" + req.URL.Host
+		if ep, ok := ctx.Value(callEndpointKey{}).(*callEndpoint); ok {
+			ep.url = endpoint
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, t.Attempt)
+	defer cancel()
+	out, md, err := next.HandleFinalize(actx, in)
+	if err == nil {
+		return out, md, nil
+	}
+	switch {
+	case ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded):
+		// The SDK reports the attempt's own deadline as a cancellation,
+		// which it never retries; this error is retried instead. It does
+		// not wrap the cancellation, or the retryer would still see it.
+		err = &timeoutError{service: service, op: op, endpoint: endpoint, what: "the deadline of one attempt",
+			limit: t.Attempt, setting: "REWIND_AWS_ATTEMPT_TIMEOUT", retryable: true, cause: err.Error()}
+	case strings.Contains(err.Error(), "timeout awaiting response headers"):
+		err = &timeoutError{service: service, op: op, endpoint: endpoint, what: "the response-header timeout",
+			limit: t.ResponseHeader, setting: "REWIND_AWS_HEADER_TIMEOUT", err: err}
+	case strings.Contains(err.Error(), "TLS handshake timeout"):
+		err = &timeoutError{service: service, op: op, endpoint: endpoint, what: "the TLS handshake timeout",
+			limit: t.TLSHandshake, setting: "REWIND_AWS_TLS_TIMEOUT", err: err}
+	case isDialTimeout(err):
+		err = &timeoutError{service: service, op: op, endpoint: endpoint, what: "the connect timeout",
+			limit: t.Connect, setting: "REWIND_AWS_CONNECT_TIMEOUT", err: err}
+	case isReadTimeout(err):
+		err = &timeoutError{service: service, op: op, endpoint: endpoint, what: "the read-idle timeout",
+			limit: t.ReadIdle, setting: "REWIND_AWS_READ_IDLE_TIMEOUT", err: err}
+	}
+	return out, md, err
+}
+
+func isDialTimeout(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && op.Timeout()
+}
+
+func isReadTimeout(err error) bool {
+	var rt *awshttp.ResponseTimeoutError
+	return errors.As(err, &rt)
+}
+
+// timeoutError is a call or attempt cut by one of the bounds. Its message
+// names the endpoint, the bound and the setting that changes it.
+type timeoutError struct {
+	service, op, endpoint string
+	what                  string
+	limit                 time.Duration
+	setting               string
+	// retryable marks an attempt's own deadline, which the SDK would not
+	// retry on its own; cause is the SDK's message for it.
+	retryable bool
+	cause     string
+	err       error
+}
+
+func (e *timeoutError) Error() string {
+	where := ""
+	if e.endpoint != "" {
+		where = " at " + e.endpoint
+	}
+	msg := fmt.Sprintf("%s %s%s: no answer within %s (%s; set %s to change it)", e.service, e.op, where, e.limit, e.what, e.setting)
+	switch {
+	case e.err != nil:
+		msg += ": " + e.err.Error()
+	case e.cause != "":
+		msg += ": " + e.cause
+	}
+	return msg
+}
+
+func (e *timeoutError) Unwrap() error { return e.err }
+
+// Timeout reports true, as net errors do for timeouts.
+func (e *timeoutError) Timeout() bool { return true }
+
+// RetryableError tells the SDK's retryer to retry a timed-out attempt;
+// for the other bounds the wrapped error decides, as it would unwrapped.
+func (e *timeoutError) RetryableError() bool {
+	if e.retryable {
+		return true
+	}
+	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(e.err).Bool()
+}
+
+// s3PathStyle reports whether S3 must be addressed path-style
+// (REWIND_S3_PATH_STYLE=true), as local S3 servers need.
+func s3PathStyle(env *Env) bool {
+	b, _ := strconv.ParseBool(env.Getenv("REWIND_S3_PATH_STYLE"))
+	return b
+}
+
+// newS3 returns an S3 client for cfg. Objects without a stored checksum
+// (every capture object, which is written in one PutObject) are read
+// without the SDK's note about skipping validation on each GetObject.
+func newS3(cfg aws.Config, env *Env) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = s3PathStyle(env)
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+}

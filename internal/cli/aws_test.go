@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ddbrewind/rewind/recover/patch"
+)
+
+// awsTestEnv points this process's AWS configuration at endpoint, with
+// static credentials and no shared files, and sets the given bounds.
+func awsTestEnv(t *testing.T, endpoint string, bounds map[string]string) *Env {
+	t.Helper()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":            endpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB":   "",
+		"AWS_ENDPOINT_URL_S3":         "",
+		"AWS_ACCESS_KEY_ID":           "test",
+		"AWS_SECRET_ACCESS_KEY":       "test",
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_PROFILE":                 "",
+		"AWS_REGION":                  "us-east-1",
+		"AWS_CONFIG_FILE":             os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	} {
+		t.Setenv(k, v)
+	}
+	for _, v := range awsTimeoutVars {
+		t.Setenv(v.name, bounds[v.name])
+	}
+	return &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: os.Getenv}
+}
+
+// silentListener accepts TCP connections and never answers on them.
+func silentListener(t *testing.T) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int64)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conns = append(conns, c) // held open, never read or written
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), accepted
+}
+
+// describe calls DescribeTable with attempts attempts, failing the test if
+// it does not return within limit.
+func describe(t *testing.T, env *Env, attempts int, limit time.Duration) error {
+	t.Helper()
+	cfg, err := loadAWS(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := dynamodb.NewFromConfig(cfg).DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String("orders")},
+			func(o *dynamodb.Options) { o.Retryer = patch.NewRetryer(attempts) })
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("DescribeTable succeeded against an endpoint that never answers")
+		}
+		return err
+	case <-time.After(limit):
+		t.Fatalf("DescribeTable still waiting after %s", limit)
+		return nil
+	}
+}
+
+// TestAWSHeaderTimeout: an endpoint that accepts connections and never
+// answers fails each attempt after the response-header timeout, the
+// attempts are retried, and the error names the endpoint, the bound and
+// its setting.
+func TestAWSHeaderTimeout(t *testing.T) {
+	addr, accepted := silentListener(t)
+	env := awsTestEnv(t, "http://"+addr, map[string]string{"REWIND_AWS_HEADER_TIMEOUT": "200ms"})
+	err := describe(t, env, 3, 20*time.Second)
+	for _, want := range []string{"DynamoDB DescribeTable at http://" + addr, "no answer within 200ms", "response-header timeout", "REWIND_AWS_HEADER_TIMEOUT", "attempts, 3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections for 3 attempts", n)
+	}
+}
+
+// stallingServer answers every request with headers and the start of a
+// body, then sends nothing more until the client goes away.
+func stallingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `{"Table":`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // ends handlers still waiting on a client
+		srv.Close()
+	})
+	return srv, &n
+}
+
+// TestAWSAttemptTimeout: a response whose body stalls is cut by the
+// per-attempt deadline, and the timed-out attempt is retried (the SDK
+// alone would take the cut for a cancellation and give up).
+func TestAWSAttemptTimeout(t *testing.T) {
+	srv, requests := stallingServer(t)
+	env := awsTestEnv(t, srv.URL, map[string]string{"REWIND_AWS_ATTEMPT_TIMEOUT": "300ms"})
+	err := describe(t, env, 3, 20*time.Second)
+	for _, want := range []string{"DynamoDB DescribeTable at " + srv.URL, "no answer within 300ms", "deadline of one attempt", "REWIND_AWS_ATTEMPT_TIMEOUT", "attempts, 3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("%d requests for 3 attempts", n)
+	}
+}
+
+// TestAWSCallTimeout: the per-call deadline cuts a call whose attempts
+// and backoff would go on longer.
+func TestAWSCallTimeout(t *testing.T) {
+	srv, requests := stallingServer(t)
+	env := awsTestEnv(t, srv.URL, map[string]string{"REWIND_AWS_ATTEMPT_TIMEOUT": "300ms", "REWIND_AWS_CALL_TIMEOUT": "1s"})
+	start := time.Now()
+	err := describe(t, env, 100, 20*time.Second)
+	for _, want := range []string{"DynamoDB DescribeTable at " + srv.URL, "no answer within 1s", "deadline of one call", "REWIND_AWS_CALL_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Errorf("a call deadline reads as an interrupt: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("call took %s with a 1s call deadline", d)
+	}
+	if n := requests.Load(); n < 2 {
+		t.Errorf("%d requests in a 1s call of 300ms attempts", n)
+	}
+}
+
+// TestAWSStreamedBody: an S3 GetObject body is read after the call
+// returns, for as long as bytes keep coming, past the per-attempt and
+// per-call deadlines; one that goes silent fails after the read-idle
+// bound.
+func TestAWSStreamedBody(t *testing.T) {
+	const chunks = 12
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1200")
+		w.WriteHeader(http.StatusOK)
+		for i := range chunks {
+			if strings.HasSuffix(r.URL.Path, "/stalls") && i == chunks/2 {
+				<-r.Context().Done()
+				return
+			}
+			w.Write([]byte(strings.Repeat("x", 100)))
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // ends handlers still waiting on a client
+		srv.Close()
+	})
+	env := awsTestEnv(t, srv.URL, map[string]string{
+		"REWIND_AWS_ATTEMPT_TIMEOUT": "200ms", "REWIND_AWS_CALL_TIMEOUT": "300ms", "REWIND_AWS_READ_IDLE_TIMEOUT": "700ms",
+	})
+	t.Setenv("REWIND_S3_PATH_STYLE", "true")
+	cfg, err := loadAWS(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newS3(cfg, env)
+	get := func(key string) ([]byte, error) {
+		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key)})
+		if err != nil {
+			return nil, err
+		}
+		defer out.Body.Close()
+		return io.ReadAll(out.Body)
+	}
+	start := time.Now()
+	b, err := get("flows")
+	if err != nil || len(b) != 1200 {
+		t.Fatalf("GetObject of a body streaming for %s: %d bytes, %v", time.Since(start), len(b), err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := get("stalls")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("a body that stalls was read to the end")
+		} else if !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("stalled body: %v, want a read timeout", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("reading a stalled body still waiting after 15s, with a 700ms read-idle bound")
+	}
+}
+
+func TestAWSTimeoutSettings(t *testing.T) {
+	for _, v := range []string{"abc", "-1s", "0"} {
+		env := &Env{Getenv: func(k string) string {
+			if k == "REWIND_AWS_CALL_TIMEOUT" {
+				return v
+			}
+			return ""
+		}}
+		_, err := loadAWS(t.Context(), env)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "REWIND_AWS_CALL_TIMEOUT") {
+			t.Errorf("REWIND_AWS_CALL_TIMEOUT=%s: %v, want a usage error naming it", v, err)
+		}
+	}
+	to, err := awsTimeoutsFromEnv(func(k string) string {
+		if k == "REWIND_AWS_HEADER_TIMEOUT" {
+			return "7s"
+		}
+		return ""
+	})
+	if err != nil || to.ResponseHeader != 7*time.Second || to.Connect != 5*time.Second || to.Attempt != time.Minute {
+		t.Errorf("bounds %+v, %v", to, err)
+	}
+}

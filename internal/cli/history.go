@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/query"
+)
+
+func init() { register(&historyCmd{}) }
+
+// historyCmd is `rewind history`: every change of one item.
+type historyCmd struct{}
+
+func (*historyCmd) Name() string { return "history" }
+func (*historyCmd) Synopsis() string {
+	return "show every change of one item, attribute by attribute"
+}
+
+const historyUsage = `--key '{"pk":{"S":"TENANT#acme"},"sk":{"S":"ORDER#42"}}' [--table T] [--from T] [--to T] [--format table|json]
+
+Lists the item's changes in order (time, then stream sequence number), with
+each changed attribute's value before and after. --key is DynamoDB JSON, as
+aws dynamodb get-item --key takes it, or a key-set line. --table may be left
+out when the store holds one table.
+
+stdout: the history (table for people by default; --format json gives one
+JSON line per change). stderr: a summary, and a warning when the store holds
+no such table, no change of the item at all, or none in the window. Exit 3
+when the history is empty and such a warning was given.`
+
+func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "history", historyUsage)
+	var store storeFlag
+	store.register(fs, env)
+	var w windowFlags
+	w.register(fs)
+	keyJSON := fs.String("key", "", "the item's key as DynamoDB JSON, or a key-set line (required)")
+	table := fs.String("table", "", "the item's table (default: the store's only table)")
+	format := fs.String("format", "table", "table or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := w.check(); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format %q: want table or json", *format)
+	}
+	if *keyJSON == "" {
+		return usagef("--key is required")
+	}
+	key, err := rewind.ParseKey([]byte(*keyJSON))
+	if err != nil {
+		// A key-set line names its table too.
+		e, lerr := rewind.ParseKeySetLine([]byte(*keyJSON))
+		if lerr != nil {
+			return usagef("--key: %v", err)
+		}
+		key = e.Key
+		if *table == "" {
+			*table = e.Table
+		}
+	}
+	st, err := store.open(env, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *table == "" {
+		tables, err := st.Tables()
+		if err != nil {
+			return err
+		}
+		if len(tables) != 1 {
+			return usagef("--table is required: the store holds %d tables (%s)", len(tables), strings.Join(tables, ", "))
+		}
+		*table = tables[0]
+	}
+	changes, err := query.History(ctx, st, *table, key, w.from.t, w.to.t)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		err = query.WriteHistoryJSON(env.Stdout, changes)
+	} else {
+		err = query.WriteHistoryTable(env.Stdout, *table, key, changes)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "history: %d change(s) of %s %s\n", len(changes), *table, key)
+	missing, err := query.FindMissingItem(st, *table, key, w.from.t, w.to.t)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "history", missing, w.from.t, w.to.t, len(changes) == 0)
+}

@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/indexer/export"
+	"github.com/ddbrewind/rewind/streamhandler"
+)
+
+func init() { register(&indexCmd{}) }
+
+// indexCmd is `rewind index`: capture objects into the local index.
+type indexCmd struct{}
+
+func (*indexCmd) Name() string { return "index" }
+func (*indexCmd) Synopsis() string {
+	return "index captured changes (S3 prefix or local copy) into the local store"
+}
+
+const indexUsage = `--source s3://bucket/prefix|DIR | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32]
+
+Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
+from S3 or from a local directory of the same layout, and adds those the
+store has not seen to it. Rerun it as often as you like: it reads only new
+or changed objects, and stores each change once.
+
+--export reads a DynamoDB incremental export instead (rewind export makes
+one; DynamoDB JSON, NEW_AND_OLD_IMAGES): one change per item changed in the
+export's window, its old image the state at the window's start. Each data
+file is checked against its MD5 and item count; tenants come from
+--tenant-attribute and --tenant-regex, which should be the capture's.
+
+S3 uses the usual AWS configuration; AWS_ENDPOINT_URL_S3 and
+REWIND_S3_PATH_STYLE=true point it at a local S3 server.
+
+stdout: one JSON summary ("kind": "index"). stderr: progress and the
+objects that failed. Exit 3 when some objects could not be read (the rest
+are indexed; a rerun retries them), or when --source holds no capture
+objects at all (an empty or mistyped prefix or directory). Exit 1 when
+the --source directory does not exist.`
+
+type indexSummary struct {
+	Source     string         `json:"source"`
+	Store      string         `json:"store"`
+	Listed     int            `json:"listed"`
+	Skipped    int            `json:"skipped"`
+	Ingested   int            `json:"ingested"`
+	Failed     []failedObject `json:"failed"`
+	Rows       int64          `json:"rows"`
+	Events     int64          `json:"events"`
+	Duplicates int64          `json:"duplicates"`
+	Total      int64          `json:"total_events"`
+	Seconds    float64        `json:"seconds"`
+}
+
+type failedObject struct {
+	Object string `json:"object"`
+	Error  string `json:"error"`
+}
+
+func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "index", indexUsage)
+	var store storeFlag
+	store.register(fs, env)
+	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects")
+	exportLoc := fs.String("export", "", "an incremental export: s3://bucket/prefix/AWSDynamoDB/<export-id>/ or a local copy")
+	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "with --export: key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
+	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "with --export: regex with one capture group extracting the tenant ($REWIND_TENANT_REGEX)")
+	var cfg indexer.Config
+	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
+	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*source == "") == (*exportLoc == ""):
+		return usagef("give one of --source (capture objects) or --export (an incremental export)")
+	case cfg.Workers < 0:
+		return usagef("--workers %d is negative", cfg.Workers)
+	case *batchMB < 1:
+		return usagef("--batch-mb %d: want at least 1", *batchMB)
+	}
+	cfg.BatchBytes = *batchMB << 20
+	cfg.Log = env.Log
+
+	var s3c *s3.Client
+	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") {
+		awsCfg, err := loadAWS(ctx, env)
+		if err != nil {
+			return err
+		}
+		s3c = newS3(awsCfg, env)
+	}
+	// ingest and name are the source's: capture objects or an export.
+	var ingest func(*indexer.Store) (indexer.Result, error)
+	var name string
+	if *exportLoc != "" {
+		rule := rewind.TenantRule{Attribute: *tenantAttr}
+		if *tenantRegex != "" {
+			re, err := regexp.Compile(*tenantRegex)
+			if err != nil {
+				return usagef("--tenant-regex: %v", err)
+			}
+			rule.Regex = re
+		}
+		if err := rule.Validate(); err != nil {
+			return usagef("%v", err)
+		}
+		ecfg := export.Config{Tenant: rule, Log: env.Log}
+		if s3c != nil {
+			ecfg.S3 = s3c
+		}
+		exp, err := export.Open(ctx, *exportLoc, ecfg)
+		if err != nil {
+			return err
+		}
+		name = exp.Location()
+		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.IngestExport(ctx, exp, cfg) }
+	} else {
+		var s3api indexer.S3API
+		if s3c != nil {
+			s3api = s3c
+		}
+		src, err := indexer.ParseSource(*source, s3api)
+		if errors.Is(err, os.ErrNotExist) {
+			return err // a path that names nothing: an error, not a usage slip
+		}
+		if err != nil {
+			return usagef("%v", err)
+		}
+		name = src.Name()
+		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.Ingest(ctx, src, cfg) }
+	}
+	st, err := store.open(env, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tty := isTerminal(env.Stderr)
+	cfg.ProgressInterval = 10 * time.Second
+	if tty {
+		cfg.ProgressInterval = time.Second
+	}
+	cfg.Progress = func(p indexer.Progress) {
+		line := fmt.Sprintf("index: %d/%d objects (%d already indexed, %d failed), %d events, %.0f events/s",
+			p.Ingested, p.Listed-p.Skipped, p.Skipped, p.Failed, p.Rows, p.RowsPerSecond())
+		if tty {
+			fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(env.Stderr, line)
+		}
+	}
+	res, err := ingest(st)
+	if tty {
+		fmt.Fprintln(env.Stderr)
+	}
+	var pe *indexer.PartialError
+	if err != nil && !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", name, err)
+	}
+	total, cerr := st.Count()
+	if cerr != nil {
+		return cerr
+	}
+	sum := indexSummary{
+		Source: name, Store: st.Dir(), Listed: res.Listed, Skipped: res.Skipped, Ingested: res.Ingested,
+		Failed: []failedObject{}, Rows: res.Rows, Events: res.Events, Duplicates: res.Duplicates,
+		Total: total, Seconds: res.Elapsed.Seconds(),
+	}
+	for _, f := range res.Errors {
+		sum.Failed = append(sum.Failed, failedObject{Object: f.Object, Error: f.Err.Error()})
+	}
+	if err := emitJSON(env.Stdout, "index", sum); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "index: %s: %d new object(s), %d new events (%d duplicates), %d already indexed; %d events in %s\n",
+		name, res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
+	if pe != nil {
+		return partialf("%v", pe)
+	}
+	if res.Listed == 0 && *exportLoc == "" {
+		// An empty or mistyped prefix or directory: say so rather than
+		// report a clean run of nothing.
+		return partialf("%s holds no capture objects, so nothing was indexed: capture objects are %s/%s, as the stream handler writes them under its bucket and REWIND_PREFIX (default %q); check the bucket, prefix or directory",
+			name, name, indexer.CaptureLayout, streamhandler.DefaultPrefix)
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ddbrewind/rewind/query"
+)
+
+// warnMissing prints, on stderr, one warning for each thing the command's
+// filters name that the store does not hold, saying what it does hold. When
+// the answer is empty and something named is missing, the empty answer is
+// most likely a typo's: it returns a partial error (exit 3). An empty
+// answer to filters that name only what the store holds is an answer (nil).
+func warnMissing(env *Env, name string, m *query.Missing, from, to time.Time, emptyAnswer bool) error {
+	if !m.Any() {
+		return nil
+	}
+	for _, line := range missingLines(m, from, to) {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", name, line)
+	}
+	if !emptyAnswer {
+		return nil
+	}
+	if m.Empty {
+		return partialf("the answer is empty: the store holds no events")
+	}
+	return partialf("the answer is empty, and the filters name what the store does not hold (see the warnings above)")
+}
+
+func missingLines(m *query.Missing, from, to time.Time) []string {
+	var out []string
+	if m.Empty {
+		return []string{"the store holds no events (rewind index adds captured changes to it)"}
+	}
+	span := fmt.Sprintf("%s to %s", m.First.Format(time.RFC3339Nano), m.Last.Format(time.RFC3339Nano))
+	if len(m.Tables) > 0 {
+		out = append(out, fmt.Sprintf("the store holds no %s %s; the store holds %s: %s",
+			plural(len(m.Tables), "table", "tables"), quoteList(m.Tables, 10), plural(len(m.StoreTables), "table", "tables"), strings.Join(capList(m.StoreTables, 20), ", ")))
+	}
+	for _, t := range m.Tenants {
+		line := fmt.Sprintf("the store holds no events of tenant %q; it holds %d %s", t, m.StoreTenants, plural(m.StoreTenants, "tenant", "tenants"))
+		if c := m.Close[t]; len(c) > 0 {
+			line += ", with close names " + quoteList(c, len(c))
+		} else {
+			line += ", none with a close name (rewind stats --top 0 lists them)"
+		}
+		out = append(out, line)
+	}
+	if m.Window {
+		out = append(out, fmt.Sprintf("the window [%s, %s) holds none of the store's events, which run from %s", openTime(from), openTime(to), span))
+	}
+	if m.Item {
+		out = append(out, fmt.Sprintf("the store holds no change of this item in any window (its events run from %s); check the key's attribute names and types (S or N)", span))
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func quoteList(s []string, max int) string {
+	q := make([]string, 0, len(s))
+	for _, x := range capList(s, max) {
+		if strings.HasPrefix(x, "… and ") {
+			q = append(q, x)
+			continue
+		}
+		q = append(q, strconv.Quote(x))
+	}
+	return strings.Join(q, ", ")
+}
+
+// capList keeps the first max of s and says how many it left out.
+func capList(s []string, max int) []string {
+	if len(s) <= max {
+		return s
+	}
+	return append(s[:max:max], fmt.Sprintf("… and %d more", len(s)-max))
+}
+
+func openTime(t time.Time) string {
+	if t.IsZero() {
+		return "(open)"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

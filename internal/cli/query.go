@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/query"
+)
+
+func init() { register(&queryCmd{}) }
+
+// queryCmd is `rewind query`: impacted-key sets and matching events.
+type queryCmd struct{}
+
+func (*queryCmd) Name() string { return "query" }
+func (*queryCmd) Synopsis() string {
+	return "print the key set (or the events) matching a window and filters"
+}
+
+const queryUsage = `[--store DIR] [--from T] [--to T] [filters] [--format keyset|json|table|athena]
+
+Selects the changes in the window [--from, --to): an event at exactly --to
+is left out, so consecutive windows never overlap. Times: RFC 3339 with a
+zone (2026-11-20T10:00:00Z), epoch seconds, or relative (-2h, -90m, -3d).
+Each filter narrows the result; several values of one filter widen it.
+
+stdout, by --format:
+  keyset  (default) the key set: one JSON line per item, sorted by table
+          and key, {"table","key","tenant","first","last","count","actions"},
+          ready for rewind patch
+  json    one JSON line per change, with its old and new images
+  table   one line per change, for people
+  athena  the Glue table DDL (partition projection on table, dt, hour) and
+          the SQL of this key set, for histories too big for one machine
+stderr: a summary, and a warning for each table, tenant or window named that
+the store holds nothing of, naming what it does hold. Exit 3 when nothing
+matched and such a warning was given (most likely a typo); an empty answer
+to filters that name only what the store holds exits 0.`
+
+func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "query", queryUsage)
+	var store storeFlag
+	store.register(fs, env)
+	var qf queryFlags
+	qf.register(fs)
+	format := fs.String("format", "keyset", "keyset, json, table or athena")
+	location := fs.String("location", "", "with --format athena: the capture prefix s3://bucket/prefix (default: the S3 source the store was indexed from)")
+	database := fs.String("athena-table", "rewind.changes", "with --format athena: the Glue database.table to create")
+	tmp := fs.String("tmp", "", "directory for the key set's spilled runs when it outgrows memory (default: the system's)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	q, err := qf.query()
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case "keyset", "json", "table":
+	case "athena":
+		return c.athena(env, &store, q, *location, *database)
+	default:
+		return usagef("--format %q: want keyset, json, table or athena", *format)
+	}
+	st, err := store.open(env, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	start := time.Now()
+	var counts query.Counts
+	var items int64
+	switch *format {
+	case "keyset":
+		res, err := query.KeySet(ctx, st, q, env.Stdout, query.KeySetOptions{TempDir: *tmp})
+		if err != nil {
+			return err
+		}
+		counts, items = res.Counts, res.Items
+	default:
+		bw := bufio.NewWriterSize(env.Stdout, 64<<10)
+		var b []byte
+		if *format == "table" {
+			bw.WriteString(query.EventTableHeader)
+		}
+		counts, err = query.Events(ctx, st, q, func(ev *query.Event) error {
+			if *format == "table" {
+				b, err = query.AppendEventRow(b[:0], ev)
+			} else {
+				var full rewind.ChangeEvent
+				if full, err = ev.Full(); err == nil {
+					b, err = query.AppendEventJSON(b[:0], &full)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			_, err := bw.Write(b)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+	msg := fmt.Sprintf("query: %d change(s) matched of %d scanned", counts.Matched, counts.Scanned)
+	if *format == "keyset" {
+		msg = fmt.Sprintf("query: %d item(s) from %d change(s) (%d scanned)", items, counts.Matched, counts.Scanned)
+	}
+	fmt.Fprintf(env.Stderr, "%s in %s\n", msg, time.Since(start).Round(10*time.Microsecond))
+	if counts.Undecodable > 0 {
+		fmt.Fprintf(env.Stderr, "query: warning: %d undecodable change(s) in the window have no key and are not in the output; see the capture's raw_record column\n", counts.Undecodable)
+	}
+	missing, err := query.FindMissing(st, q)
+	if err != nil {
+		return err
+	}
+	return warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
+}
+
+// athena prints the DDL and SQL. The store, when there is one, gives the
+// defaults: its S3 source, its tables and its first day.
+func (c *queryCmd) athena(env *Env, store *storeFlag, q query.Query, location, table string) error {
+	db, tbl, ok := strings.Cut(table, ".")
+	if !ok || db == "" || tbl == "" {
+		return usagef("--athena-table %q: want database.table", table)
+	}
+	o := query.AthenaOptions{Database: db, Table: tbl, Location: location, Tables: q.Tables}
+	st, err := store.open(env, true)
+	switch {
+	case err == nil:
+		defer st.Close()
+		if o.Location == "" {
+			srcs, err := st.Sources()
+			if err != nil {
+				return err
+			}
+			var s3 []string
+			for _, s := range srcs {
+				if strings.HasPrefix(s, "s3://") {
+					s3 = append(s3, s)
+				}
+			}
+			if len(s3) != 1 {
+				return usagef("--format athena: give --location s3://bucket/prefix (the store was indexed from %d S3 sources)", len(s3))
+			}
+			o.Location = s3[0]
+		}
+		if tables, err := st.Tables(); err == nil {
+			o.Tables = slices.Compact(slices.Sorted(slices.Values(append(tables, q.Tables...))))
+		}
+		var first int64
+		st.Objects(func(oi indexer.ObjectInfo) error {
+			if oi.Rows > 0 && (first == 0 || oi.First < first) {
+				first = oi.First
+			}
+			return nil
+		})
+		if first != 0 {
+			o.Since = time.UnixMicro(first).UTC().Truncate(24 * time.Hour)
+		}
+	case errors.Is(err, indexer.ErrNoStore):
+		if o.Location == "" || len(o.Tables) == 0 {
+			return usagef("--format athena without a store needs --location and --tables")
+		}
+	default:
+		return err
+	}
+	sql, err := query.Athena(q, o)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	_, err = fmt.Fprint(env.Stdout, sql)
+	return err
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ddbrewind/rewind/recover/patch"
+)
+
+func init() { register(&undoCmd{}) }
+
+// undoCmd is `rewind undo`: put back what a patch replaced, from its
+// journal. A dry run unless --yes.
+type undoCmd struct{}
+
+func (*undoCmd) Name() string { return "undo" }
+func (*undoCmd) Synopsis() string {
+	return "put back the items a patch replaced, from its journal (prints the plan; --yes writes)"
+}
+
+func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "undo", "--journal <patch journal> --to <production table> [--yes] [flags]")
+	journal := fs.String("journal", "", "journal of the patch to undo (required)")
+	to := fs.String("to", "", "production table (required); must be the table the journal patched")
+	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
+	force := fs.Bool("force", false, "put pre-images back even over items changed since the patch")
+	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
+	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
+	var pf patchFlags
+	pf.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *journal == "" || *to == "" {
+		return usagef("--journal and --to are required")
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	if *yes {
+		// A new undo journal each time: the one this run was writing exists.
+		env.SetContinue("to continue, run the undo again (keys already put back are found unchanged): " + commandLine(fs, "undo", []string{"undo-journal"}))
+	}
+	client, err := newPatchClient(ctx, env, pf.concurrency)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	defer out.Flush()
+	ucfg := patch.UndoConfig{
+		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal, Partial: *partial,
+		Rate: pf.rate, Concurrency: pf.concurrency, Readers: pf.readers, MaxAttempts: pf.maxAttempts,
+		Out: out, Log: env.Log,
+	}
+	if pf.progress > 0 {
+		ucfg.Progress, ucfg.ProgressEvery = env.Stderr, pf.progress
+	}
+	sum, err := patch.Undo(ctx, client, ucfg)
+	out.Flush()
+	err = finishPatch(env, sum, err, "")
+	if err == nil || sum == nil {
+		return err
+	}
+	// Undo is idempotent: the same command continues it.
+	cmd := undoCommand(*journal, *to, *yes, *force, *partial)
+	switch {
+	case sum.Interrupted:
+		return fmt.Errorf("%w; to continue, run the same command again (undo is idempotent): %s", err, cmd)
+	case sum.Failures > 0 || sum.Conflicts > 0:
+		if sum.Failures > 0 {
+			err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
+		}
+		if sum.Conflicts > 0 && !*force {
+			err = fmt.Errorf("%w; to put the pre-images back over the conflicts too (items changed since the patch): %s", err, undoCommand(*journal, *to, *yes, true, *partial))
+		}
+	}
+	return err
+}
+
+// undoCommand is the command line of an undo. The undo journal is left
+// out: each undo needs a new one, and the default is.
+func undoCommand(journal, to string, yes, force, partial bool) string {
+	args := []string{"rewind", "undo", "--journal", journal, "--to", to}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--force", force}, {"--partial", partial}, {"--yes", yes}} {
+		if f.set {
+			args = append(args, f.name)
+		}
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
