@@ -561,7 +561,7 @@ func (d *drill) startStack(ctx context.Context) error {
 			return "", err
 		}
 		d.stackOff = append(d.stackOff, func() { s3srv.Close() })
-		front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: ddbLocal.Endpoint, CreatingFor: time.Second})
+		front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: ddbLocal.Endpoint, CreatingFor: time.Second, LatestRestorableLag: fakepitr.NoLag})
 		if err != nil {
 			return "", err
 		}

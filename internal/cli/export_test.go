@@ -30,7 +30,7 @@ func newExportStack(t *testing.T) *exportStack {
 	t.Helper()
 	ddb := localaws.DynamoDBForTest(t)
 	s3env := localaws.S3ForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, S3: s3env.Client, ExportingFor: 150 * time.Millisecond})
+	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, S3: s3env.Client, ExportingFor: 150 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}

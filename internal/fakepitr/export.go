@@ -199,7 +199,7 @@ func (s *Server) exportTable(ctx context.Context, db DB, body []byte) (any, *api
 	switch {
 	case t == nil || !t.enabled:
 		aerr = clientErr("PointInTimeRecoveryUnavailableException", "Point in time recovery is not enabled for table '%s'", table)
-	case len(t.snapshots) == 0 || from.Before(t.earliest(now).Truncate(time.Millisecond)) || to.After(now):
+	case len(t.snapshots) == 0 || from.Before(t.earliest(now).Truncate(time.Millisecond)) || to.After(t.latest(now, s.cfg.LatestRestorableLag)):
 		aerr = clientErr("InvalidExportTimeException", "Export period [%s, %s) is not within the point in time recovery window of table %s",
 			from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), table)
 	default:

@@ -22,7 +22,7 @@ func setupExport(t *testing.T) (*fakepitr.Server, *dynamodb.Client, fakepitr.DB,
 	t.Helper()
 	env := localaws.DynamoDBForTest(t)
 	s3env := localaws.S3ForTest(t)
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, S3: s3env.Client, ExportingFor: 100 * time.Millisecond})
+	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, S3: s3env.Client, ExportingFor: 100 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}

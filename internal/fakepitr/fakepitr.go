@@ -15,12 +15,31 @@
 // history, enabling PITR on a table takes one (so, as in DynamoDB, the
 // table can be restored to any time since it was enabled), and with
 // Config.SnapshotEvery the server takes them periodically. The restorable
-// window is [oldest snapshot, now] (DynamoDB's latest restorable time lags
-// about five minutes; this one does not). A restore to time T creates the
-// target table on DynamoDB Local with the source's key schema, billing mode
-// and indexes (or the request's GlobalSecondaryIndexOverride /
-// LocalSecondaryIndexOverride, an empty list meaning none) and copies in
-// the items of the latest snapshot taken at or before T. DescribeTable
+// window is [oldest snapshot, now - Config.LatestRestorableLag]: AWS
+// documents LatestRestorableDateTime as "typically 5 minutes before the
+// current time" (PointInTimeRecoveryDescription), so the lag defaults to
+// five minutes, and tests that restore to a moment ago set NoLag. Right
+// after PITR is enabled the latest restorable time is the enabling time
+// itself, not before it (AWS: after re-enabling, "you can only immediately
+// restore that table using the LatestRestorableDateTime"). A restore to a
+// time outside the window is refused with InvalidRestoreTimeException and
+// the message AWS documents for it.
+//
+// A restore to time T creates the target table on DynamoDB Local with the
+// source's key schema, indexes (or the request's
+// GlobalSecondaryIndexOverride / LocalSecondaryIndexOverride, an empty
+// list meaning none) and billing mode and provisioned throughput (or the
+// request's BillingModeOverride and ProvisionedThroughputOverride), and
+// copies in the items of the latest snapshot taken at or before T. As AWS
+// documents for RestoreTableToPointInTime ("You must manually set up the
+// following on the restored table: auto scaling policies, IAM policies,
+// Amazon CloudWatch metrics and alarms, tags, stream settings, Time to
+// Live (TTL) settings, point in time recovery settings"), the restored
+// table has no stream, TTL disabled and PITR disabled: none of them is
+// carried over from the source (nor are tags, which DynamoDB Local does not
+// support at all: TagResource answers UnknownOperationException). DescribeTable of a restored table
+// carries RestoreSummary (SourceTableArn, RestoreDateTime), as in
+// DynamoDB, for as long as the table exists. DescribeTable
 // answers TableStatus CREATING (with RestoreSummary.RestoreInProgress)
 // until the copy is done and Config.CreatingFor has passed, then ACTIVE.
 // Data-plane requests to a table still CREATING are not refused, unlike in
@@ -58,6 +77,14 @@ import (
 // DefaultCreatingFor is how long a restored table stays CREATING.
 const DefaultCreatingFor = 300 * time.Millisecond
 
+// DefaultLatestRestorableLag is how far the latest restorable time runs
+// behind now: AWS documents "typically 5 minutes".
+const DefaultLatestRestorableLag = 5 * time.Minute
+
+// NoLag, as Config.LatestRestorableLag, makes the latest restorable time
+// now, for tests and drills that restore to a moment ago.
+const NoLag time.Duration = -1
+
 // Config configures a Server.
 type Config struct {
 	// Upstream is DynamoDB Local's endpoint, such as
@@ -67,6 +94,10 @@ type Config struct {
 	// (default 300 ms); it stays CREATING longer while its items are still
 	// being copied.
 	CreatingFor time.Duration
+	// LatestRestorableLag is how far LatestRestorableDateTime runs behind
+	// now (default DefaultLatestRestorableLag, 5 min; NoLag: none).
+	// Restores and exports later than it are refused, as in DynamoDB.
+	LatestRestorableLag time.Duration
 	// SnapshotEvery, when positive, snapshots every table with PITR
 	// enabled at this interval, so that a restore can pick any time since
 	// enabling at that granularity, without the caller taking snapshots
@@ -151,6 +182,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.CreatingFor == 0 {
 		cfg.CreatingFor = DefaultCreatingFor
+	}
+	switch {
+	case cfg.LatestRestorableLag == 0:
+		cfg.LatestRestorableLag = DefaultLatestRestorableLag
+	case cfg.LatestRestorableLag < 0:
+		cfg.LatestRestorableLag = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -499,14 +536,14 @@ func (s *Server) scan(ctx context.Context, db DB, table string) ([]json.RawMessa
 	}
 }
 
-func pitrDescription(t *tableState, now time.Time) map[string]any {
+func pitrDescription(t *tableState, now time.Time, lag time.Duration) map[string]any {
 	d := map[string]any{"PointInTimeRecoveryStatus": "DISABLED"}
 	if t != nil && t.enabled {
 		d["PointInTimeRecoveryStatus"] = "ENABLED"
 		d["RecoveryPeriodInDays"] = t.days
 		if len(t.snapshots) > 0 {
 			d["EarliestRestorableDateTime"] = epoch(t.earliest(now))
-			d["LatestRestorableDateTime"] = epoch(now)
+			d["LatestRestorableDateTime"] = epoch(t.latest(now, lag))
 		}
 	}
 	return map[string]any{"ContinuousBackupsDescription": map[string]any{
@@ -526,6 +563,16 @@ func (t *tableState) earliest(now time.Time) time.Time {
 	return t.snapshots[len(t.snapshots)-1].at
 }
 
+// latest is the latest restorable time: lag behind now, but never before
+// the earliest (right after enabling, the window is that one moment).
+func (t *tableState) latest(now time.Time, lag time.Duration) time.Time {
+	l := now.Add(-lag)
+	if e := t.earliest(now); l.Before(e) {
+		return e
+	}
+	return l
+}
+
 func (s *Server) describeContinuousBackups(ctx context.Context, db DB, body []byte) (any, *apiError) {
 	name := tableName(body)
 	desc, err := s.describe(ctx, db, name)
@@ -537,7 +584,7 @@ func (s *Server) describeContinuousBackups(ctx context.Context, db DB, body []by
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return pitrDescription(s.db(db).tables[name], time.Now()), nil
+	return pitrDescription(s.db(db).tables[name], time.Now(), s.cfg.LatestRestorableLag), nil
 }
 
 func (s *Server) updateContinuousBackups(ctx context.Context, db DB, body []byte) (any, *apiError) {
@@ -588,19 +635,23 @@ func (s *Server) updateContinuousBackups(ctx context.Context, db DB, body []byte
 	} else {
 		t.days, t.snapshots = 0, nil // disabling PITR drops its history
 	}
-	return pitrDescription(t, now), nil
+	return pitrDescription(t, now, s.cfg.LatestRestorableLag), nil
 }
 
 // restoreInput is RestoreTableToPointInTime's request, as far as the fake
 // reads it. The overrides are pointers so that an empty list (no indexes)
 // differs from an absent one (the source's indexes).
 type restoreInput struct {
-	SourceTableName              string
-	SourceTableArn               string
-	TargetTableName              string
-	UseLatestRestorableTime      bool
-	RestoreDateTime              *json.Number
-	BillingModeOverride          string
+	SourceTableName               string
+	SourceTableArn                string
+	TargetTableName               string
+	UseLatestRestorableTime       bool
+	RestoreDateTime               *json.Number
+	BillingModeOverride           string
+	ProvisionedThroughputOverride *struct {
+		ReadCapacityUnits  *json.Number
+		WriteCapacityUnits *json.Number
+	}
 	GlobalSecondaryIndexOverride *[]map[string]any
 	LocalSecondaryIndexOverride  *[]map[string]any
 }
@@ -627,6 +678,10 @@ func (s *Server) restoreTable(ctx context.Context, db DB, body []byte) (any, *ap
 		return nil, clientErr("ValidationException", "Only one of RestoreDateTime or UseLatestRestorableTime can be specified")
 	case !in.UseLatestRestorableTime && in.RestoreDateTime == nil:
 		return nil, clientErr("ValidationException", "Either RestoreDateTime or UseLatestRestorableTime must be specified")
+	case in.BillingModeOverride != "" && in.BillingModeOverride != "PROVISIONED" && in.BillingModeOverride != "PAY_PER_REQUEST":
+		return nil, clientErr("ValidationException", "1 validation error detected: Value '%s' at 'billingModeOverride' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]", in.BillingModeOverride)
+	case in.BillingModeOverride == "PAY_PER_REQUEST" && in.ProvisionedThroughputOverride != nil:
+		return nil, clientErr("ValidationException", "ProvisionedThroughputOverride cannot be specified when BillingModeOverride is PAY_PER_REQUEST")
 	}
 	src, err := s.describe(ctx, db, source)
 	if err != nil {
@@ -645,7 +700,7 @@ func (s *Server) restoreTable(ctx context.Context, db DB, body []byte) (any, *ap
 	}
 
 	now := time.Now()
-	at := now
+	var at time.Time
 	if in.RestoreDateTime != nil {
 		f, err := in.RestoreDateTime.Float64()
 		if err != nil {
@@ -660,9 +715,16 @@ func (s *Server) restoreTable(ctx context.Context, db DB, body []byte) (any, *ap
 	switch {
 	case t == nil || !t.enabled:
 		aerr = clientErr("PointInTimeRecoveryUnavailableException", "Point in time recovery is not enabled for table '%s'", source)
-	case len(t.snapshots) == 0 || at.Before(t.earliest(now)) || at.After(now):
-		aerr = clientErr("InvalidRestoreTimeException", "Restore time %s is not within the restorable window of table %s", at.UTC().Format(time.RFC3339), source)
+	case len(t.snapshots) == 0:
+		aerr = clientErr("InvalidRestoreTimeException", invalidRestoreTime)
 	default:
+		if in.UseLatestRestorableTime {
+			at = t.latest(now, s.cfg.LatestRestorableLag)
+		}
+		if at.Before(t.earliest(now).Truncate(time.Millisecond)) || at.After(t.latest(now, s.cfg.LatestRestorableLag)) {
+			aerr = clientErr("InvalidRestoreTimeException", invalidRestoreTime)
+			break
+		}
 		for _, sn := range t.snapshots {
 			if !sn.at.After(at) {
 				snap = sn
@@ -696,6 +758,12 @@ func (s *Server) restoreTable(ctx context.Context, db DB, body []byte) (any, *ap
 	return map[string]any{"TableDescription": desc.(map[string]any)["Table"]}, nil
 }
 
+// invalidRestoreTime is the message of InvalidRestoreTimeException as AWS
+// documents the exception ("An invalid restore time was specified.
+// RestoreDateTime must be between EarliestRestorableDateTime and
+// LatestRestorableDateTime.").
+const invalidRestoreTime = "An invalid restore time was specified. RestoreDateTime must be between EarliestRestorableDateTime and LatestRestorableDateTime."
+
 // createTableInput builds CreateTable for the target from the source's
 // description and the request's overrides.
 func createTableInput(src map[string]any, in restoreInput) (map[string]any, *apiError) {
@@ -723,7 +791,11 @@ func createTableInput(src map[string]any, in restoreInput) (map[string]any, *api
 		"BillingMode": billing,
 	}
 	if billing == "PROVISIONED" {
-		out["ProvisionedThroughput"] = throughput(src["ProvisionedThroughput"])
+		pt := src["ProvisionedThroughput"]
+		if o := in.ProvisionedThroughputOverride; o != nil {
+			pt = map[string]any{"ReadCapacityUnits": o.ReadCapacityUnits, "WriteCapacityUnits": o.WriteCapacityUnits}
+		}
+		out["ProvisionedThroughput"] = throughput(pt)
 	}
 	index := func(raw any, global bool) map[string]any {
 		m, _ := raw.(map[string]any)

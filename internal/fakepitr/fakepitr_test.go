@@ -3,12 +3,14 @@ package fakepitr_test
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ddbrewind/rewind/internal/fakepitr"
 	"github.com/ddbrewind/rewind/internal/localaws"
@@ -17,7 +19,7 @@ import (
 func setup(t *testing.T) (*fakepitr.Server, *dynamodb.Client, fakepitr.DB) {
 	t.Helper()
 	env := localaws.DynamoDBForTest(t)
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: 200 * time.Millisecond})
+	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: 200 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestRestoreThroughRealClient(t *testing.T) {
 
 func TestPeriodicSnapshots(t *testing.T) {
 	env := localaws.DynamoDBForTest(t)
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, SnapshotEvery: 50 * time.Millisecond, CreatingFor: time.Millisecond})
+	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, SnapshotEvery: 50 * time.Millisecond, CreatingFor: time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,5 +217,129 @@ func TestPeriodicSnapshots(t *testing.T) {
 		if v := it["v"].(*types.AttributeValueMemberS).Value; v != "good" {
 			t.Fatalf("restored v=%q, want good", v)
 		}
+	}
+}
+
+// TestLatestRestorableLag checks the window's lag behind now and the
+// refusal of a restore inside it, with AWS's exception and message.
+func TestLatestRestorableLag(t *testing.T) {
+	env := localaws.DynamoDBForTest(t)
+	const lag = 400 * time.Millisecond
+	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: time.Millisecond, LatestRestorableLag: lag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dynamodb.NewFromConfig(cfg)
+	ctx := t.Context()
+	createTable(t, c, "src")
+	put(t, c, "src", 3, "old")
+	enabled := time.Now()
+	if _, err := c.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
+		TableName:                        aws.String("src"),
+		PointInTimeRecoverySpecification: &types.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: aws.Bool(true)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	window := func() (time.Time, time.Time) {
+		d, err := c.DescribeContinuousBackups(ctx, &dynamodb.DescribeContinuousBackupsInput{TableName: aws.String("src")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := d.ContinuousBackupsDescription.PointInTimeRecoveryDescription
+		return aws.ToTime(p.EarliestRestorableDateTime), aws.ToTime(p.LatestRestorableDateTime)
+	}
+	// Right after enabling, the window is the enabling moment only.
+	if e, l := window(); !e.Equal(l) || e.Before(enabled.Add(-time.Second)) {
+		t.Fatalf("window right after enabling: [%s, %s], want one moment at %s", e, l, enabled)
+	}
+	time.Sleep(2 * lag)
+	asked := time.Now()
+	e, l := window()
+	if behind := asked.Sub(l); behind < lag-50*time.Millisecond || behind > lag+time.Second {
+		t.Fatalf("latest restorable %s is %v behind now, want about %v", l, behind, lag)
+	}
+	var irt *types.InvalidRestoreTimeException
+	_, err = c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"), RestoreDateTime: aws.Time(asked)})
+	if !errors.As(err, &irt) || !strings.Contains(aws.ToString(irt.Message), "RestoreDateTime must be between EarliestRestorableDateTime and LatestRestorableDateTime") {
+		t.Fatalf("restore to now, inside the lag: got %v, want InvalidRestoreTimeException with AWS's message", err)
+	}
+	if lt, err := c.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil || len(lt.TableNames) != 1 {
+		t.Fatalf("tables after the refusal: %v %v", lt, err)
+	}
+	// The earliest restorable time, as DescribeContinuousBackups gives
+	// it (in milliseconds), and the latest restorable time are accepted.
+	for _, at := range []time.Time{e, l} {
+		name := "dst-" + strconv.FormatInt(at.UnixMilli(), 10)
+		if _, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String(name), RestoreDateTime: aws.Time(at)}); err != nil {
+			t.Fatalf("restore to %s inside [%s, %s]: %v", at, e, l, err)
+		}
+	}
+}
+
+// TestRestoredTableSettings checks what a restore carries over, as AWS
+// documents it: indexes and billing mode (or their overrides), and not the
+// stream, TTL or PITR (DynamoDB Local has no tagging at all).
+func TestRestoredTableSettings(t *testing.T) {
+	_, c, _ := setup(t)
+	ctx := t.Context()
+	createTable(t, c, "src")
+	put(t, c, "src", 3, "old")
+	src, err := c.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String("src"),
+		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewAndOldImages}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String("src"),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{Enabled: aws.Bool(true), AttributeName: aws.String("expires")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
+		TableName:                        aws.String("src"),
+		PointInTimeRecoverySpecification: &types.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: aws.Bool(true)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var ve *smithy.GenericAPIError
+	_, err = c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("bad"),
+		UseLatestRestorableTime: aws.Bool(true), BillingModeOverride: types.BillingMode("FREE")})
+	if !errors.As(err, &ve) || ve.Code != "ValidationException" {
+		t.Fatalf("billing mode FREE: got %v, want ValidationException", err)
+	}
+	out, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"),
+		UseLatestRestorableTime: aws.Bool(true), BillingModeOverride: types.BillingModeProvisioned,
+		ProvisionedThroughputOverride: &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(7), WriteCapacityUnits: aws.Int64(3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := out.TableDescription
+	// No BillingModeSummary means PROVISIONED, as in DynamoDB.
+	if d.BillingModeSummary != nil && d.BillingModeSummary.BillingMode != types.BillingModeProvisioned ||
+		aws.ToInt64(d.ProvisionedThroughput.ReadCapacityUnits) != 7 || aws.ToInt64(d.ProvisionedThroughput.WriteCapacityUnits) != 3 {
+		t.Fatalf("restored billing %+v throughput %+v, want PROVISIONED 7/3", d.BillingModeSummary, d.ProvisionedThroughput)
+	}
+	if d.StreamSpecification != nil && aws.ToBool(d.StreamSpecification.StreamEnabled) || d.LatestStreamArn != nil {
+		t.Errorf("restored table has a stream: %+v", d.StreamSpecification)
+	}
+	if d.RestoreSummary == nil || aws.ToString(d.RestoreSummary.SourceTableArn) != aws.ToString(src.TableDescription.TableArn) {
+		t.Errorf("restore summary %+v, want the source's ARN", d.RestoreSummary)
+	}
+	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := ttl.TimeToLiveDescription.TimeToLiveStatus; s != types.TimeToLiveStatusDisabled {
+		t.Errorf("restored table's TTL is %s, want DISABLED", s)
+	}
+	cb, err := c.DescribeContinuousBackups(ctx, &dynamodb.DescribeContinuousBackupsInput{TableName: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cb.ContinuousBackupsDescription.PointInTimeRecoveryDescription.PointInTimeRecoveryStatus; s != types.PointInTimeRecoveryStatusDisabled {
+		t.Errorf("restored table's PITR is %s, want DISABLED", s)
 	}
 }

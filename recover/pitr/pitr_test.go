@@ -28,7 +28,7 @@ type stack struct {
 func setup(t *testing.T, creatingFor time.Duration) *stack {
 	t.Helper()
 	env := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: creatingFor})
+	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: creatingFor, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}

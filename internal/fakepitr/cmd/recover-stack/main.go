@@ -42,16 +42,20 @@ func main() {
 	every := flag.Duration("snapshot-every", time.Second, "PITR granularity: snapshot PITR-enabled tables this often")
 	accessKey := flag.String("access-key", "LOCALRECOVER", "access key id to print (DynamoDB Local keeps one database per key)")
 	bucket := flag.String("bucket", "rewind-exports", "S3 bucket to create for exports (empty: none)")
+	lag := flag.Duration("pitr-lag", 0, "how far the latest restorable time runs behind now (0: none; AWS's is about 5m)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *roles, *every, *accessKey, *bucket); err != nil {
+	if err := run(ctx, *roles, *every, *accessKey, *bucket, *lag); err != nil {
 		fmt.Fprintln(os.Stderr, "recover-stack:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, roles string, every time.Duration, accessKey, bucket string) error {
+func run(ctx context.Context, roles string, every time.Duration, accessKey, bucket string, lag time.Duration) error {
+	if lag <= 0 {
+		lag = fakepitr.NoLag
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	upstream := os.Getenv("REWIND_DYNAMODB_ENDPOINT")
 	if upstream == "" {
@@ -77,7 +81,7 @@ func run(ctx context.Context, roles string, every time.Duration, accessKey, buck
 			return fmt.Errorf("create bucket %s: %w", bucket, err)
 		}
 	}
-	front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: upstream, SnapshotEvery: every, CreatingFor: 2 * time.Second, Logger: log, S3: s3c, ExportingFor: 2 * time.Second})
+	front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: upstream, SnapshotEvery: every, CreatingFor: 2 * time.Second, Logger: log, S3: s3c, ExportingFor: 2 * time.Second, LatestRestorableLag: lag})
 	if err != nil {
 		return err
 	}
