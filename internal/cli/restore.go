@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -20,30 +21,60 @@ func (*restoreCmd) Synopsis() string {
 	return "restore a table as it was at a time into a NEW table (never in place)"
 }
 
-const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--wait [--timeout 2h]]
+const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--billing-mode PAY_PER_REQUEST|PROVISIONED --read-capacity N --write-capacity N] [--wait [--timeout 2h]]
+       rewind restore --cleanup --target NAME [--table T] [--yes]
 
 Checks that the target table does not exist, that point-in-time recovery is
-on, and that the time is inside the restorable window, then starts
+on, and that the time is inside the restorable window (AWS keeps the latest
+restorable time about 5 minutes behind now), then starts
 RestoreTableToPointInTime. Times: RFC 3339 with a zone
 (2025-03-01T14:05:00Z), epoch seconds, or relative (-2h, -90m, -3d).
 
+It reports what the new table lacks of the source (a restore never copies
+the stream, TTL, PITR, auto scaling, alarms, tags or IAM policies: the
+patch needs none of them) and what it costs while it exists (an estimate
+at us-east-1 list prices), and how to delete it once verify passed.
+
+--cleanup deletes a restored table: it refuses a table no restore created
+(DynamoDB's RestoreSummary), the production table (by name or ARN), and a
+table with a stream or deletion protection. Without --yes it only shows
+what it would delete.
+
 stdout: JSON objects ("kind": "restore" when started, "restored" when
-ready with --wait). stderr: progress and a summary.`
+ready with --wait, "cleanup" for --cleanup). stderr: progress and a
+summary.`
 
 func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "restore", restoreUsage)
-	table := fs.String("table", "", "source table, the damaged one (required)")
+	table := fs.String("table", "", "source table, the damaged one (required; with --cleanup: the production table, refused as a target)")
 	var at timeFlag
 	fs.Var(&at, "time", "restore the table as it was at this time (required), e.g. just before the bad deploy")
 	to := fs.String("to-table", "", "new table to restore into (default <table>-restore-<yyyymmddThhmmss>)")
 	noIndexes := fs.Bool("no-indexes", false, "restore without secondary indexes (faster; the patcher reads by key only)")
+	billing := fs.String("billing-mode", "", "the new table's billing mode: PAY_PER_REQUEST, or PROVISIONED with --read-capacity and --write-capacity (default: the source's)")
+	rcu := fs.Int64("read-capacity", 0, "with --billing-mode PROVISIONED: the new table's read capacity units")
+	wcu := fs.Int64("write-capacity", 0, "with --billing-mode PROVISIONED: the new table's write capacity units")
 	wait := fs.Bool("wait", false, "wait until the new table is ACTIVE")
 	timeout := fs.Duration("timeout", pitr.DefaultWaitTimeout, "with --wait: give up waiting after this long (the restore goes on)")
 	poll := fs.Duration("poll", pitr.DefaultPollInterval, "with --wait: time between status checks")
+	cleanup := fs.Bool("cleanup", false, "delete the restored table --target (a dry run without --yes)")
+	target := fs.String("target", "", "with --cleanup: the restored table to delete (name or ARN)")
+	yes := fs.Bool("yes", false, "with --cleanup: delete (without it: only show what would be deleted)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *cleanup {
+		switch {
+		case *target == "":
+			return usagef("restore --cleanup: --target is required (the restored table to delete)")
+		case at.set || *to != "" || *noIndexes || *billing != "" || *wait:
+			return usagef("restore --cleanup: takes --target, --table and --yes only")
+		}
+		return c.cleanup(ctx, env, *target, *table, *yes)
+	}
 	switch {
+	case *target != "" || *yes:
+		return usagef("restore: --target and --yes go with --cleanup")
 	case *table == "":
 		return usagef("restore: --table is required")
 	case !at.set:
@@ -58,7 +89,10 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	client := pitr.New(dynamodb.NewFromConfig(cfg))
-	r, err := client.Restore(ctx, pitr.RestoreInput{SourceTable: *table, Time: at.t, TargetTable: *to, NoIndexes: *noIndexes})
+	r, err := client.Restore(ctx, pitr.RestoreInput{
+		SourceTable: *table, Time: at.t, TargetTable: *to, NoIndexes: *noIndexes,
+		BillingMode: strings.ToUpper(*billing), ReadCapacity: *rcu, WriteCapacity: *wcu, Region: cfg.Region,
+	})
 	if err != nil {
 		return err
 	}
@@ -71,11 +105,12 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	title := fmt.Sprintf("RESTORE of %s as of %s", r.SourceTable, r.Time.UTC().Format(time.RFC3339))
 	started := r.Started.UTC().Format(time.RFC3339)
+	report := restoreReport(r)
 	if !*wait {
-		printSummary(env, title+" STARTED", started, []string{
-			fmt.Sprintf("into new table %s, %s (status %s)", r.TargetTable, indexes, r.Status),
+		printSummary(env, title+" STARTED", started, append([]string{
+			fmt.Sprintf("into new table %s, %s, %s (status %s)", r.TargetTable, indexes, r.BillingMode, r.Status),
 			fmt.Sprintf("wait for it: aws dynamodb wait table-exists --table-name %s", r.TargetTable),
-		})
+		}, report...))
 		return nil
 	}
 	fmt.Fprintf(env.Stderr, "restoring %s into %s; waiting up to %s\n", r.SourceTable, r.TargetTable, *timeout)
@@ -95,10 +130,106 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}); err != nil {
 		return err
 	}
-	printSummary(env, title+" DONE", time.Now().UTC().Format(time.RFC3339), []string{
-		fmt.Sprintf("new table %s is ACTIVE, %s; took %s", r.TargetTable, indexes, roundElapsed(elapsed)),
+	printSummary(env, title+" DONE", time.Now().UTC().Format(time.RFC3339), append([]string{
+		fmt.Sprintf("new table %s is ACTIVE, %s, %s; took %s", r.TargetTable, indexes, r.BillingMode, roundElapsed(elapsed)),
 		fmt.Sprintf("next: rewind patch --keys impacted.jsonl --from %s --to %s", r.TargetTable, r.SourceTable),
-	})
+	}, report...))
+	return nil
+}
+
+// restoreReport renders what the restored table lacks, what it costs and
+// how to delete it, as summary lines.
+func restoreReport(r pitr.Restore) []string {
+	var lines []string
+	if s := lackSummary(r.Lacks); s != "" {
+		lines = append(lines, fmt.Sprintf("the source has %s: the restored table has none of these (it is a read-only source for the patch; you need none of them unless you keep it)", s))
+	}
+	lines = append(lines, fmt.Sprintf("AWS never copies %s to a restored table (rewind did not check the source's)", strings.Join(r.NeverCopied, ", ")))
+	c := r.Cost
+	gb := float64(c.SizeBytes) / (1 << 30)
+	cost := fmt.Sprintf("cost while it exists (an estimate at %s list prices, Standard table class, no free tier", c.PriceRegion)
+	if c.Region != "" && c.Region != c.PriceRegion {
+		cost += fmt.Sprintf("; prices in %s differ", c.Region)
+	}
+	cost += fmt.Sprintf("): %.3f GB (the source's TableSizeBytes, %d items) at $%.2f per GB-month is $%.2f a month ($%.4f a day); the restore itself $%.2f at $%.2f per GB",
+		gb, c.ItemCount, c.StorageUSDPerGBMonth, c.StorageUSDPerMonth, c.StorageUSDPerDay, c.RestoreUSD, c.RestoreUSDPerGB)
+	switch c.BillingMode {
+	case "PAY_PER_REQUEST":
+		cost += fmt.Sprintf("; PAY_PER_REQUEST: the patch's and verify's reads, one read request unit per key up to 4 KB, at $%.3f per million", c.ReadRequestUSDPerMillion)
+	default:
+		cost += fmt.Sprintf("; PROVISIONED %d RCU / %d WCU: $%.4f an hour whether used or not", c.ReadCapacity, c.WriteCapacity, c.ProvisionedUSDPerHour)
+	}
+	lines = append(lines, cost)
+	lines = append(lines, "once verify passed, delete it (a dry run first, then --yes):")
+	for _, cmd := range r.Cleanup {
+		lines = append(lines, "  "+cmd)
+	}
+	return lines
+}
+
+// lackSummary says in a phrase what the source has that the restored
+// table lacks, or "" when nothing.
+func lackSummary(lacks []pitr.Lack) string {
+	var parts []string
+	for _, l := range lacks {
+		switch l.Setting {
+		case "stream":
+			parts = append(parts, fmt.Sprintf("a stream (%s)", l.Source))
+		case "ttl":
+			if attr, ok := strings.CutPrefix(l.Source, "attribute "); ok {
+				parts = append(parts, fmt.Sprintf("TTL on attribute `%s`", attr))
+			} else {
+				parts = append(parts, "TTL "+l.Source)
+			}
+		case "pitr":
+			parts = append(parts, fmt.Sprintf("PITR (%s)", l.Source))
+		default:
+			parts = append(parts, l.Source)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cleanup is `rewind restore --cleanup`: plan, then show or delete.
+func (c *restoreCmd) cleanup(ctx context.Context, env *Env, target, production string, yes bool) error {
+	cfg, err := loadAWS(ctx, env)
+	if err != nil {
+		return err
+	}
+	client := pitr.New(dynamodb.NewFromConfig(cfg))
+	p, err := client.PlanCleanup(ctx, target, production)
+	if err != nil {
+		return err
+	}
+	restored := ""
+	if p.RestoreTime != nil {
+		restored = " as of " + p.RestoreTime.UTC().Format(time.RFC3339)
+	}
+	what := fmt.Sprintf("%s (%s): restored from %s%s; %d items, %d bytes", p.Table, p.TableARN, p.RestoredFrom, restored, p.ItemCount, p.SizeBytes)
+	now := time.Now().UTC().Format(time.RFC3339)
+	if !yes {
+		if err := emitJSON(env.Stdout, "cleanup", struct {
+			pitr.CleanupPlan
+			DryRun bool `json:"dryRun"`
+		}{p, true}); err != nil {
+			return err
+		}
+		printSummary(env, "CLEANUP DRY RUN", now, []string{
+			"would delete " + what,
+			"delete it: run again with --yes",
+		})
+		return nil
+	}
+	if err := client.Cleanup(ctx, p); err != nil {
+		return err
+	}
+	if err := emitJSON(env.Stdout, "cleanup", struct {
+		pitr.CleanupPlan
+		Deleted bool `json:"deleted"`
+	}{p, true}); err != nil {
+		return err
+	}
+	printSummary(env, "CLEANUP DONE", now, []string{"deleting " + what})
 	return nil
 }
 

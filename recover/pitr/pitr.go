@@ -8,9 +8,15 @@
 // gets a clear message instead of an API error: the target is a new table
 // (never the source: a restore in place is impossible in DynamoDB, and
 // overwriting production is exactly what the patcher exists to avoid), the
-// source has PITR on, and the time is inside its restorable window.
+// source has PITR on, and the time is inside its restorable window (a
+// time after LatestRestorableDateTime, which AWS keeps about five minutes
+// behind now, is refused with that lag explained). It also reports what
+// the new table lacks of the source (stream, TTL, PITR: see Lack) and
+// what it costs while it exists (Cost), and takes BillingModeOverride.
 // Client.Wait polls until the restored table is ACTIVE, with progress and
-// a timeout.
+// a timeout. Client.PlanCleanup and Client.Cleanup delete a restored table
+// once it has served, refusing any table DynamoDB did not create by a
+// restore and the production table.
 package pitr
 
 import (
@@ -31,6 +37,8 @@ type API interface {
 	DescribeContinuousBackups(ctx context.Context, in *dynamodb.DescribeContinuousBackupsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeContinuousBackupsOutput, error)
 	RestoreTableToPointInTime(ctx context.Context, in *dynamodb.RestoreTableToPointInTimeInput, optFns ...func(*dynamodb.Options)) (*dynamodb.RestoreTableToPointInTimeOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
+	DeleteTable(ctx context.Context, in *dynamodb.DeleteTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteTableOutput, error)
 }
 
 var _ API = (*dynamodb.Client)(nil)
@@ -56,7 +64,12 @@ var (
 	ErrTargetExists  = errors.New("restore target table already exists")
 	ErrPITRDisabled  = errors.New("point-in-time recovery is not enabled")
 	ErrOutsideWindow = errors.New("restore time is outside the restorable window")
+	// ErrTooRecent and ErrTooOld are ErrOutsideWindow (errors.Is matches
+	// both) saying which side.
+	ErrTooRecent     = fmt.Errorf("%w: after the latest restorable time", ErrOutsideWindow)
+	ErrTooOld        = fmt.Errorf("%w: before the earliest restorable time", ErrOutsideWindow)
 	ErrTableNotFound = errors.New("table not found")
+	ErrBillingMode   = errors.New("billing mode override not possible")
 )
 
 // Client runs PITR operations.
@@ -155,6 +168,47 @@ type RestoreInput struct {
 	// patcher reads by key only, and a restore without indexes is faster
 	// and cheaper.
 	NoIndexes bool
+	// BillingMode overrides the new table's billing mode
+	// (BillingModeOverride): "" keeps the source's, PAY_PER_REQUEST, or
+	// PROVISIONED with ReadCapacity and WriteCapacity (both required).
+	BillingMode string
+	// ReadCapacity and WriteCapacity are the new table's provisioned
+	// throughput with BillingMode PROVISIONED (ProvisionedThroughputOverride).
+	ReadCapacity, WriteCapacity int64
+	// Region is where the tables are, named in the cost estimate only.
+	Region string
+}
+
+// validate checks in and fills in the default target name.
+func (in *RestoreInput) validate() error {
+	switch {
+	case in.SourceTable == "":
+		return errors.New("restore: no source table")
+	case in.Time.IsZero():
+		return errors.New("restore: no restore time")
+	}
+	if in.TargetTable == "" {
+		in.TargetTable = DefaultTargetName(in.SourceTable, in.Time)
+	}
+	if !tableNameRE.MatchString(in.TargetTable) {
+		return fmt.Errorf("restore: target table name %q is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", in.TargetTable)
+	}
+	if in.TargetTable == in.SourceTable {
+		return fmt.Errorf("restore %s: %w: DynamoDB restores into a new table only, and the patcher copies items back; choose another --to-table", in.SourceTable, ErrInPlace)
+	}
+	switch types.BillingMode(in.BillingMode) {
+	case "", types.BillingModePayPerRequest:
+		if in.ReadCapacity != 0 || in.WriteCapacity != 0 {
+			return fmt.Errorf("restore %s: %w: read and write capacity go with billing mode PROVISIONED only", in.SourceTable, ErrBillingMode)
+		}
+	case types.BillingModeProvisioned:
+		if in.ReadCapacity <= 0 || in.WriteCapacity <= 0 {
+			return fmt.Errorf("restore %s: %w: billing mode PROVISIONED needs a positive read and write capacity (--read-capacity, --write-capacity); or use PAY_PER_REQUEST, which needs no capacity planning for the patch's reads", in.SourceTable, ErrBillingMode)
+		}
+	default:
+		return fmt.Errorf("restore %s: %w: billing mode %q: use PAY_PER_REQUEST or PROVISIONED", in.SourceTable, ErrBillingMode, in.BillingMode)
+	}
+	return nil
 }
 
 // Restore is a started restore.
@@ -169,6 +223,17 @@ type Restore struct {
 	Started   time.Time `json:"started"`
 	// Window is the source's restorable window at the check.
 	Window Status `json:"window"`
+	// BillingMode is the new table's: the override or the source's.
+	BillingMode string `json:"billingMode"`
+	// Lacks are the source's settings the new table does not get (see
+	// Lack); NeverCopied those AWS never copies, which rewind does not
+	// read.
+	Lacks       []Lack   `json:"lacks"`
+	NeverCopied []string `json:"neverCopied"`
+	// Cost estimates what the new table costs while it exists.
+	Cost Cost `json:"cost"`
+	// Cleanup are commands that delete the new table once verify passed.
+	Cleanup []string `json:"cleanup"`
 }
 
 // DefaultTargetName is the target table for restoring source to t.
@@ -182,20 +247,8 @@ var tableNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
 // after checking that the target is new and the time restorable. It does
 // not wait; see Wait.
 func (c *Client) Restore(ctx context.Context, in RestoreInput) (Restore, error) {
-	if in.SourceTable == "" {
-		return Restore{}, errors.New("restore: no source table")
-	}
-	if in.Time.IsZero() {
-		return Restore{}, errors.New("restore: no restore time")
-	}
-	if in.TargetTable == "" {
-		in.TargetTable = DefaultTargetName(in.SourceTable, in.Time)
-	}
-	if !tableNameRE.MatchString(in.TargetTable) {
-		return Restore{}, fmt.Errorf("restore: target table name %q is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", in.TargetTable)
-	}
-	if in.TargetTable == in.SourceTable {
-		return Restore{}, fmt.Errorf("restore %s: %w: DynamoDB restores into a new table only, and the patcher copies items back; choose another --to-table", in.SourceTable, ErrInPlace)
+	if err := in.validate(); err != nil {
+		return Restore{}, err
 	}
 	_, err := c.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(in.TargetTable)})
 	var rnf *types.ResourceNotFoundException
@@ -205,6 +258,11 @@ func (c *Client) Restore(ctx context.Context, in RestoreInput) (Restore, error) 
 	case !errors.As(err, &rnf):
 		return Restore{}, fmt.Errorf("restore %s: check target table %s: %w", in.SourceTable, in.TargetTable, err)
 	}
+	sd, err := c.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(in.SourceTable)})
+	if err != nil {
+		return Restore{}, wrapTableErr("restore: describe source table", in.SourceTable, err)
+	}
+	src := sd.Table
 	st, err := c.Status(ctx, in.SourceTable)
 	if err != nil {
 		return Restore{}, fmt.Errorf("restore: %w", err)
@@ -212,14 +270,23 @@ func (c *Client) Restore(ctx context.Context, in RestoreInput) (Restore, error) 
 	if !st.Enabled {
 		return Restore{}, fmt.Errorf("restore %s: %w on it (state %s); `rewind pitr enable --table %s` makes later restores possible, not earlier ones", in.SourceTable, ErrPITRDisabled, st.State, in.SourceTable)
 	}
-	if !st.Window(in.Time) {
-		return Restore{}, fmt.Errorf("restore %s to %s: %w [%s, %s]", in.SourceTable, in.Time.UTC().Format(time.RFC3339), ErrOutsideWindow,
-			aws.ToTime(st.EarliestRestorable).UTC().Format(time.RFC3339), aws.ToTime(st.LatestRestorable).UTC().Format(time.RFC3339))
+	if err := checkWindow(in, st); err != nil {
+		return Restore{}, err
+	}
+	if in.BillingMode == string(types.BillingModeProvisioned) && billingModeOf(src) == string(types.BillingModePayPerRequest) && !in.NoIndexes && len(src.GlobalSecondaryIndexes) > 0 {
+		return Restore{}, fmt.Errorf("restore %s: %w: the source is PAY_PER_REQUEST with %d global secondary indexes, and a PROVISIONED restore needs a throughput for each, which rewind does not set; add --no-indexes (the patch reads by key only) or keep the source's billing mode",
+			in.SourceTable, ErrBillingMode, len(src.GlobalSecondaryIndexes))
 	}
 	req := &dynamodb.RestoreTableToPointInTimeInput{
 		SourceTableName: aws.String(in.SourceTable),
 		TargetTableName: aws.String(in.TargetTable),
 		RestoreDateTime: aws.Time(in.Time),
+	}
+	if in.BillingMode != "" {
+		req.BillingModeOverride = types.BillingMode(in.BillingMode)
+	}
+	if in.BillingMode == string(types.BillingModeProvisioned) {
+		req.ProvisionedThroughputOverride = &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(in.ReadCapacity), WriteCapacityUnits: aws.Int64(in.WriteCapacity)}
 	}
 	if in.NoIndexes {
 		// Empty, not nil: an empty override list means "no indexes", a
@@ -232,12 +299,43 @@ func (c *Client) Restore(ctx context.Context, in RestoreInput) (Restore, error) 
 	if err != nil {
 		return Restore{}, restoreErr(in, err)
 	}
-	r := Restore{SourceTable: in.SourceTable, TargetTable: in.TargetTable, Time: in.Time, NoIndexes: in.NoIndexes, Started: started, Window: st}
+	cost := costOf(src, in)
+	r := Restore{
+		SourceTable: in.SourceTable, TargetTable: in.TargetTable, Time: in.Time, NoIndexes: in.NoIndexes, Started: started, Window: st,
+		BillingMode: cost.BillingMode, Lacks: c.lacks(ctx, src, st, in.NoIndexes), NeverCopied: NeverCopied, Cost: cost,
+		Cleanup: cleanupCommands(in.TargetTable, in.SourceTable),
+	}
 	if d := out.TableDescription; d != nil {
 		r.Status = string(d.TableStatus)
 		r.TargetARN = aws.ToString(d.TableArn)
 	}
 	return r, nil
+}
+
+// restoreLag is how far AWS keeps the latest restorable time behind now:
+// "LatestRestorableDateTime is typically 5 minutes before the current
+// time" (PointInTimeRecoveryDescription).
+const restoreLag = "about 5 minutes"
+
+// checkWindow refuses a restore time outside st's restorable window, before
+// RestoreTableToPointInTime would (with InvalidRestoreTimeException).
+func checkWindow(in RestoreInput, st Status) error {
+	asked := in.Time.UTC().Format(time.RFC3339Nano)
+	if st.EarliestRestorable == nil || st.LatestRestorable == nil {
+		return fmt.Errorf("restore %s to %s: %w: DynamoDB reports no restorable window yet (PITR was just enabled); wait a few minutes", in.SourceTable, asked, ErrOutsideWindow)
+	}
+	earliest, latest := st.EarliestRestorable.UTC(), st.LatestRestorable.UTC()
+	window := fmt.Sprintf("[%s, %s]", earliest.Format(time.RFC3339), latest.Format(time.RFC3339))
+	switch {
+	case in.Time.After(latest):
+		wait := in.Time.Sub(latest).Truncate(time.Second) + time.Second
+		return fmt.Errorf("restore %s to %s: %w %s: AWS keeps the latest restorable time %s behind now: latest is %s, you asked %s; wait %s or choose an earlier time",
+			in.SourceTable, asked, ErrTooRecent, window, restoreLag, latest.Format(time.RFC3339Nano), asked, wait)
+	case in.Time.Before(earliest):
+		return fmt.Errorf("restore %s to %s: %w %s: point-in-time recovery keeps %d days and nothing from before it was enabled: earliest is %s, you asked %s; choose a time inside the window",
+			in.SourceTable, asked, ErrTooOld, window, st.RecoveryPeriodInDays, earliest.Format(time.RFC3339Nano), asked)
+	}
+	return nil
 }
 
 // restoreErr explains the errors RestoreTableToPointInTime can still
