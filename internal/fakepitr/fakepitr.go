@@ -725,8 +725,10 @@ func (s *Server) restoreTable(ctx context.Context, db DB, body []byte) (any, *ap
 			aerr = clientErr("InvalidRestoreTimeException", invalidRestoreTime)
 			break
 		}
+		// Times travel in whole milliseconds (epoch): a restore to the
+		// earliest restorable time as reported gets the first snapshot.
 		for _, sn := range t.snapshots {
-			if !sn.at.After(at) {
+			if !sn.at.Truncate(time.Millisecond).After(at) {
 				snap = sn
 			}
 		}

@@ -278,6 +278,19 @@ func TestLatestRestorableLag(t *testing.T) {
 		if _, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String(name), RestoreDateTime: aws.Time(at)}); err != nil {
 			t.Fatalf("restore to %s inside [%s, %s]: %v", at, e, l, err)
 		}
+		w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
+		})
+		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sc.Items) != 3 {
+			t.Errorf("restore to %s: %d items, want the 3 of the snapshot taken when PITR was enabled", at, len(sc.Items))
+		}
 	}
 }
 
