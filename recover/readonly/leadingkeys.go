@@ -1,6 +1,7 @@
 package readonly
 
 import (
+	"errors"
 	"fmt"
 	"regexp/syntax"
 	"slices"
@@ -58,6 +59,9 @@ type NotExpressibleError struct {
 func (e *NotExpressibleError) Error() string {
 	return fmt.Sprintf("the IAM layer cannot deny only some tenants of table %s: %s (tenant rule %s); an IAM deny would freeze the whole table: rerun with --all to freeze every tenant, or with --iam whole-table to freeze every tenant in IAM while the application layer freezes only the tenants given", e.Table, e.Reason, e.Rule)
 }
+
+// ErrTenantOutsideRule is a tenant id the tenant rule can never produce.
+var ErrTenantOutsideRule = errors.New("tenant id cannot be produced by the tenant rule")
 
 // leadingShape is a tenant rule as partition key patterns: an item of
 // tenant t has a partition key that is prefix+t+suffix exactly (exact), or
@@ -233,7 +237,7 @@ func (sh leadingShape) tenantPatterns(tenant string) (patterns, samples []string
 	n := 0
 	for _, r := range tenant {
 		if !sh.class(r) {
-			return nil, nil, fmt.Errorf("tenant %q cannot be produced by the tenant rule (character %q is outside its capture group), so no item belongs to it", tenant, r)
+			return nil, nil, fmt.Errorf("%w: tenant %q (character %q is outside the rule's capture group), so no item belongs to it and a pattern for it could match another tenant's keys", ErrTenantOutsideRule, tenant, r)
 		}
 		n++
 	}
