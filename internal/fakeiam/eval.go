@@ -3,6 +3,7 @@ package fakeiam
 import (
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"iter"
 	"maps"
@@ -376,8 +377,11 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, target string
 		json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg}) //nolint:errcheck
 	}
 	answer := func(v any) {
+		b, _ := json.Marshal(v)
 		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
-		json.NewEncoder(w).Encode(v) //nolint:errcheck
+		// The DynamoDB client checks the body against this header.
+		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
+		w.Write(b) //nolint:errcheck
 	}
 	switch target {
 	case "DynamoDB_20120810.DescribeTable":
