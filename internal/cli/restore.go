@@ -35,7 +35,7 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	table := fs.String("table", "", "source table, the damaged one (required)")
 	var at timeFlag
 	fs.Var(&at, "time", "restore the table as it was at this time (required), e.g. just before the bad deploy")
-	to := fs.String("to-table", "", "new table to restore into (default <table>-restore-<yyyymmddThhmmss>)")
+	to := fs.String("to-table", "", "new table to restore into (default <table>-rewind-<yyyymmddThhmmss>, inside the RESTORE_PREFIX of deploy/operator-policy.json)")
 	noIndexes := fs.Bool("no-indexes", false, "restore without secondary indexes (faster; the patcher reads by key only)")
 	wait := fs.Bool("wait", false, "wait until the new table is ACTIVE")
 	timeout := fs.Duration("timeout", pitr.DefaultWaitTimeout, "with --wait: give up waiting after this long (the restore goes on)")

