@@ -28,9 +28,12 @@ reliability: local-aws
 	REWIND_REQUIRE_LOCAL_AWS=1 REWIND_REPORT=$(CURDIR)/reliability.jsonl $(GO) test -count=1 -timeout 20m -run '^TestReliability' ./...; \
 	status=$$?; $(GO) run ./internal/tools/reliabilityreport reliability.jsonl && exit $$status
 
-# DynamoDB Local (from npm package amplify-dynamodb-simulator) into .local/.
+# DynamoDB Local (from npm package amplify-dynamodb-simulator) and the IAM
+# policy evaluator the policy tests use (npm @cloud-copilot/iam-simulate,
+# AGPL, a test tool only) into .local/.
 local-aws:
 	scripts/install-local-aws.sh
+	scripts/install-iam-simulate.sh
 
 check: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -10,10 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/service/dax"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	rewind "github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/recover/readonly"
 )
 
@@ -29,15 +34,26 @@ func (*readonlyCmd) Synopsis() string {
 	return "freeze or unfreeze writes: on|off|status (SSM tenant list and deny-write IAM policy)"
 }
 
-const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--parameter NAME] [--policy NAME] [--layer-timeout 30s]
+const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--iam tenants|whole-table] [--tenant-attribute pk --tenant-regex RE] [--wait 2m] [--parameter NAME] [--policy NAME] [--layer-timeout 30s]
 
   on      --tenants/--all adds tenants to the SSM list the application's guard
           reads; --roles (with --table) attaches the deny-write policy to
           those application roles. Either or both; the SSM list first.
-  off     --tenants removes only those tenants; without --tenants the list is
-          cleared and the policy detached from every role (or only from
-          --roles). The IAM layer first.
-  status  shows both layers and warns where they disagree.
+          With --tenants the IAM deny covers only those tenants' items (a
+          dynamodb:LeadingKeys condition built from the tenant rule) and is
+          merged into what the policy already denies; a rule IAM cannot
+          match is refused (exit 2) unless --all or --iam whole-table. The
+          deny names the table in every replica region of a global table.
+          A role at its managed-policy quota gets an inline copy. Then it
+          waits (--wait, 0 to skip) until IAM's evaluation
+          (SimulatePrincipalPolicy) shows every role denied: "effective";
+          not within --wait: INCOMPLETE, exit 3.
+  off     --tenants removes only those tenants, from the SSM list and from
+          the IAM deny (the other tenants stay frozen); without --tenants
+          the list is cleared and the deny lifted from every role (or only
+          from --roles). The IAM layer first.
+  status  shows both layers, IAM's evaluation of the deny, and warns where
+          they disagree.
 
 Each layer is tried even when the other fails, under its own deadline
 (--layer-timeout). One layer failed and the other done: the summary says
@@ -92,6 +108,10 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var opts readonly.Options
 	opts.EnsureDefaults()
 	fs.DurationVar(&opts.LayerTimeout, "layer-timeout", opts.LayerTimeout, "deadline for each layer (all its SSM, or STS and IAM, calls and retries); the other layer is still tried when one runs out")
+	fs.DurationVar(&opts.EffectTimeout, "wait", opts.EffectTimeout, "on: how long to wait for IAM's evaluation to show the deny in force (0: do not wait; status: 0 skips the evaluation)")
+	iamScope := fs.String("iam", "tenants", "on: what the IAM deny covers with --tenants: tenants (their items only) or whole-table")
+	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
+	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "regex with one capture group extracting the tenant from that attribute ($REWIND_TENANT_REGEX; default the whole value)")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return parseFlags(fs, args)
@@ -109,8 +129,29 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if len(roles) > 0 && *table == "" && verb == "on" {
 		return usagef("readonly on: --roles needs --table (the policy names the table it freezes)")
 	}
+	if opts.EffectTimeout == 0 {
+		opts.SkipEffectCheck = true
+		opts.EffectTimeout = readonly.DefaultEffectTimeout
+	}
 	if err := opts.Validate(); err != nil {
-		return usagef("readonly %s: --layer-timeout: %v", verb, err)
+		return usagef("readonly %s: %v", verb, err)
+	}
+	if *iamScope != "tenants" && *iamScope != "whole-table" {
+		return usagef("readonly %s: --iam %q: want tenants or whole-table", verb, *iamScope)
+	}
+	rule := rewind.TenantRule{Attribute: *tenantAttr}
+	if *tenantRegex != "" {
+		re, err := regexp.Compile(*tenantRegex)
+		if err != nil {
+			return usagef("--tenant-regex: %v", err)
+		}
+		rule.Regex = re
+	}
+	if err := rule.Validate(); err != nil {
+		return usagef("--tenant-regex: %v", err)
+	}
+	if verb == "off" && len(tenants) > 0 && len(roles) > 0 {
+		return usagef("readonly off: --tenants (thaw those tenants for every role) or --roles (lift the deny from those roles), not both")
 	}
 	ts := []string(tenants)
 	if *all && verb == "on" {
@@ -132,19 +173,20 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	list := readonly.NewTenantList(ssm.NewFromConfig(cfg), *parameter)
 	var policy *readonly.DenyPolicy
-	// Whether the IAM layer is asked for is decided by the library
-	// (ThawRequest); it needs the region in every case but a per-tenant
-	// `on` or `off`.
-	if needsIAM := verb == "status" || len(roles) > 0 || (verb == "off" && len(ts) == 0); needsIAM {
+	// `on` without roles leaves IAM alone; everything else reads or
+	// changes the deny.
+	if needsIAM := verb != "on" || len(roles) > 0; needsIAM {
 		if cfg.Region == "" {
 			return errors.New("no AWS region (set AWS_REGION): the policy names the table's ARN")
 		}
 		policy = readonly.NewDenyPolicy(iam.NewFromConfig(cfg), sts.NewFromConfig(cfg), *policyName, cfg.Region)
+		policy.Tables = dynamodb.NewFromConfig(cfg)
+		policy.DAX = dax.NewFromConfig(cfg)
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
 
 	if verb == "status" {
-		st, err := readonly.ReadStatus(ctx, list, policy, *table, opts)
+		st, err := readonly.ReadStatus(ctx, list, policy, *table, rule, opts)
 		if err != nil {
 			return err
 		}
@@ -152,9 +194,13 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	var rep readonly.Report
 	if verb == "on" {
-		rep, err = readonly.Freeze(ctx, list, policy, readonly.FreezeRequest{Tenants: ts, Table: *table, Roles: roles}, opts)
+		rep, err = readonly.Freeze(ctx, list, policy, readonly.FreezeRequest{Tenants: ts, Table: *table, Roles: roles, Rule: rule, WholeTable: *iamScope == "whole-table"}, opts)
 	} else {
-		rep, err = readonly.Thaw(ctx, list, policy, readonly.ThawRequest{Tenants: ts, Roles: roles}, opts)
+		rep, err = readonly.Thaw(ctx, list, policy, readonly.ThawRequest{Tenants: ts, Roles: roles, Table: *table, Rule: rule}, opts)
+	}
+	var refused *readonly.RefusedError
+	if errors.As(err, &refused) {
+		return usagef("%v", err)
 	}
 	if err != nil {
 		return err
@@ -179,6 +225,9 @@ type iamLine struct {
 	Policy    string           `json:"policy"`
 	PolicyARN string           `json:"policyArn,omitempty"`
 	*readonly.PolicyChange
+	Tenants  map[string]readonly.TenantMatch `json:"tenants,omitempty"`
+	Effect   *readonly.Effect                `json:"effect,omitempty"`
+	Warnings []string                        `json:"warnings,omitempty"`
 }
 
 // renderReport prints what Freeze or Thaw did: one stdout object per layer
@@ -192,7 +241,7 @@ func renderReport(ctx context.Context, env *Env, verb string, rep readonly.Repor
 		case l == readonly.LayerApplication && app.Outcome != readonly.Skipped:
 			err = emitJSON(env.Stdout, "application", appLine{app.Outcome, app.Reason, app.TimedOut, app.Parameter, app.Change})
 		case l == readonly.LayerIAM && pol.Outcome != readonly.Skipped:
-			err = emitJSON(env.Stdout, "iam", iamLine{pol.Outcome, pol.Reason, pol.TimedOut, pol.Policy, pol.PolicyARN, pol.Change})
+			err = emitJSON(env.Stdout, "iam", iamLine{pol.Outcome, pol.Reason, pol.TimedOut, pol.Policy, pol.PolicyARN, pol.Change, pol.Tenants, pol.Effect, pol.Warnings})
 		}
 		if err != nil {
 			return err
@@ -209,8 +258,19 @@ func renderReport(ctx context.Context, env *Env, verb string, rep readonly.Repor
 		summary = append(summary, "application layer: skipped ("+app.Reason+")")
 	}
 	switch pol.Outcome {
-	case readonly.OK:
-		summary = append(summary, iamSummary(*pol.Change, verb == "on"))
+	case readonly.OK, readonly.NotEffective:
+		summary = append(summary, iamSummary(*pol.Change, verb == "on", pol.Tenants))
+		if e := pol.Effect; e != nil && e.Effective {
+			summary = append(summary, fmt.Sprintf("IAM layer effective: IAM's evaluation denies every write action for each role (%d checks, after %s)", e.Checked, e.Waited.Round(time.Millisecond)))
+		} else if verb == "on" && pol.Outcome == readonly.OK {
+			summary = append(summary, "IAM layer: effect not checked (--wait 0)")
+		}
+		if pol.Outcome == readonly.NotEffective {
+			summary = append(summary, "IAM layer NOT YET EFFECTIVE: "+pol.Reason)
+		}
+		for _, w := range pol.Warnings {
+			summary = append(summary, "WARNING: "+w)
+		}
 		if verb == "on" && pol.OperatorRole != "" {
 			summary = append(summary, fmt.Sprintf("operator role %s keeps write access", pol.OperatorRole))
 		}
@@ -224,7 +284,7 @@ func renderReport(ctx context.Context, env *Env, verb string, rep readonly.Repor
 		summary = append(summary, "IAM layer: skipped ("+pol.Reason+")")
 	}
 	state := rep.State()
-	if state != readonly.Complete {
+	if state != readonly.Complete && rep.Err() != nil {
 		summary = append(summary, "to finish: rerun the same command (each layer is idempotent), or apply the failed layer by hand:")
 		for _, c := range handCommands(verb, rep) {
 			summary = append(summary, "  "+c)
@@ -239,6 +299,8 @@ func renderReport(ctx context.Context, env *Env, verb string, rep readonly.Repor
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("readonly %s interrupted: %w", verb, errors.Join(err, ctx.Err()))
+	case state == readonly.Incomplete && err == nil:
+		return partialf("readonly %s INCOMPLETE: the IAM layer is applied but not yet effective; rerun the same command or `rewind readonly status` to check again", verb)
 	case state == readonly.Incomplete:
 		return partialf("readonly %s INCOMPLETE: %v; rerun the same command, or apply the failed layer by hand as shown above", verb, err)
 	}
@@ -337,13 +399,21 @@ func renderStatus(ctx context.Context, env *Env, st readonly.Status, now string)
 		}{st.IAMRead.Outcome, st.IAM}); err != nil {
 			return err
 		}
+		ps := st.IAM
 		switch {
-		case !st.IAM.Exists:
-			summary = append(summary, fmt.Sprintf("IAM layer: policy %s does not exist (off)", st.IAM.Policy))
-		case len(st.IAM.AttachedRoles) == 0:
-			summary = append(summary, fmt.Sprintf("IAM layer: policy %s (table %s) attached to no role (off)", st.IAM.Policy, strings.Join(st.IAM.Tables, ", ")))
+		case !ps.Exists:
+			summary = append(summary, fmt.Sprintf("IAM layer: policy %s does not exist (off)", ps.Policy))
+		case !ps.InForce():
+			summary = append(summary, fmt.Sprintf("IAM layer: policy %s (table %s) attached to no role (off)", ps.Policy, strings.Join(ps.Tables, ", ")))
 		default:
-			summary = append(summary, fmt.Sprintf("IAM layer: policy %s denies writes to %s for roles %s (on)", st.IAM.Policy, strings.Join(st.IAM.Tables, ", "), strings.Join(st.IAM.AttachedRoles, ", ")))
+			roles := strings.Join(ps.AttachedRoles, ", ")
+			if len(ps.InlineRoles) > 0 {
+				roles = strings.TrimPrefix(roles+", inline on "+strings.Join(ps.InlineRoles, ", "), ", ")
+			}
+			summary = append(summary, fmt.Sprintf("IAM layer: policy %s denies writes to %s (%s) in %s for roles %s (on)", ps.Policy, strings.Join(ps.Tables, ", "), scopeWords(ps.Scope, ps.Tenants), strings.Join(ps.Regions, ", "), roles))
+			if e := ps.Effect; e != nil && e.Effective {
+				summary = append(summary, fmt.Sprintf("IAM layer effective: IAM's evaluation denies every write action for each role (%d checks)", e.Checked))
+			}
 		}
 	case readonly.Failed:
 		if err := emitJSON(env.Stdout, "iam", iamLine{Outcome: st.IAMRead.Outcome, Reason: st.IAMRead.Reason, TimedOut: st.IAMRead.TimedOut}); err != nil {
@@ -406,10 +476,53 @@ func roleWords(rs []readonly.RoleChange) string {
 	return strings.Join(parts, ", ")
 }
 
-func iamSummary(ch readonly.PolicyChange, on bool) string {
+// scopeWords says what a deny covers.
+func scopeWords(s readonly.Scope, tenants []string) string {
+	switch {
+	case s.Whole:
+		return "whole table, every tenant"
+	case len(tenants) > 0 && len(tenants) == len(s.Patterns):
+		return "tenants " + strings.Join(tenants, ", ")
+	case len(tenants) > 0:
+		return "tenants " + strings.Join(tenants, ", ") + "; partition keys " + strings.Join(s.Patterns, ", ")
+	}
+	return "partition keys " + strings.Join(s.Patterns, ", ")
+}
+
+func iamSummary(ch readonly.PolicyChange, on bool, asked map[string]readonly.TenantMatch) string {
 	roles := roleWords(ch.Roles)
+	where := ""
+	if len(ch.Regions) > 0 {
+		where = " in " + strings.Join(ch.Regions, ", ")
+		if len(ch.Regions) > 1 {
+			where += " (every replica of the global table)"
+		}
+	}
+	what := ""
+	if ch.Scope != nil {
+		if ch.Scope.Empty() {
+			what = " (nothing left to deny)"
+		} else {
+			what = " (" + scopeWords(*ch.Scope, nil) + ")"
+		}
+	}
+	if len(asked) > 0 {
+		var ts []string
+		for t := range asked {
+			ts = append(ts, t)
+		}
+		slices.Sort(ts)
+		verb := "added"
+		if !on {
+			verb = "removed"
+		}
+		what += "; " + verb + " tenants " + strings.Join(ts, ", ")
+	}
+	if !on && ch.Document != "" {
+		return fmt.Sprintf("IAM layer: %s denies writes to %s%s%s (document %s); %s", ch.Policy, ch.Table, where, what, ch.Document, roles)
+	}
 	if on {
-		s := fmt.Sprintf("IAM layer: %s denies writes to %s (document %s); %s", ch.Policy, ch.Table, ch.Document, roles)
+		s := fmt.Sprintf("IAM layer: %s denies writes to %s%s%s (document %s); %s", ch.Policy, ch.Table, where, what, ch.Document, roles)
 		if len(ch.PrunedVersions) > 0 {
 			s += "; pruned old versions " + strings.Join(ch.PrunedVersions, ", ")
 		}

@@ -40,11 +40,19 @@ func recoverEnv(t *testing.T, ddbEndpoint, accessKey string) (*fakessm.Server, *
 	if accessKey == "" {
 		accessKey = "AKIDRECOVERTEST"
 	}
+	// The freeze describes its table (key schema, replicas) and lists DAX
+	// clusters: the IAM stand-in answers both unless DynamoDB Local is
+	// asked for.
+	iamSrv.AddTable(fakeiam.Table{Name: "orders", PartitionKey: "pk", SortKey: "sk"})
+	if ddbEndpoint == "" {
+		ddbEndpoint = iamSrv.Endpoint
+	}
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL_SSM":        ssmSrv.Endpoint,
 		"AWS_ENDPOINT_URL_IAM":        iamSrv.Endpoint,
 		"AWS_ENDPOINT_URL_STS":        iamSrv.Endpoint,
 		"AWS_ENDPOINT_URL_DYNAMODB":   ddbEndpoint,
+		"AWS_ENDPOINT_URL_DAX":        iamSrv.Endpoint,
 		"AWS_ACCESS_KEY_ID":           accessKey,
 		"AWS_SECRET_ACCESS_KEY":       localaws.SecretAccessKey,
 		"AWS_REGION":                  "eu-west-1",
@@ -147,14 +155,15 @@ func TestReadonlyCLI(t *testing.T) {
 		t.Fatalf("status: exit %d, %v\n%s", code, objs, stderr)
 	}
 
-	// Removing one tenant leaves the IAM layer alone.
-	code, objs, _ = runRecoverCLI(t, "readonly", "off", "--tenants", "t1,all")
-	if code != 0 || !slices.Equal(kinds(objs), []string{"application"}) || !slices.Equal(strs(objs[0]["after"]), []string{"t2"}) {
-		t.Fatalf("off --tenants: exit %d, %v", code, objs)
+	// Removing "all" and t1 lifts the whole-table deny too: nothing is
+	// left for IAM to deny, so the policy is detached.
+	code, objs, stderr = runRecoverCLI(t, "readonly", "off", "--tenants", "t1,all")
+	if code != 0 || !slices.Equal(kinds(objs), []string{"iam", "application"}) || !slices.Equal(strs(objs[1]["after"]), []string{"t2"}) || !strings.Contains(stderr, "app detached, worker detached") {
+		t.Fatalf("off --tenants: exit %d, %v\n%s", code, objs, stderr)
 	}
 	code, objs, stderr = runRecoverCLI(t, "readonly", "status", "--table", "orders")
 	t.Log(stderr)
-	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam", "warning"}) || !strings.Contains(stderr, "WARNING: IAM policy DenyWrite blocks writes for every tenant") {
+	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam", "warning"}) || !strings.Contains(stderr, "WARNING: only the application layer is on (tenants t2)") {
 		t.Fatalf("status with layers disagreeing: exit %d, %v\n%s", code, objs, stderr)
 	}
 
@@ -472,5 +481,175 @@ func TestReadonlyStatusOneLayerHangs(t *testing.T) {
 				t.Errorf("header does not say INCOMPLETE")
 			}
 		})
+	}
+}
+
+// iamDecision asks the IAM stand-in how it evaluates action by role on
+// the orders table (in region) for a partition key.
+func iamDecision(t *testing.T, iamSrv *fakeiam.Server, role, action, region, pk string) string {
+	t.Helper()
+	var docs []string
+	for _, a := range iamSrv.AttachedPolicies(role) {
+		_, d := iamSrv.PolicyVersions(a)
+		docs = append(docs, d)
+	}
+	if d, ok := iamSrv.InlinePolicy(role, "DenyWrite"); ok {
+		docs = append(docs, d)
+	}
+	res := "arn:aws:dynamodb:" + region + ":123456789012:table/orders"
+	return fakeiam.Evaluate(docs, action, res, map[string][]string{"dynamodb:leadingkeys": {pk}})
+}
+
+// The runbook's per-tenant freeze: IAM denies only the tenants frozen,
+// `on` for t3 keeps t1 and t2, `off --tenants t1` leaves t2 and t3, and
+// other tenants keep writing. The tenant is the TENANT#<id># prefix of
+// the partition key, in a global table with a replica in us-east-1.
+func TestReadonlyCLIPerTenant(t *testing.T) {
+	ssmSrv, iamSrv := recoverEnv(t, "", "")
+	iamSrv.AddTable(fakeiam.Table{Name: "orders", PartitionKey: "pk", SortKey: "sk", Regions: []string{"eu-west-1", "us-east-1"}})
+	iamSrv.AddRole("app")
+	iamSrv.AddDAXCluster("orders-cache")
+	rule := []string{"--table", "orders", "--roles", "app", "--tenant-regex", "^TENANT#([^#]+)#"}
+	frozen := func(want ...string) {
+		t.Helper()
+		for _, tenant := range []string{"t1", "t2", "t3", "t4", "t*"} {
+			for _, region := range []string{"eu-west-1", "us-east-1"} {
+				got := iamDecision(t, iamSrv, "app", "dynamodb:PutItem", region, "TENANT#"+tenant+"#ORDER#1")
+				if wantDeny := slices.Contains(want, tenant); (got == fakeiam.ExplicitDeny) != wantDeny {
+					t.Errorf("tenant %s in %s: IAM says %s, want denied=%v", tenant, region, got, wantDeny)
+				}
+			}
+		}
+	}
+
+	code, objs, stderr := runRecoverCLI(t, append([]string{"readonly", "on", "--tenants", "t1,t2"}, rule...)...)
+	t.Log(stderr)
+	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam"}) {
+		t.Fatalf("on t1,t2: exit %d, %v\n%s", code, objs, stderr)
+	}
+	for _, want := range []string{"IAM layer effective", "in eu-west-1, us-east-1 (every replica of the global table)", "added tenants t1, t2", "WARNING: DAX clusters in eu-west-1 (orders-cache)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary does not say %q", want)
+		}
+	}
+	if e, _ := objs[1]["effect"].(map[string]any); e["effective"] != true {
+		t.Errorf("stdout iam object: effect %v, want effective", objs[1]["effect"])
+	}
+	frozen("t1", "t2")
+
+	code, _, stderr = runRecoverCLI(t, append([]string{"readonly", "on", "--tenants", "t3"}, rule...)...)
+	if code != 0 {
+		t.Fatalf("on t3: exit %d\n%s", code, stderr)
+	}
+	frozen("t1", "t2", "t3")
+
+	code, objs, stderr = runRecoverCLI(t, "readonly", "off", "--tenants", "t1", "--tenant-regex", "^TENANT#([^#]+)#")
+	t.Log(stderr)
+	if code != 0 || !slices.Equal(kinds(objs), []string{"iam", "application"}) {
+		t.Fatalf("off t1: exit %d, %v\n%s", code, objs, stderr)
+	}
+	frozen("t2", "t3")
+	if p, _ := ssmSrv.Get("read-only-customers"); p.Value != "t2,t3" {
+		t.Fatalf("SSM holds %q", p.Value)
+	}
+
+	// Status names the tenants IAM denies and agrees with the SSM list.
+	code, objs, stderr = runRecoverCLI(t, "readonly", "status", "--table", "orders", "--tenant-regex", "^TENANT#([^#]+)#")
+	t.Log(stderr)
+	if code != 0 || !slices.Equal(kinds(objs), []string{"application", "iam"}) || !strings.Contains(stderr, "(tenants t2, t3) in eu-west-1, us-east-1 for roles app (on)") || !strings.Contains(stderr, "IAM layer effective") {
+		t.Fatalf("status: exit %d, %v\n%s", code, objs, stderr)
+	}
+
+	// A tenant id with IAM wildcards is matched literally.
+	code, _, stderr = runRecoverCLI(t, append([]string{"readonly", "on", "--tenants", "t*"}, rule...)...)
+	if code != 0 {
+		t.Fatalf("on t*: exit %d\n%s", code, stderr)
+	}
+	frozen("t2", "t3", "t*")
+
+	// A rule IAM cannot match is refused, and nothing changes.
+	before, _ := ssmSrv.Get("read-only-customers")
+	_, beforeDoc := iamSrv.PolicyVersions("arn:aws:iam::123456789012:policy/DenyWrite")
+	code, _, stderr = runRecoverCLI(t, "readonly", "on", "--tenants", "t9", "--table", "orders", "--roles", "app", "--tenant-attribute", "sk")
+	after, _ := ssmSrv.Get("read-only-customers")
+	_, afterDoc := iamSrv.PolicyVersions("arn:aws:iam::123456789012:policy/DenyWrite")
+	if code != exitUsage || !strings.Contains(stderr, "sort key sk") || !strings.Contains(stderr, "--iam whole-table") || after.Value != before.Value || afterDoc != beforeDoc {
+		t.Fatalf("tenant in the sort key: exit %d, SSM %q -> %q\n%s", code, before.Value, after.Value, stderr)
+	}
+	// ... unless the operator asks for the whole table in IAM.
+	code, _, stderr = runRecoverCLI(t, "readonly", "on", "--tenants", "t9", "--table", "orders", "--roles", "app", "--tenant-attribute", "sk", "--iam", "whole-table")
+	if code != 0 {
+		t.Fatalf("--iam whole-table: exit %d\n%s", code, stderr)
+	}
+	frozen("t1", "t2", "t3", "t4", "t*")
+}
+
+// A role at its managed-policy quota gets the deny inline, and off
+// removes it.
+func TestReadonlyCLIQuotaFallback(t *testing.T) {
+	_, iamSrv := recoverEnv(t, "", "")
+	iamSrv.AddRole("app")
+	iamSrv.SetManagedPolicyQuota(0)
+	code, objs, stderr := runRecoverCLI(t, "readonly", "on", "--tenants", "t1", "--table", "orders", "--roles", "app")
+	t.Log(stderr)
+	if code != 0 || !strings.Contains(stderr, "app inline") || !strings.Contains(stderr, "IAM layer effective") {
+		t.Fatalf("on: exit %d, %v\n%s", code, objs, stderr)
+	}
+	if len(iamSrv.AttachedPolicies("app")) != 0 {
+		t.Fatalf("managed policy attached over the quota: %v", iamSrv.AttachedPolicies("app"))
+	}
+	if got := iamDecision(t, iamSrv, "app", "dynamodb:DeleteItem", "eu-west-1", "t1"); got != fakeiam.ExplicitDeny {
+		t.Fatalf("t1 through the inline copy: %s", got)
+	}
+	if got := iamDecision(t, iamSrv, "app", "dynamodb:DeleteItem", "eu-west-1", "t2"); got == fakeiam.ExplicitDeny {
+		t.Fatalf("t2 denied by a t1 freeze")
+	}
+	// Freezing t2 updates the inline copy.
+	if code, _, stderr := runRecoverCLI(t, "readonly", "on", "--tenants", "t2", "--table", "orders", "--roles", "app"); code != 0 || !strings.Contains(stderr, "app inline-updated") {
+		t.Fatalf("on t2: exit %d\n%s", code, stderr)
+	}
+	if got := iamDecision(t, iamSrv, "app", "dynamodb:DeleteItem", "eu-west-1", "t2"); got != fakeiam.ExplicitDeny {
+		t.Fatalf("t2 after on t2: %s", got)
+	}
+	code, _, stderr = runRecoverCLI(t, "readonly", "off")
+	t.Log(stderr)
+	if _, ok := iamSrv.InlinePolicy("app", "DenyWrite"); ok || code != 0 || !strings.Contains(stderr, "app inline-deleted") {
+		t.Fatalf("off: exit %d, inline copy left=%v\n%s", code, ok, stderr)
+	}
+}
+
+// `readonly on` waits for IAM's evaluation to show the deny: with a slow
+// IAM it waits, and when IAM is slower than --wait it says INCOMPLETE,
+// exit 3.
+func TestReadonlyCLIWaitsForIAM(t *testing.T) {
+	_, iamSrv := recoverEnv(t, "", "")
+	iamSrv.AddRole("app")
+	iamSrv.SetPropagationDelay(3 * time.Second)
+	start := time.Now()
+	code, _, stderr := runRecoverCLI(t, "readonly", "on", "--all", "--table", "orders", "--roles", "app", "--wait", "30s")
+	t.Log(stderr)
+	if took := time.Since(start); code != 0 || took < 3*time.Second || !strings.Contains(stderr, "IAM layer effective") {
+		t.Fatalf("on with a 3s lag: exit %d after %s\n%s", code, took, stderr)
+	}
+
+	iamSrv.SetPropagationDelay(time.Hour)
+	code, objs, stderr := runRecoverCLI(t, "readonly", "on", "--tenants", "t1", "--table", "orders", "--roles", "app", "--wait", "3s")
+	t.Log(stderr)
+	if code != exitPartial || !strings.Contains(stderr, "read-only ON INCOMPLETE") || !strings.Contains(stderr, "NOT YET EFFECTIVE") {
+		t.Fatalf("on with IAM slower than --wait: exit %d, %v\n%s", code, objs, stderr)
+	}
+	if o := outcomes(objs); o["iam"] != "not-effective" || o["application"] != "ok" {
+		t.Fatalf("outcomes %v", o)
+	}
+}
+
+// Without dax:DescribeClusters the freeze says it could not check.
+func TestReadonlyCLIDAXUnchecked(t *testing.T) {
+	_, iamSrv := recoverEnv(t, "", "")
+	iamSrv.AddRole("app")
+	iamSrv.SetDAXError("AccessDeniedException")
+	code, _, stderr := runRecoverCLI(t, "readonly", "on", "--all", "--table", "orders", "--roles", "app")
+	if code != 0 || !strings.Contains(stderr, "WARNING: could not check for DAX clusters") {
+		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 }

@@ -49,7 +49,7 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	table := fs.String("table", "", "source table, the damaged one (required; with --cleanup: the production table, refused as a target)")
 	var at timeFlag
 	fs.Var(&at, "time", "restore the table as it was at this time (required), e.g. just before the bad deploy")
-	to := fs.String("to-table", "", "new table to restore into (default <table>-restore-<yyyymmddThhmmss>)")
+	to := fs.String("to-table", "", "new table to restore into (default <table>-rewind-<yyyymmddThhmmss>, inside the RESTORE_PREFIX of deploy/operator-policy.json)")
 	noIndexes := fs.Bool("no-indexes", false, "restore without secondary indexes (faster; the patcher reads by key only)")
 	billing := fs.String("billing-mode", "", "the new table's billing mode: PAY_PER_REQUEST, or PROVISIONED with --read-capacity and --write-capacity (default: the source's)")
 	rcu := fs.Int64("read-capacity", 0, "with --billing-mode PROVISIONED: the new table's read capacity units")

@@ -12,8 +12,25 @@
 // CreatePolicyVersion with IAM's limit of 5 versions, DeletePolicyVersion,
 // SetDefaultPolicyVersion, ListPolicyVersions, ListEntitiesForPolicy),
 // role attachments (AttachRolePolicy, DetachRolePolicy,
-// ListAttachedRolePolicies), roles for tests (CreateRole, GetRole), and
-// STS GetCallerIdentity (point AWS_ENDPOINT_URL_STS at the same server).
+// ListAttachedRolePolicies) under the per-role managed-policy quota
+// (default 10, SetManagedPolicyQuota; LimitExceeded past it), inline role
+// policies (PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
+// ListRolePolicies), policy tags (TagPolicy, UntagPolicy, ListPolicyTags),
+// roles for tests (CreateRole, GetRole), and STS GetCallerIdentity (point
+// AWS_ENDPOINT_URL_STS at the same server).
+//
+// SimulatePrincipalPolicy evaluates a role's attached managed and inline
+// policies; eval.go documents the subset of the policy language modelled
+// (Allow/Deny, Action and Resource wildcards, StringEquals/StringLike
+// with ForAnyValue:/ForAllValues:, so dynamodb:LeadingKeys conditions)
+// and what is not (NotAction, NotResource, boundaries, SCPs, resource
+// policies, other operators, policy variables). SetPropagationDelay makes
+// the evaluation see changes only after a lag, as a slow IAM would.
+//
+// For the freeze's tests the server also answers two JSON-protocol calls
+// (by X-Amz-Target): DynamoDB DescribeTable for tables added with
+// AddTable (key schema and global-table replicas, which DynamoDB Local
+// does not model) and DAX DescribeClusters (AddDAXCluster, SetDAXError).
 // Policy documents come back URL-encoded, as IAM returns them. Nothing is
 // paginated: IsTruncated is always false.
 //
@@ -48,6 +65,9 @@ const DefaultAccount = "123456789012"
 // maxVersions is IAM's limit on versions of a managed policy.
 const maxVersions = 5
 
+// defaultQuota is IAM's default quota of managed policies per role.
+const defaultQuota = 10
+
 // maxDocumentLen is IAM's limit on a managed policy document, in
 // characters (white space excluded, which the fake does not bother with).
 const maxDocumentLen = 6144
@@ -67,11 +87,19 @@ type Server struct {
 	roles    map[string]*role   // by name
 	counts   map[string]int
 	seq      int
+
+	quota       int           // managed policies per role
+	lag         time.Duration // propagation delay seen by simulation
+	history     []snapshot
+	tables      map[string]Table
+	daxClusters []string
+	daxErr      string
 }
 
 type policy struct {
 	name, path, arn, id, description string
 	created, updated                 time.Time
+	tags                             map[string]string
 	versions                         []*policyVersion
 	nextVersion                      int
 	defaultID                        string
@@ -86,7 +114,8 @@ type policyVersion struct {
 type role struct {
 	name, path, arn, id, trust string
 	created                    time.Time
-	attached                   []string // policy ARNs in attach order
+	attached                   []string          // policy ARNs in attach order
+	inline                     map[string]string // inline policies by name
 }
 
 // Start starts a server on 127.0.0.1 on a free port. The caller
@@ -104,6 +133,8 @@ func Start(ctx context.Context) (*Server, error) {
 		policies: map[string]*policy{},
 		roles:    map[string]*role{},
 		counts:   map[string]int{},
+		quota:    defaultQuota,
+		tables:   map[string]Table{},
 	}
 	s.caller = fmt.Sprintf("arn:aws:sts::%s:assumed-role/operator/session", s.Account)
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
@@ -199,6 +230,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, IAMNamespace, invalidInput("cannot parse form: %v", err))
 		return
 	}
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		if r.Header.Get("Authorization") == "" {
+			http.Error(w, `{"__type":"MissingAuthenticationTokenException"}`, http.StatusBadRequest)
+			return
+		}
+		s.serveJSON(w, r, target)
+		return
+	}
 	action := r.Form.Get("Action")
 	s.mu.Lock()
 	s.counts[action]++
@@ -277,7 +316,102 @@ func (s *Server) dispatch(action string, f map[string][]string) (string, *apiErr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.snapshotLocked() // what simulation will see, after the lag
 	switch action {
+	case "SimulatePrincipalPolicy":
+		return s.simulate(f)
+	case "PutRolePolicy":
+		r, aerr := s.roleLocked(get("RoleName"))
+		if aerr != nil {
+			return "", aerr
+		}
+		if aerr := validateDocument(get("PolicyDocument")); aerr != nil {
+			return "", aerr
+		}
+		if get("PolicyName") == "" {
+			return "", invalidInput("PolicyName is required")
+		}
+		if r.inline == nil {
+			r.inline = map[string]string{}
+		}
+		r.inline[get("PolicyName")] = get("PolicyDocument")
+		return "", nil
+	case "GetRolePolicy":
+		r, aerr := s.roleLocked(get("RoleName"))
+		if aerr != nil {
+			return "", aerr
+		}
+		d, ok := r.inline[get("PolicyName")]
+		if !ok {
+			return "", noSuchEntity("The role policy with name %s cannot be found.", get("PolicyName"))
+		}
+		return fmt.Sprintf("<RoleName>%s</RoleName><PolicyName>%s</PolicyName><PolicyDocument>%s</PolicyDocument>", esc(r.name), esc(get("PolicyName")), urlEncode(d)), nil
+	case "DeleteRolePolicy":
+		r, aerr := s.roleLocked(get("RoleName"))
+		if aerr != nil {
+			return "", aerr
+		}
+		if _, ok := r.inline[get("PolicyName")]; !ok {
+			return "", noSuchEntity("The role policy with name %s cannot be found.", get("PolicyName"))
+		}
+		delete(r.inline, get("PolicyName"))
+		return "", nil
+	case "ListRolePolicies":
+		r, aerr := s.roleLocked(get("RoleName"))
+		if aerr != nil {
+			return "", aerr
+		}
+		var b strings.Builder
+		b.WriteString("<IsTruncated>false</IsTruncated><PolicyNames>")
+		for _, n := range slices.Sorted(mapsKeys(r.inline)) {
+			b.WriteString("<member>" + esc(n) + "</member>")
+		}
+		b.WriteString("</PolicyNames>")
+		return b.String(), nil
+	case "TagPolicy":
+		p, aerr := s.policyLocked(get("PolicyArn"))
+		if aerr != nil {
+			return "", aerr
+		}
+		if p.tags == nil {
+			p.tags = map[string]string{}
+		}
+		for i := 1; ; i++ {
+			k, ok := f["Tags.member."+strconv.Itoa(i)+".Key"]
+			if !ok {
+				break
+			}
+			p.tags[k[0]] = get("Tags.member." + strconv.Itoa(i) + ".Value")
+		}
+		if len(p.tags) > 50 {
+			return "", errf(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for TagsPerPolicy: 50")
+		}
+		return "", nil
+	case "UntagPolicy":
+		p, aerr := s.policyLocked(get("PolicyArn"))
+		if aerr != nil {
+			return "", aerr
+		}
+		for i := 1; ; i++ {
+			k, ok := f["TagKeys.member."+strconv.Itoa(i)]
+			if !ok {
+				break
+			}
+			delete(p.tags, k[0])
+		}
+		return "", nil
+	case "ListPolicyTags":
+		p, aerr := s.policyLocked(get("PolicyArn"))
+		if aerr != nil {
+			return "", aerr
+		}
+		var b strings.Builder
+		b.WriteString("<IsTruncated>false</IsTruncated><Tags>")
+		for _, k := range slices.Sorted(mapsKeys(p.tags)) {
+			fmt.Fprintf(&b, "<member><Key>%s</Key><Value>%s</Value></member>", esc(k), esc(p.tags[k]))
+		}
+		b.WriteString("</Tags>")
+		return b.String(), nil
 	case "GetCallerIdentity":
 		return fmt.Sprintf("<Arn>%s</Arn><UserId>AROA0000000000000000:session</UserId><Account>%s</Account>", esc(s.caller), s.Account), nil
 	case "CreatePolicy":
@@ -414,6 +548,9 @@ func (s *Server) dispatch(action string, f map[string][]string) (string, *apiErr
 		}
 		// Attaching an attached policy is a no-op in IAM.
 		if !slices.Contains(r.attached, p.arn) {
+			if len(r.attached) >= s.quota {
+				return "", errf(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for PoliciesPerRole: %d", s.quota)
+			}
 			r.attached = append(r.attached, p.arn)
 		}
 		return "", nil

@@ -186,9 +186,12 @@ func (s *Server) exportTable(ctx context.Context, db DB, body []byte) (any, *api
 			}
 			s.mu.Unlock()
 			if j.request != request {
-				// What DynamoDB documents for a reused token with other
-				// parameters.
-				return nil, clientErr("ImportConflictException", "Client token %s was used with different parameters", in.ClientToken)
+				// The ClientToken doc of ExportTableToPointInTime says
+				// ImportConflictException, but that error is not among the
+				// operation's modelled errors (the SDKs could not decode it
+				// as a typed error); ExportConflictException is, and is what
+				// the service returns for a conflicting export request.
+				return nil, clientErr("ExportConflictException", "Client token %s was used with different parameters", in.ClientToken)
 			}
 			return s.exportDescription(db, j), nil
 		}

@@ -162,7 +162,8 @@ type RestoreInput struct {
 	// deploy. Required.
 	Time time.Time
 	// TargetTable is the new table (default
-	// <source>-restore-<yyyymmddThhmmss> of Time in UTC).
+	// <source>-rewind-<yyyymmddThhmmss> of Time in UTC: see
+	// DefaultTargetPrefix).
 	TargetTable string
 	// NoIndexes restores without global and local secondary indexes: the
 	// patcher reads by key only, and a restore without indexes is faster
@@ -236,9 +237,15 @@ type Restore struct {
 	Cleanup []string `json:"cleanup"`
 }
 
+// DefaultTargetPrefix is the start of every default target name of
+// source: deploy/README.md tells operators to grant the restore target
+// permissions of operator-policy.json on RESTORE_PREFIX*, with this prefix
+// as the example, so a restore with the default name stays inside it.
+func DefaultTargetPrefix(source string) string { return source + "-rewind-" }
+
 // DefaultTargetName is the target table for restoring source to t.
 func DefaultTargetName(source string, t time.Time) string {
-	return source + "-restore-" + t.UTC().Format(targetTimeLayout)
+	return DefaultTargetPrefix(source) + t.UTC().Format(targetTimeLayout)
 }
 
 var tableNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)

@@ -132,7 +132,7 @@ func TestRestoreAndWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "orders-restore-" + beforeDeploy.UTC().Format("20060102T150405")
+	want := "orders-rewind-" + beforeDeploy.UTC().Format("20060102T150405")
 	if r.TargetTable != want || r.Status != "CREATING" {
 		t.Fatalf("restore: target %q status %q, want %q CREATING", r.TargetTable, r.Status, want)
 	}

