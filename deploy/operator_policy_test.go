@@ -189,14 +189,14 @@ func TestOperatorPolicyShape(t *testing.T) {
 func TestOperatorPolicyGrants(t *testing.T) {
 	doc := loadOperatorPolicy(t)
 	const (
-		table      = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE"
-		restored   = "arn:aws:dynamodb:REGION:ACCOUNT:table/RESTORE_PREFIX20250101T120000" // rewind restore's default target name
-		audit      = "arn:aws:dynamodb:REGION:ACCOUNT:table/AUDIT_TABLE"
-		other      = "arn:aws:dynamodb:REGION:ACCOUNT:table/OTHER"
-		denyWrite  = "arn:aws:iam::ACCOUNT:policy/DENY_WRITE_POLICY"
-		appRole    = "arn:aws:iam::ACCOUNT:role/APP_ROLE"
-		param      = "arn:aws:ssm:REGION:ACCOUNT:parameter/read-only-customers"
-		bucket     = "arn:aws:s3:::CAPTURE_BUCKET"
+		table     = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE"
+		restored  = "arn:aws:dynamodb:REGION:ACCOUNT:table/RESTORE_PREFIX20250101T120000" // rewind restore's default target name
+		audit     = "arn:aws:dynamodb:REGION:ACCOUNT:table/AUDIT_TABLE"
+		other     = "arn:aws:dynamodb:REGION:ACCOUNT:table/OTHER"
+		denyWrite = "arn:aws:iam::ACCOUNT:policy/DENY_WRITE_POLICY"
+		appRole   = "arn:aws:iam::ACCOUNT:role/APP_ROLE"
+		param     = "arn:aws:ssm:REGION:ACCOUNT:parameter/read-only-customers"
+		bucket    = "arn:aws:s3:::CAPTURE_BUCKET"
 		// streamhandler's object layout: PREFIX/table=T/dt=YYYY-MM-DD/hour=HH/<first record>.parquet
 		parquet    = "arn:aws:s3:::CAPTURE_BUCKET/PARQUET_PREFIX/table=TABLE/dt=2025-01-01/hour=12/2025-01-01T12-00-00-000-000000000000000000001-000000000000000000080.parquet"
 		exportObj  = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"
