@@ -189,16 +189,18 @@ func TestOperatorPolicyShape(t *testing.T) {
 func TestOperatorPolicyGrants(t *testing.T) {
 	doc := loadOperatorPolicy(t)
 	const (
-		table      = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE"
-		restored   = "arn:aws:dynamodb:REGION:ACCOUNT:table/RESTORE_PREFIX20250101T120000Z"
-		audit      = "arn:aws:dynamodb:REGION:ACCOUNT:table/AUDIT_TABLE"
-		other      = "arn:aws:dynamodb:REGION:ACCOUNT:table/OTHER"
-		denyWrite  = "arn:aws:iam::ACCOUNT:policy/DENY_WRITE_POLICY"
-		appRole    = "arn:aws:iam::ACCOUNT:role/APP_ROLE"
-		param      = "arn:aws:ssm:REGION:ACCOUNT:parameter/read-only-customers"
-		bucket     = "arn:aws:s3:::CAPTURE_BUCKET"
-		parquet    = "arn:aws:s3:::CAPTURE_BUCKET/PARQUET_PREFIX/tenant=t1/2025/01/01/12/part-0001.parquet"
+		table     = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE"
+		restored  = "arn:aws:dynamodb:REGION:ACCOUNT:table/RESTORE_PREFIX20250101T120000" // rewind restore's default target name
+		audit     = "arn:aws:dynamodb:REGION:ACCOUNT:table/AUDIT_TABLE"
+		other     = "arn:aws:dynamodb:REGION:ACCOUNT:table/OTHER"
+		denyWrite = "arn:aws:iam::ACCOUNT:policy/DENY_WRITE_POLICY"
+		appRole   = "arn:aws:iam::ACCOUNT:role/APP_ROLE"
+		param     = "arn:aws:ssm:REGION:ACCOUNT:parameter/read-only-customers"
+		bucket    = "arn:aws:s3:::CAPTURE_BUCKET"
+		// streamhandler's object layout: PREFIX/table=T/dt=YYYY-MM-DD/hour=HH/<first record>.parquet
+		parquet    = "arn:aws:s3:::CAPTURE_BUCKET/PARQUET_PREFIX/table=TABLE/dt=2025-01-01/hour=12/2025-01-01T12-00-00-000-000000000000000000001-000000000000000000080.parquet"
 		exportObj  = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"
+		exportData = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/data/4w4vjmcvxzhq4mohpyjdyq72le.json.gz"
 		exportDesc = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/export/01700000000000-abcdef12"
 	)
 	type req struct {
@@ -230,6 +232,8 @@ func TestOperatorPolicyGrants(t *testing.T) {
 		{"restore target table", true, each(restored, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem"), ""},
 		{"export", true, append(append(each(table, "dynamodb:ExportTableToPointInTime"), each(exportDesc, "dynamodb:DescribeExport")...),
 			each(exportObj, "s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl")...), ""},
+		// rewind index --export reads the manifests and the data files.
+		{"read exports", true, append(each(exportObj, "s3:GetObject"), each(exportData, "s3:GetObject")...), ""},
 		{"read-only customers parameter", true, each(param, "ssm:GetParameter", "ssm:PutParameter"), ""},
 		{"DenyWrite policy", true, each(denyWrite, "iam:CreatePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:ListPolicyVersions"), ""},
 		{"attach DenyWrite to application roles", true, []req{
@@ -238,7 +242,8 @@ func TestOperatorPolicyGrants(t *testing.T) {
 			{"iam:ListAttachedRolePolicies", appRole, nil},
 		}, ""},
 		{"read capture bucket", true, []req{
-			{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "PARQUET_PREFIX/tenant=t1/"}},
+			{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "PARQUET_PREFIX/"}},
+			{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "PARQUET_PREFIX/table=TABLE/dt=2025-01-01/"}},
 			{"s3:GetObject", parquet, nil},
 		}, ""},
 
@@ -251,6 +256,7 @@ func TestOperatorPolicyGrants(t *testing.T) {
 		{"rewrite captured history", false, each(parquet, "s3:PutObject", "s3:DeleteObject"), "the Parquet copy is the evidence"},
 		{"touch other tables", false, append(each(other, "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:RestoreTableToPointInTime"), each(table, "dynamodb:DeleteTable", "dynamodb:UpdateTable")...), ""},
 		{"other parameters", false, each("arn:aws:ssm:REGION:ACCOUNT:parameter/db-password", "ssm:GetParameter", "ssm:PutParameter"), ""},
+		{"read other export objects", false, each("arn:aws:s3:::EXPORT_BUCKET/other/x.json", "s3:GetObject"), ""},
 		{"list other prefixes", false, []req{{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "private/"}}}, ""},
 	}
 	for _, g := range groups {

@@ -518,4 +518,3 @@ func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc string) {
 		}
 	}
 }
-
