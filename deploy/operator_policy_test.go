@@ -176,6 +176,11 @@ func TestOperatorPolicyShape(t *testing.T) {
 			}
 		}
 		for _, r := range s.Resource {
+			// dax:DescribeClusters without cluster names is on every
+			// cluster: the only action here that takes no resource.
+			if r == "*" && slices.Equal(s.Action, []string{"dax:DescribeClusters"}) {
+				continue
+			}
 			if r == "*" || !strings.HasPrefix(r, "arn:aws:") {
 				t.Errorf("%s: Resource %q; name the ARN", where, r)
 			}

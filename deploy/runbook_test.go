@@ -49,6 +49,7 @@ import (
 	"github.com/ddbrewind/rewind/internal/localaws/lambdart"
 	"github.com/ddbrewind/rewind/internal/localaws/streampoller"
 	"github.com/ddbrewind/rewind/internal/traffic"
+	"github.com/ddbrewind/rewind/recover/readonly"
 	"github.com/ddbrewind/rewind/streamhandler"
 )
 
@@ -124,7 +125,7 @@ func TestRunbookPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: ddb.Endpoint, S3: s3c, ExportingFor: 100 * time.Millisecond})
+	front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: ddb.Endpoint, S3: s3c, ExportingFor: 100 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +180,7 @@ func TestRunbookPermissions(t *testing.T) {
 		"AWS_ENDPOINT_URL_SSM":        rec.Proxy(t, ssmSrv.Endpoint),
 		"AWS_ENDPOINT_URL_IAM":        rec.Proxy(t, iamSrv.Endpoint),
 		"AWS_ENDPOINT_URL_STS":        rec.Proxy(t, iamSrv.Endpoint),
+		"AWS_ENDPOINT_URL_DAX":        rec.Proxy(t, iamSrv.Endpoint),
 		"AWS_ACCESS_KEY_ID":           ddb.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":       localaws.SecretAccessKey,
 		"AWS_REGION":                  testRegion,
@@ -247,7 +249,7 @@ func TestRunbookPermissions(t *testing.T) {
 	rewind("", "index", "--source", "s3://"+captureBkt+"/"+parquetPfx, "--store", store)
 	rewind("", "stats", "--store", store, "--from", "-1h")
 	// 2. Freeze writes.
-	rewind("", "readonly", "on", "--tenants", "tenant01,tenant02", "--table", runbookTable, "--roles", appRole)
+	rewind("", "readonly", "on", "--tenants", "tenant01,tenant02", "--table", runbookTable, "--roles", appRole, "--tenant-regex", traffic.TenantRegex)
 	rewind("", "readonly", "status", "--table", runbookTable)
 	// 3. Impacted keys.
 	keys := filepath.Join(work, "impacted.jsonl")
@@ -265,6 +267,9 @@ func TestRunbookPermissions(t *testing.T) {
 	rewind("", "patch", "--plan", plan, "--from", restored, "--to", runbookTable, "--yes", "--journal", filepath.Join(work, "patch.journal"), "--progress", "0")
 	rewind("", "verify", "--keys", keys, "--from", restored, "--to", runbookTable, "--progress", "0")
 	rewind("", "readonly", "off", "--table", runbookTable, "--roles", appRole)
+	// 6. Once verify passed, delete the restored table.
+	rewind("", "restore", "--cleanup", "--target", restored, "--table", runbookTable)
+	rewind("", "restore", "--cleanup", "--target", restored, "--table", runbookTable, "--yes")
 	// When capture was never deployed: incremental export, then index it.
 	exports := rewind("", "export", "--table", runbookTable, "--from", "-2h", "--to", "now",
 		"--s3", "s3://"+exportBkt+"/"+exportPfx, "--wait", "--poll", "50ms", "--timeout", "30s")
@@ -289,7 +294,11 @@ func TestRunbookPermissions(t *testing.T) {
 	calls := rec.Calls()
 	evaluateCalls(t, sim, calls, "operator", operatorPolicy(t), "arn:aws:iam::"+testAccount+":role/operator")
 	evaluateCalls(t, sim, calls, "lambda", lambdaPolicy(t, streamARN), "arn:aws:iam::"+testAccount+":role/rewind-StreamHandlerRole")
-	checkDenyWrite(t, sim, denyDoc)
+	// The freeze of tenant01 and tenant02 denies their items and not
+	// tenant03's; a freeze of the whole table denies every tenant.
+	checkDenyWrite(t, sim, denyDoc, "TENANT#tenant01", "TENANT#tenant03")
+	whole := readonly.PolicyDocument("aws", testAccount, readonly.TableInfo{Name: runbookTable, Region: testRegion}, readonly.Scope{Whole: true})
+	checkDenyWrite(t, sim, whole, "TENANT#tenant03", "")
 	for _, want := range []string{"operator", "lambda"} {
 		if !slices.ContainsFunc(calls, func(c awsrec.Call) bool { return c.Caller == want }) {
 			t.Errorf("no calls recorded as %s", want)
@@ -459,8 +468,11 @@ func evaluateCalls(t *testing.T, sim *iamsim.Simulator, calls []awsrec.Call, cal
 // checkDenyWrite evaluates, for the application's role with DenyWrite
 // attached next to a policy that allows it everything on DynamoDB, every
 // write on a table or index resource in the iam-data catalogue, against the
-// table and one of its indexes. Every action the deny names must exist.
-func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc string) {
+// table and one of its indexes, on the frozen partition key (LeadingKeys):
+// each must be denied. With allowedKey, the item writes on that key must
+// stay allowed (the tenant is not frozen). Every action the deny names
+// must exist.
+func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc, frozenKey, allowedKey string) {
 	t.Helper()
 	ctx := t.Context()
 	acts, err := sim.Actions(ctx, "dynamodb")
@@ -494,6 +506,7 @@ func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc string) {
 	table := fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", testRegion, testAccount, runbookTable)
 	principal := "arn:aws:iam::" + testAccount + ":role/" + appRole
 	var reqs []iamsim.Request
+	var want []iamsim.Decision
 	for _, a := range iamsim.Filter(acts, "Write", "table", "index") {
 		for _, rt := range a.ResourceTypes {
 			res := table
@@ -504,7 +517,19 @@ func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc string) {
 			default:
 				continue
 			}
-			reqs = append(reqs, iamsim.Request{Action: "dynamodb:" + a.Name, Resource: res, Principal: principal})
+			action := "dynamodb:" + a.Name
+			item := slices.Contains(readonly.ItemWriteActions, action)
+			r := iamsim.Request{Action: action, Resource: res, Principal: principal}
+			if item {
+				r.Context = map[string][]string{readonly.LeadingKeysCondition: {frozenKey}}
+			}
+			reqs = append(reqs, r)
+			want = append(want, iamsim.ExplicitlyDenied)
+			if item && allowedKey != "" {
+				r.Context = map[string][]string{readonly.LeadingKeysCondition: {allowedKey}}
+				reqs = append(reqs, r)
+				want = append(want, iamsim.Allowed)
+			}
 		}
 	}
 	app := iamsim.Policy{Name: "application", Document: json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Sid":"App","Effect":"Allow","Action":"dynamodb:*","Resource":"*"}]}`)}
@@ -513,8 +538,8 @@ func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc string) {
 		t.Fatal(err)
 	}
 	for i, r := range res {
-		if r.Decision != iamsim.ExplicitlyDenied {
-			t.Errorf("application role with DenyWrite: %v: %s (%s), want ExplicitlyDenied", reqs[i], r.Decision, r.Reason)
+		if r.Decision != want[i] {
+			t.Errorf("application role with DenyWrite: %v %v: %s (%s), want %s", reqs[i], reqs[i].Context, r.Decision, r.Reason, want[i])
 		}
 	}
 }

@@ -217,6 +217,12 @@ func Requests(c Call, account, region string) ([]Request, error) {
 		return m.ssm(c)
 	case "iam":
 		return m.iam(c)
+	case "dax":
+		if c.Operation == "DescribeClusters" {
+			// Without ClusterNames the call is on every cluster: the
+			// catalogue's resource type (cache) is optional, so "*".
+			return []Request{{Action: "dax:DescribeClusters", Resource: "*"}}, nil
+		}
 	case "sts":
 		if c.Operation == "GetCallerIdentity" {
 			// "No permissions are required to perform this operation."
@@ -428,8 +434,17 @@ func (m mapper) iam(c Call) ([]Request, error) {
 			return nil, err
 		}
 		return []Request{{Action: "iam:" + op, Resource: role(), Context: map[string][]string{"iam:PolicyARN": {arn}}}}, nil
-	case "ListAttachedRolePolicies", "GetRole":
+	case "ListPolicyTags", "TagPolicy", "UntagPolicy":
+		arn, err := policyARN()
+		if err != nil {
+			return nil, err
+		}
+		return []Request{req("iam:"+op, arn)}, nil
+	case "ListAttachedRolePolicies", "GetRole", "PutRolePolicy", "DeleteRolePolicy", "GetRolePolicy", "ListRolePolicies":
 		return []Request{req("iam:"+op, role())}, nil
+	case "SimulatePrincipalPolicy":
+		// Authorized on the principal whose policies are simulated.
+		return []Request{req("iam:SimulatePrincipalPolicy", f.Get("PolicySourceArn"))}, nil
 	}
 	return nil, fmt.Errorf("awsrec: %v: no IAM mapping for this IAM operation", c)
 }

@@ -8,10 +8,16 @@
 //     by those tenants with 503. SSM cannot store an empty StringList, so
 //     an empty list is stored as Placeholder ("none").
 //   - The IAM layer, DenyPolicy: a managed policy (DefaultPolicy,
-//     "DenyWrite", statement PolicySid "RevokeWritePermission") denying
-//     WriteActions on the table and its indexes, attached to the
-//     application's roles. It catches writes that bypass the guard (other
-//     services, scripts, a guard that fails open) but freezes every tenant.
+//     "DenyWrite") attached to the application's roles (inline where a
+//     role is at its managed-policy quota). For the whole table, statement
+//     PolicySid denies WriteActions on the table and its indexes in every
+//     replica region; for some tenants, statement TenantsSid denies
+//     ItemWriteActions on the items whose partition key matches the
+//     tenants' dynamodb:LeadingKeys patterns (TenantPatterns), and
+//     statement TableSid the control-plane TableWriteActions. It catches
+//     writes that bypass the guard (other services, scripts, a guard that
+//     fails open). DenyPolicy.Check proves it in force with
+//     iam:SimulatePrincipalPolicy.
 //
 // Freeze applies both (application layer first) and Thaw lifts both (IAM
 // layer first); each layer runs under its own deadline and a failed layer

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 
 	rewind "github.com/ddbrewind/rewind"
@@ -78,5 +79,55 @@ func TestPolicyDocumentWithIAMSimulate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A freeze of some tenants denies every control-plane write on the whole
+// table (statement TableSid): no request of theirs names a partition key,
+// so the LeadingKeys condition could never scope them. Together the two
+// lists are exactly the catalogue's writes on a table or index.
+func TestTenantFreezeDeniesTableWrites(t *testing.T) {
+	sim := iamsim.ForTest(t)
+	acts, err := sim.Actions(t.Context(), "dynamodb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var catalogue []string
+	types := map[string][]string{}
+	for _, a := range iamsim.Filter(acts, "Write", "table", "index") {
+		catalogue = append(catalogue, "dynamodb:"+a.Name)
+		types["dynamodb:"+a.Name] = a.ResourceTypes
+	}
+	slices.Sort(catalogue)
+	ours := slices.Sorted(slices.Values(readonly.WriteActions))
+	if !slices.Equal(ours, catalogue) {
+		t.Errorf("WriteActions differ from the catalogue's writes on table or index:\n ours      %v\n catalogue %v", ours, catalogue)
+	}
+	if !slices.Equal(itemWrites, slices.Sorted(slices.Values(readonly.ItemWriteActions))) {
+		t.Errorf("ItemWriteActions = %v, want %v", readonly.ItemWriteActions, itemWrites)
+	}
+
+	const account = "123456789012"
+	info := readonly.TableInfo{Name: "orders", PartitionKey: "pk", PartitionKeyType: "S", Region: "eu-west-1"}
+	doc := readonly.PolicyDocument("aws", account, info, readonly.Scope{Patterns: []string{"TENANT#t1#*"}})
+	appAllow := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:*","Resource":"*"}]}`
+	policies := []iamsim.Policy{{Name: "app/Allow", Document: json.RawMessage(appAllow)}, {Name: "app/DenyWrite", Document: json.RawMessage(doc)}}
+	table := "arn:aws:dynamodb:eu-west-1:" + account + ":table/orders"
+	var reqs []iamsim.Request
+	for _, a := range readonly.TableWriteActions {
+		res := table
+		if !slices.Contains(types[a], "table") {
+			res = table + "/index/byStatus"
+		}
+		reqs = append(reqs, iamsim.Request{Action: a, Resource: res, Principal: "arn:aws:iam::" + account + ":role/app"})
+	}
+	got, err := sim.Evaluate(t.Context(), policies, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got {
+		if r.Decision != iamsim.ExplicitlyDenied {
+			t.Errorf("%s: %s (%s), want ExplicitlyDenied", reqs[i], r.Decision, r.Reason)
+		}
 	}
 }

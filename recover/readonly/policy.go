@@ -41,30 +41,44 @@ const maxPolicyVersions = 5
 // PartiQLInsert/Update/Delete, and transactions (TransactWriteItems) as
 // their PutItem/UpdateItem/DeleteItem parts: neither is an IAM action.
 //
-// Control-plane writes (UpdateTable, DeleteTable, UpdateTimeToLive,
-// restores, exports) are denied too: the policy is attached only to the
-// application's roles, never to the operator's, and a frozen table must not
-// change under the recovery in any way the application could cause.
-var WriteActions = []string{
-	"dynamodb:AssociateTableReplica",
+// They are ItemWriteActions followed by TableWriteActions.
+var WriteActions = append(slices.Clone(ItemWriteActions), TableWriteActions...)
+
+// ItemWriteActions are the writes of items: the actions whose requests
+// carry the partition keys they touch (dynamodb:LeadingKeys), so a freeze
+// of some tenants can deny them for those tenants' keys only.
+var ItemWriteActions = []string{
 	"dynamodb:BatchWriteItem",
+	"dynamodb:DeleteItem",
+	"dynamodb:PartiQLDelete",
+	"dynamodb:PartiQLInsert",
+	"dynamodb:PartiQLUpdate",
+	"dynamodb:PutItem",
+	"dynamodb:UpdateItem",
+}
+
+// TableWriteActions are the control-plane writes (UpdateTable,
+// DeleteTable, UpdateTimeToLive, restores, exports, replicas): no request
+// of theirs names a partition key, so they are denied whole-table in every
+// freeze, a freeze of some tenants included (statement TableSid). The
+// policy is attached only to the application's roles, never to the
+// operator's, and a frozen table must not change under the recovery in any
+// way the application could cause; no tenant's reads or item writes depend
+// on them.
+var TableWriteActions = []string{
+	"dynamodb:AssociateTableReplica",
 	"dynamodb:CreateBackup",
 	"dynamodb:CreateGlobalTable",
 	"dynamodb:CreateGlobalTableWitness",
 	"dynamodb:CreateTable",
 	"dynamodb:CreateTableReplica",
 	"dynamodb:DeleteGlobalTableWitness",
-	"dynamodb:DeleteItem",
 	"dynamodb:DeleteTable",
 	"dynamodb:DeleteTableReplica",
 	"dynamodb:DisableKinesisStreamingDestination",
 	"dynamodb:EnableKinesisStreamingDestination",
 	"dynamodb:ExportTableToPointInTime",
 	"dynamodb:ImportTable",
-	"dynamodb:PartiQLDelete",
-	"dynamodb:PartiQLInsert",
-	"dynamodb:PartiQLUpdate",
-	"dynamodb:PutItem",
 	"dynamodb:ReplicateSettings",
 	"dynamodb:RestoreTableFromAwsBackup",
 	"dynamodb:RestoreTableFromBackup",
@@ -75,7 +89,6 @@ var WriteActions = []string{
 	"dynamodb:UpdateGlobalTable",
 	"dynamodb:UpdateGlobalTableSettings",
 	"dynamodb:UpdateGlobalTableVersion",
-	"dynamodb:UpdateItem",
 	"dynamodb:UpdateKinesisStreamingDestination",
 	"dynamodb:UpdateTable",
 	"dynamodb:UpdateTableReplicaAutoScaling",
@@ -220,8 +233,13 @@ func (p *DenyPolicy) ARN(ctx context.Context) (string, error) {
 	return fmt.Sprintf("arn:%s:iam::%s:policy/%s", id.Partition, id.Account, p.name), nil
 }
 
-// TenantsSid is the Sid of the statement that denies only some tenants.
+// TenantsSid is the Sid of the statement that denies only some tenants
+// their item writes (ItemWriteActions, conditional on LeadingKeys).
 const TenantsSid = "RevokeWritePermissionForTenants"
+
+// TableSid is the Sid of the statement that goes with TenantsSid: it denies
+// TableWriteActions on the whole table, which no partition key scopes.
+const TableSid = "RevokeTableWritePermission"
 
 // inlineTagPrefix starts the tag, on the managed policy, naming a role
 // that holds an inline copy of the document because it was at its
@@ -293,10 +311,11 @@ func (s *stringList) UnmarshalJSON(b []byte) error {
 // anyLike is the condition operator of the per-tenant statement.
 const anyLike = "ForAnyValue:StringLike"
 
-// PolicyDocument returns the policy document that denies WriteActions on
-// the table and its indexes in every region of t (the table's and its
-// global-table replicas'), for the whole table and/or the items whose
-// partition key matches s.Patterns. s must not be empty.
+// PolicyDocument returns the policy document that denies writes on the
+// table and its indexes in every region of t (the table's and its
+// global-table replicas'): WriteActions for the whole table, and/or
+// ItemWriteActions on the items whose partition key matches s.Patterns
+// together with TableWriteActions on the whole table. s must not be empty.
 func PolicyDocument(partition, account string, t TableInfo, s Scope) string {
 	var res []string
 	for _, r := range t.Regions() {
@@ -308,9 +327,12 @@ func PolicyDocument(partition, account string, t TableInfo, s Scope) string {
 	}
 	if len(s.Patterns) > 0 {
 		doc.Statement = append(doc.Statement, statement{
-			Sid: TenantsSid, Effect: "Deny", Action: slices.Clone(WriteActions), Resource: res,
+			Sid: TenantsSid, Effect: "Deny", Action: slices.Clone(ItemWriteActions), Resource: res,
 			Condition: map[string]map[string]stringList{anyLike: {LeadingKeysCondition: slices.Clone(s.Patterns)}},
 		})
+		if !s.Whole {
+			doc.Statement = append(doc.Statement, statement{Sid: TableSid, Effect: "Deny", Action: slices.Clone(TableWriteActions), Resource: res})
+		}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
