@@ -201,7 +201,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 }
 
 // checkResume checks that journal and its checkpoint belong to the patch
-// described by want, and returns the checkpoint (zero when the patch
+// described by want (its input, tables and shard; not its limit), and returns the checkpoint (zero when the patch
 // stopped before its first checkpoint).
 func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	f, err := os.Open(journalPath)
@@ -234,9 +234,14 @@ func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	if err != nil {
 		return checkpoint{}, err
 	}
-	if cp.Keys != want.Keys || cp.From != want.From || cp.To != want.To || cp.Shard != want.Shard || cp.Limit != want.Limit {
-		return checkpoint{}, fmt.Errorf("checkpoint %s is of another patch (keys %s, from %s, to %s, shard %s, limit %d)",
-			checkpointPath(journalPath), cp.Keys, cp.From, cp.To, cp.Shard, cp.Limit)
+	// The limit may differ: a trial run (Limit 2, say) is extended by a
+	// resume with a larger limit or none, into the same journal, so that
+	// one undo takes back the trial and the run. Limit counts keys from
+	// the input's start either way, so the lines the checkpoint covers are
+	// the same keys.
+	if cp.Keys != want.Keys || cp.From != want.From || cp.To != want.To || cp.Shard != want.Shard {
+		return checkpoint{}, fmt.Errorf("checkpoint %s is of another patch (keys %s, from %s, to %s, shard %s)",
+			checkpointPath(journalPath), cp.Keys, cp.From, cp.To, cp.Shard)
 	}
 	return cp, nil
 }
@@ -576,6 +581,9 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s (%.0f keys/s)\n", "elapsed", s.Elapsed.Round(time.Millisecond), rate)
 	if s.Journal != "" {
 		fmt.Fprintf(&b, "  %-10s %s\n", "journal", s.Journal)
+	}
+	if s.Tool == "patch" && !s.DryRun && s.Limit > 0 && s.Outcome() == Done {
+		fmt.Fprintf(&b, "  %-10s only the first %d keys (a trial): patch the rest into this same journal with --resume --journal %s without --limit, and one undo of it takes back both\n", "rest", s.Limit, s.Journal)
 	}
 	for _, w := range s.Warnings {
 		fmt.Fprintf(&b, "  WARNING: %s\n", w)
