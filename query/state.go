@@ -91,50 +91,32 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 }
 
 // edgeEvent returns the full event of the last (or first) change of an item
-// in a window, or nil when there is none. Only that one event's images are
-// read: for the last, a first pass counts the window's changes from the
-// index alone.
+// in a window, or nil when there is none. The index is not walked: one
+// seek to the window's end (or start) finds the entry, and only that one
+// event's images are read.
 func edgeEvent(ctx context.Context, st *indexer.Store, table string, key rewind.Key, w indexer.Window, last bool) (*rewind.ChangeEvent, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	want := 1
-	if last {
-		n, err := countItem(st, table, key, w)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		want = n
-	}
 	it, err := st.ScanItem(table, key, w)
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	for i := 1; it.Next(); i++ {
-		if i < want {
-			continue
-		}
-		ev, err := st.Event(it.Entry())
-		if err != nil {
-			return nil, fmt.Errorf("history of %s %s: %w", table, key, err)
-		}
-		return &ev, nil
+	found := false
+	if last {
+		found = it.Prev()
+	} else {
+		found = it.Next()
 	}
-	return nil, it.Err()
-}
-
-func countItem(st *indexer.Store, table string, key rewind.Key, w indexer.Window) (int, error) {
-	it, err := st.ScanItem(table, key, w)
+	if !found {
+		return nil, it.Err()
+	}
+	ev, err := st.Event(it.Entry())
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("history of %s %s: %w", table, key, err)
 	}
-	defer it.Close()
-	n := 0
-	for it.Next() {
-		n++
-	}
-	return n, it.Err()
+	return &ev, nil
 }
 
 func describe(ev *rewind.ChangeEvent) string {

@@ -23,8 +23,10 @@ type historySource struct {
 	at    time.Time
 }
 
-var _ patch.StateSource = (*historySource)(nil)
+var _ patch.Source = (*historySource)(nil)
 
+// States rebuilds each key's state at h.at; a key whose history cannot
+// prove it is Unknown, with the reason.
 func (h *historySource) States(ctx context.Context, keys []rewind.Key) ([]patch.State, error) {
 	out := make([]patch.State, len(keys))
 	for i, k := range keys {
@@ -39,21 +41,6 @@ func (h *historySource) States(ctx context.Context, keys []rewind.Key) ([]patch.
 		out[i] = patch.State{Item: s.Item}
 	}
 	return out, nil
-}
-
-func (h *historySource) Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error) {
-	states, err := h.States(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	items := make([]rewind.Item, len(states))
-	for i, s := range states {
-		if s.Unknown != "" {
-			return nil, fmt.Errorf("key %s: state at %s unknown: %s", keys[i], h.at.Format(time.RFC3339Nano), s.Unknown)
-		}
-		items[i] = s.Item
-	}
-	return items, nil
 }
 
 func (h *historySource) String() string {

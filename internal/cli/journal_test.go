@@ -341,3 +341,39 @@ func TestUndoConflictSaysCommand(t *testing.T) {
 	}
 	assertProd(t, ddb.DynamoDB, s.Damaged, "after undo --force")
 }
+
+// TestPatchTrialThenRunOneJournal is the runbook's trial: --limit 2 --yes
+// writes the first two keys and its journal; the full run resumes that
+// journal without --limit, writes the rest into it, and one undo of it
+// then takes back both the trial's writes and the run's.
+func TestPatchTrialThenRunOneJournal(t *testing.T) {
+	ddb, s, keys, _ := patchStack(t, patchtest.ScenarioOptions{Items: 40, Modify: 12, Delete: 4, Junk: 4, Seed: 23})
+	j := filepath.Join(t.TempDir(), "trial.journal")
+	common := []string{"--keys", keys, "--from", "orders-restored", "--to", "orders", "--progress", "0"}
+
+	code, _, stderr := runPatchCLI(t, append([]string{"patch", "--limit", "2", "--yes", "--journal", j}, common...)...)
+	if code != exitOK || !strings.Contains(stderr, "written    2") {
+		t.Fatalf("trial: exit %d, want 0 and 2 written\n%s", code, stderr)
+	}
+	for _, want := range []string{"patch the rest into this same journal", "--resume --journal " + j} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("trial summary lacks %q (how the full run extends this journal):\n%s", want, stderr)
+		}
+	}
+	intents := countIntents(j)
+
+	code, _, stderr = runPatchCLI(t, append([]string{"patch", "--yes", "--resume", "--journal", j}, common...)...)
+	if code != exitOK {
+		t.Fatalf("full run resuming the trial's journal: exit %d\n%s", code, stderr)
+	}
+	assertProd(t, ddb.DynamoDB, s.Expected, "after the trial and the full run")
+	if n := countIntents(j); n <= intents {
+		t.Fatalf("the full run journaled nothing more into the trial's journal (%d intents, the trial had %d)", n, intents)
+	}
+
+	code, _, stderr = runPatchCLI(t, "undo", "--journal", j, "--to", "orders", "--yes", "--progress", "0")
+	if code != exitOK {
+		t.Fatalf("undo of the one journal: exit %d\n%s", code, stderr)
+	}
+	assertProd(t, ddb.DynamoDB, s.Damaged, "after one undo of the trial and the run")
+}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/ddbrewind/rewind/recover/patch"
 )
 
 // Exit codes, in one place.
@@ -95,17 +97,30 @@ func partialf(format string, args ...any) error {
 	return &partialError{fmt.Sprintf(format, args...)}
 }
 
-// exitCode maps an error to the process exit code.
+// interruptedError is work stopped by a signal that can be continued, as
+// its summary said (patch.Interrupted): exit 130.
+type interruptedError struct{ err error }
+
+func (e *interruptedError) Error() string { return e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// exitCode maps an error to the process exit code, in one place: the
+// commands return errors of these kinds (the patch commands from their
+// summary's Outcome), never an exit code.
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
+	var ce *patch.ConfigError
 	var pe *partialError
+	var ie *interruptedError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp), errors.As(err, &ce), errors.Is(err, patch.ErrEmptyKeySet):
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
+	case errors.As(err, &ie):
+		return exitInterrupted
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())):
 		return exitInterrupted
 	}

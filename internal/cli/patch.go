@@ -7,8 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,39 +31,81 @@ func (*patchCmd) Synopsis() string {
 	return "put impacted items back from a restored table or the history (prints the plan; --yes writes)"
 }
 
-// patchFlags are the flags patch, verify and undo share.
-type patchFlags struct {
-	rate        float64
-	concurrency int
-	readers     int
-	maxAttempts int
-	progress    time.Duration
-}
-
-func (p *patchFlags) register(fs *flag.FlagSet, writes bool) {
+// bindOptions binds the engine's flags, shared by patch, verify and undo,
+// to the fields of o, which holds the library's defaults
+// (patch.DefaultOptions): the help shows them, and this file holds no
+// defaults of its own. writes adds the flags of the write path.
+func bindOptions(fs *flag.FlagSet, o *patch.Options, writes bool) {
 	if writes {
-		fs.Float64Var(&p.rate, "rate", 1000, "at most this many writes per second (0: no limit); see the capacity math in the README")
-		fs.IntVar(&p.concurrency, "concurrency", 16, "writes in flight")
+		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second (0: no limit); see the capacity math in the README")
+		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "writes in flight")
 	}
-	fs.IntVar(&p.readers, "readers", 4, "chunks of 100 keys being read at once (each is one BatchGetItem per table)")
-	fs.IntVar(&p.maxAttempts, "max-attempts", 10, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")
-	fs.DurationVar(&p.progress, "progress", 10*time.Second, "progress line on stderr this often (0: none)")
+	fs.IntVar(&o.Readers, "readers", o.Readers, fmt.Sprintf("chunks of %d keys being read at once (each is one BatchGetItem per table)", o.BatchSize))
+	fs.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")
+	fs.DurationVar(&o.ProgressEvery, "progress", o.ProgressEvery, "progress line on stderr this often (0: none)")
 }
 
-func (p *patchFlags) check() error {
-	switch {
-	case p.rate < 0:
-		return usagef("--rate %g: must be 0 (no limit) or more", p.rate)
-	case p.concurrency < 1:
-		return usagef("--concurrency %d: must be at least 1", p.concurrency)
-	case p.readers < 1:
-		return usagef("--readers %d: must be at least 1", p.readers)
-	case p.maxAttempts < 1:
-		return usagef("--max-attempts %d: must be at least 1", p.maxAttempts)
-	case p.progress < 0:
-		return usagef("--progress %s: must not be negative", p.progress)
+// rateValue is --rate: writes per second, where 0 spells no limit
+// (patch.NoRateLimit).
+type rateValue float64
+
+func (r *rateValue) String() string {
+	if math.IsInf(float64(*r), 1) {
+		return "0"
 	}
+	return strconv.FormatFloat(float64(*r), 'g', -1, 64)
+}
+
+func (r *rateValue) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number of writes per second: %w", err)
+	}
+	if v == 0 {
+		v = patch.NoRateLimit
+	}
+	*r = rateValue(v)
 	return nil
+}
+
+// withProgress sends the progress lines to stderr unless --progress is 0.
+func withProgress(o *patch.Options, env *Env) {
+	if o.ProgressEvery != 0 {
+		o.Progress = env.Stderr
+	}
+}
+
+// validate runs the library's checks of a configuration before anything
+// is opened, and names the flag of the bad field: a usage error.
+func validate(cfg interface{ Validate() error }) error {
+	err := cfg.Validate()
+	var ce *patch.ConfigError
+	if errors.As(err, &ce) {
+		return &usageError{fmt.Sprintf("--%s: %s", flagOf(ce.Field), ce.Problem)}
+	}
+	return err
+}
+
+// flagOf is the flag bound to a patch configuration field: its name in
+// kebab case, but for the few spelled otherwise.
+func flagOf(field string) string {
+	switch field {
+	case "ProgressEvery":
+		return "progress"
+	case "Plan", "Keys":
+		return "keys or --plan"
+	}
+	var b strings.Builder
+	for i, r := range field {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
@@ -74,15 +120,12 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	shard := fs.String("shard", "0/1", "i/n: handle only the keys whose hash is i modulo n, to split a key set across machines")
 	journal := fs.String("journal", "", "journal of pre-images (default: next to --keys, <keys>.patch-<time>.journal)")
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
-	var pf patchFlags
-	pf.register(fs, true)
+	opts := patch.DefaultOptions()
+	bindOptions(fs, &opts, true)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if *keys != "" && *plan != "" {
-		return usagef("--keys and --plan are exclusive: a plan names its keys")
 	}
 	input := cmp.Or(*plan, *keys)
 	hist, closeHist, err := hf.source(env, input, *from, *to)
@@ -90,20 +133,24 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer closeHist()
-	if *from == *to {
-		return usagef("--from and --to are both %q: patch from the restored copy into production, never a table into itself", *to)
-	}
-	if *resume && *journal == "" {
-		return usagef("--resume needs --journal: the journal of the patch to continue (its path is in that patch's summary)")
-	}
-	if *limit < 0 {
-		return usagef("--limit %d: must be 0 (all) or more", *limit)
-	}
 	sh, err := patch.ParseShard(*shard)
 	if err != nil {
 		return usagef("--shard: %v", err)
 	}
-	if err := pf.check(); err != nil {
+	withProgress(&opts, env)
+	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	defer out.Flush()
+	opts.Out, opts.Log = out, env.Log
+	cfg := patch.Config{
+		Keys: *keys, Plan: *plan, From: *from, To: *to,
+		Apply: *yes, Force: *force, Limit: *limit, Shard: sh,
+		Journal: *journal, Resume: *resume,
+		Options: opts,
+	}
+	if hist != nil {
+		cfg.Source = hist
+	}
+	if err := validate(&cfg); err != nil {
 		return err
 	}
 	next := ""
@@ -113,6 +160,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 			// resume is known before anything is written.
 			*journal = patch.DefaultJournal(input, time.Now())
 		}
+		cfg.Journal = *journal
 		inputFlag, resumeInput := "keys", input
 		if *plan != "" {
 			inputFlag = "plan"
@@ -127,63 +175,36 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	} else {
 		env.SetContinue("nothing was written; to run the dry run again: " + commandLine(fs, "patch", nil))
 	}
-	client, err := newPatchClient(ctx, env, pf.concurrency)
+	client, err := newPatchClient(ctx, env, cfg.Concurrency)
 	if err != nil {
 		return err
 	}
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
-	defer out.Flush()
-	cfg := patch.Config{
-		Keys: *keys, Plan: *plan, From: *from, To: *to,
-		Apply: *yes, Force: *force, Limit: *limit, Shard: sh,
-		Journal: *journal, Resume: *resume,
-		Out: out, Log: env.Log,
-	}
-	if hist != nil {
-		cfg.Source = hist
-	}
-	pf.apply(&cfg, env)
 	sum, err := patch.Patch(ctx, client, cfg)
 	out.Flush()
 	return finishPatch(env, sum, err, next)
-}
-
-func (p *patchFlags) apply(cfg *patch.Config, env *Env) {
-	cfg.Rate, cfg.Concurrency, cfg.Readers, cfg.MaxAttempts = p.rate, p.concurrency, p.readers, p.maxAttempts
-	if p.progress > 0 {
-		cfg.Progress, cfg.ProgressEvery = env.Stderr, p.progress
-	}
 }
 
 // finishPatch prints the summary and maps the outcome to an exit code.
 // next, when not empty, is the command that continues an interrupted or
 // failed run.
 func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
-	if sum != nil {
-		fmt.Fprint(env.Stderr, sum)
-	}
-	if errors.Is(err, patch.ErrEmptyKeySet) {
-		return usagef("%v", err)
-	}
-	if err != nil {
-		if sum != nil && next != "" {
-			fmt.Fprintf(env.Stderr, "  %-10s %s\n", "continue", next)
-		}
+	if sum == nil { // refused before it started
 		return err
 	}
-	if sum.Partial() {
-		if sum.Tool == "verify" {
-			return partialf("%d of %d keys differ, %d unknown (listed on stdout)", sum.Mismatches(), sum.Keys, sum.Unknown)
+	fmt.Fprint(env.Stderr, sum)
+	switch sum.Outcome() {
+	case patch.Interrupted, patch.Failed:
+		if next != "" {
+			fmt.Fprintf(env.Stderr, "  %-10s %s\n", "continue", next)
 		}
-		if sum.Unknown > 0 {
-			return partialf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", sum.Unknown, sum.Conflicts, sum.Failures)
+		if sum.Outcome() == patch.Interrupted {
+			return &interruptedError{err}
 		}
-		if sum.Tool == "undo" { // how to continue: see undoCmd
-			return partialf("%d journal records skipped as damaged (their keys were NOT put back), %d conflicts, %d failures (listed on stdout)", sum.Skipped, sum.Conflicts, sum.Failures)
-		}
-		return partialf("%d conflicts and %d failures (listed on stdout); review each listed key; to retry failures, run the same command again (a new journal): keys already patched are found unchanged; --force overwrites conflicts", sum.Conflicts, sum.Failures)
+		return err
+	case patch.Partial:
+		return partialf("%s", sum.Shortfall())
 	}
-	return nil
+	return err
 }
 
 // newPatchClient returns a DynamoDB client from the usual AWS

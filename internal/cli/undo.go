@@ -28,34 +28,29 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	force := fs.Bool("force", false, "put pre-images back even over items changed since the patch")
 	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
 	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
-	var pf patchFlags
-	pf.register(fs, true)
+	opts := patch.DefaultOptions()
+	bindOptions(fs, &opts, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *journal == "" || *to == "" {
-		return usagef("--journal and --to are required")
+	withProgress(&opts, env)
+	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	defer out.Flush()
+	opts.Out, opts.Log = out, env.Log
+	ucfg := patch.UndoConfig{
+		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal, Partial: *partial,
+		Options: opts,
 	}
-	if err := pf.check(); err != nil {
+	if err := validate(&ucfg); err != nil {
 		return err
 	}
 	if *yes {
 		// A new undo journal each time: the one this run was writing exists.
 		env.SetContinue("to continue, run the undo again (keys already put back are found unchanged): " + commandLine(fs, "undo", []string{"undo-journal"}))
 	}
-	client, err := newPatchClient(ctx, env, pf.concurrency)
+	client, err := newPatchClient(ctx, env, ucfg.Concurrency)
 	if err != nil {
 		return err
-	}
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
-	defer out.Flush()
-	ucfg := patch.UndoConfig{
-		Journal: *journal, To: *to, Apply: *yes, Force: *force, UndoJournal: *undoJournal, Partial: *partial,
-		Rate: pf.rate, Concurrency: pf.concurrency, Readers: pf.readers, MaxAttempts: pf.maxAttempts,
-		Out: out, Log: env.Log,
-	}
-	if pf.progress > 0 {
-		ucfg.Progress, ucfg.ProgressEvery = env.Stderr, pf.progress
 	}
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
@@ -65,10 +60,10 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	// Undo is idempotent: the same command continues it.
 	cmd := undoCommand(*journal, *to, *yes, *force, *partial)
-	switch {
-	case sum.Interrupted:
+	switch sum.Outcome() {
+	case patch.Interrupted:
 		return fmt.Errorf("%w; to continue, run the same command again (undo is idempotent): %s", err, cmd)
-	case sum.Failures > 0 || sum.Conflicts > 0:
+	default: // partial, or failed part way
 		if sum.Failures > 0 {
 			err = fmt.Errorf("%w; to retry the failures, run the same command again (undo is idempotent): %s", err, cmd)
 		}

@@ -24,8 +24,8 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	from := fs.String("from", "", "table holding the wanted state (or use --from-history)")
 	to := fs.String("to", "", "production table (required)")
 	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
-	var pf patchFlags
-	pf.register(fs, false)
+	opts := patch.DefaultOptions()
+	bindOptions(fs, &opts, false)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
@@ -36,29 +36,26 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer closeHist()
-	if *from == *to {
-		return usagef("--from and --to are both %q", *to)
-	}
 	sh, err := patch.ParseShard(*shard)
 	if err != nil {
 		return usagef("--shard: %v", err)
 	}
-	pf.concurrency = 1
-	if err := pf.check(); err != nil {
-		return err
-	}
-	env.SetContinue("nothing was written; to verify again: " + commandLine(fs, "verify", nil))
-	client, err := newPatchClient(ctx, env, pf.readers)
-	if err != nil {
-		return err
-	}
+	withProgress(&opts, env)
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
-	cfg := patch.Config{Keys: *keys, From: *from, To: *to, Shard: sh, Out: out, Log: env.Log}
+	opts.Out, opts.Log = out, env.Log
+	cfg := patch.Config{Keys: *keys, From: *from, To: *to, Shard: sh, Options: opts}
 	if hist != nil {
 		cfg.Source = hist
 	}
-	pf.apply(&cfg, env)
+	if err := validate(&cfg); err != nil {
+		return err
+	}
+	env.SetContinue("nothing was written; to verify again: " + commandLine(fs, "verify", nil))
+	client, err := newPatchClient(ctx, env, cfg.Readers)
+	if err != nil {
+		return err
+	}
 	sum, err := patch.Verify(ctx, client, cfg)
 	out.Flush()
 	return finishPatch(env, sum, err, "")

@@ -2,11 +2,11 @@ package patch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +29,137 @@ type Client interface {
 }
 
 var _ Client = (*dynamodb.Client)(nil)
+
+// Options are how the patch engine runs: the knobs Patch, Verify and Undo
+// share. The zero value of every field means its documented default
+// (EnsureDefaults fills them in; DefaultOptions returns them filled in,
+// for a command line to bind its flags to).
+type Options struct {
+	// Rate caps writes per second. Default DefaultRate (1000). NoRateLimit
+	// (+Inf) lifts the cap; the SDK retryer still backs off on throttling.
+	Rate float64
+	// Concurrency is the number of writes in flight. Default 16.
+	Concurrency int
+	// Readers is the number of chunks being planned at once; each chunk
+	// costs two BatchGetItem calls in parallel. Default 4.
+	Readers int
+	// BatchSize is the number of keys per chunk and per BatchGetItem call,
+	// at most 100 (DynamoDB's limit). Default 100.
+	BatchSize int
+	// MaxAttempts is how many times one DynamoDB call is tried before it
+	// fails (the SDK's standard retryer, exponential backoff with jitter,
+	// on throttling, 5xx and connection errors). Default 10.
+	MaxAttempts int
+	// WriteTimeout is how long a write already sent is let finish after
+	// an interrupt: long enough for a healthy endpoint to answer, short
+	// enough that Ctrl-C acts within seconds. A write cut by it is left for
+	// a resume to plan again. Default 10s.
+	WriteTimeout time.Duration
+
+	// Out receives the data: the plan (dry run), or the conflicts and
+	// failures (apply), or the mismatches (Verify), as JSON Lines. Default
+	// io.Discard.
+	Out io.Writer
+	// Progress receives a progress line every ProgressEvery. Default nil:
+	// no progress.
+	Progress io.Writer
+	// ProgressEvery is the progress interval. Default 10s.
+	ProgressEvery time.Duration
+	// Log receives warnings. Default slog.Default().
+	Log *slog.Logger
+
+	// now is time.Now; tests replace it.
+	now func() time.Time
+}
+
+// DefaultRate is Options.Rate's default, in writes per second: about 1,000
+// WCU/s for items up to 1 KB (see the capacity math in the README).
+const DefaultRate = 1000
+
+// NoRateLimit as Options.Rate lifts the cap on writes per second.
+var NoRateLimit = math.Inf(1)
+
+// DefaultOptions returns the options with every default filled in: what a
+// zero Options means. A command line binds its flags to its fields, so its
+// help shows these defaults.
+func DefaultOptions() Options {
+	var o Options
+	o.EnsureDefaults()
+	return o
+}
+
+// EnsureDefaults fills in the default of every zero field.
+func (o *Options) EnsureDefaults() {
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 16
+	}
+	if o.Readers == 0 {
+		o.Readers = 4
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = maxBatch
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 10
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = 10 * time.Second
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+}
+
+// Validate checks options that EnsureDefaults has filled in (or that
+// were bound from DefaultOptions): a zero left is invalid, as is anything
+// negative. The error is a *ConfigError naming the bad field.
+func (o *Options) Validate() error {
+	switch {
+	case !(o.Rate > 0): // also NaN
+		return configErrorf("Rate", "Rate %g: must be more than 0 writes per second", o.Rate)
+	case o.Concurrency < 1:
+		return configErrorf("Concurrency", "Concurrency %d: must be at least 1", o.Concurrency)
+	case o.Readers < 1:
+		return configErrorf("Readers", "Readers %d: must be at least 1", o.Readers)
+	case o.BatchSize < 1 || o.BatchSize > maxBatch:
+		return configErrorf("BatchSize", "BatchSize %d: want 1 to %d", o.BatchSize, maxBatch)
+	case o.MaxAttempts < 1:
+		return configErrorf("MaxAttempts", "MaxAttempts %d: must be at least 1", o.MaxAttempts)
+	case o.WriteTimeout <= 0:
+		return configErrorf("WriteTimeout", "WriteTimeout %s: must be more than 0", o.WriteTimeout)
+	case o.ProgressEvery < 0 || (o.ProgressEvery == 0 && o.Progress != nil):
+		return configErrorf("ProgressEvery", "ProgressEvery %s: must be more than 0", o.ProgressEvery)
+	}
+	return nil
+}
+
+// ConfigError is a bad option or configuration field, found by Validate
+// before anything is read or written.
+type ConfigError struct {
+	// Field is the Go name of the bad field, such as "Concurrency".
+	Field string
+	// Problem says what is wrong with it, naming it: "Concurrency 0: must
+	// be at least 1".
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "patch: " + e.Problem }
+
+func configErrorf(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
 
 // Config says what to patch and how. The zero value of every optional
 // field means its documented default.
@@ -59,27 +190,13 @@ type Config struct {
 	// planned against. Default false: such keys are conflicts.
 	Force bool
 	// Limit patches only the first Limit keys of the key set (after Shard).
-	// Default 0: all keys.
+	// Default 0: all keys. A trial run with a limit is extended by a
+	// resume of its journal with a larger limit (or none): one journal,
+	// and one undo, for the trial and the run.
 	Limit int64
 	// Shard selects the keys this process handles, so that several
 	// processes can split one key set. Default 0/1: all keys.
 	Shard Shard
-
-	// Rate caps writes per second. Default 0: no cap (the SDK retryer
-	// still backs off on throttling).
-	Rate float64
-	// Concurrency is the number of writes in flight. Default 16.
-	Concurrency int
-	// Readers is the number of chunks being planned at once; each chunk
-	// costs two BatchGetItem calls in parallel. Default 4.
-	Readers int
-	// BatchSize is the number of keys per chunk and per BatchGetItem call,
-	// at most 100 (DynamoDB's limit). Default 100.
-	BatchSize int
-	// MaxAttempts is how many times one DynamoDB call is tried before it
-	// fails (the SDK's standard retryer, exponential backoff with jitter,
-	// on throttling, 5xx and connection errors). Default 10.
-	MaxAttempts int
 
 	// Journal is where pre-images are appended before each write. Default:
 	// next to Keys, "<Keys>.patch-<UTC time>.journal". Required with
@@ -91,20 +208,8 @@ type Config struct {
 	// must not exist.
 	Resume bool
 
-	// Out receives the data: the plan (dry run), or the conflicts and
-	// failures (apply), or the mismatches (Verify), as JSON Lines. Default
-	// io.Discard.
-	Out io.Writer
-	// Progress receives a progress line every ProgressEvery. Default nil:
-	// no progress.
-	Progress io.Writer
-	// ProgressEvery is the progress interval. Default 10s.
-	ProgressEvery time.Duration
-	// Log receives warnings. Default slog.Default().
-	Log *slog.Logger
-
-	// now is time.Now; tests replace it.
-	now func() time.Time
+	// Options are the engine's knobs (rate, concurrency, output, ...).
+	Options
 }
 
 // Shard is one of Count disjoint parts of a key set: the keys whose
@@ -159,66 +264,37 @@ func (s Shard) Contains(key rewind.Key) bool {
 // maxBatch is DynamoDB's limit on keys per BatchGetItem.
 const maxBatch = 100
 
-func (c *Config) ensureDefaults() {
-	if c.Concurrency == 0 {
-		c.Concurrency = 16
-	}
-	if c.Readers == 0 {
-		c.Readers = 4
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = maxBatch
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 10
-	}
-	if c.ProgressEvery == 0 {
-		c.ProgressEvery = 10 * time.Second
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
-	}
-	if c.Log == nil {
-		c.Log = slog.Default()
-	}
+// EnsureDefaults fills in the default of every zero field.
+func (c *Config) EnsureDefaults() {
+	c.Options.EnsureDefaults()
 	if c.Shard.Count == 0 {
 		c.Shard = Shard{0, 1}
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
 }
 
-// Validate checks the configuration and names the bad field.
+// Validate checks the configuration (after EnsureDefaults) and names the
+// bad field in a *ConfigError.
 func (c *Config) Validate() error {
 	switch {
 	case c.To == "":
-		return errors.New("patch: To (the production table) is required")
+		return configErrorf("To", "To (the production table) is required")
 	case c.From == "" && c.Source == nil:
-		return errors.New("patch: From (the restored table) is required")
+		return configErrorf("From", "From (the restored table) or Source is required")
 	case c.From != "" && c.From == c.To:
-		return fmt.Errorf("patch: From and To are the same table %q: patch from a restored copy into production, never a table into itself", c.To)
-	case c.Limit < 0:
-		return fmt.Errorf("patch: Limit %d is negative", c.Limit)
-	case c.Rate < 0:
-		return fmt.Errorf("patch: Rate %g is negative", c.Rate)
-	case c.Concurrency < 0:
-		return fmt.Errorf("patch: Concurrency %d is negative", c.Concurrency)
-	case c.Readers < 0:
-		return fmt.Errorf("patch: Readers %d is negative", c.Readers)
-	case c.BatchSize < 0 || c.BatchSize > maxBatch:
-		return fmt.Errorf("patch: BatchSize %d: want 1 to %d", c.BatchSize, maxBatch)
-	case c.MaxAttempts < 0:
-		return fmt.Errorf("patch: MaxAttempts %d is negative", c.MaxAttempts)
+		return configErrorf("From", "From and To are the same table %q: patch from a restored copy into production, never a table into itself", c.To)
+	case c.Keys == "" && c.Plan == "":
+		return configErrorf("Keys", "Keys (the key-set file) or Plan (a dry run's plan) is required")
 	case c.Keys != "" && c.Plan != "":
-		return errors.New("patch: Keys and Plan are exclusive: a plan names its keys")
+		return configErrorf("Plan", "Keys and Plan are exclusive: a plan names its keys")
+	case c.Limit < 0:
+		return configErrorf("Limit", "Limit %d: must be 0 (all keys) or more", c.Limit)
 	case c.Resume && c.Journal == "":
-		return errors.New("patch: Resume needs Journal, the journal of the patch to resume")
+		return configErrorf("Resume", "Resume needs Journal, the journal of the patch to resume (its path is in that patch's summary)")
 	}
 	if err := c.Shard.validate(); err != nil {
-		return fmt.Errorf("patch: %w", err)
+		return configErrorf("Shard", "Shard: %v", err)
 	}
-	return nil
+	return c.Options.Validate()
 }
 
 // NewRetryer returns the retry policy the patcher puts on every DynamoDB

@@ -11,6 +11,11 @@
 // There is no second code path that could drift from what the dry run
 // showed.
 //
+// The three share one set of knobs, Options (rate, concurrency, readers,
+// attempts, timeouts, output), defaulted by EnsureDefaults and checked by
+// Validate; DefaultOptions is what a command line binds its flags to. How
+// a run ended is Summary.Outcome: Done, Partial, Failed or Interrupted.
+//
 // Writes are conditional on the production item still being the one that
 // was planned against, so a write made after planning is reported as a
 // conflict and left alone (Config.Force overrides). Before any write, the

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -43,7 +45,9 @@ type chunk struct {
 type engine struct {
 	cfg    *Config
 	tool   string
-	source Source // nil when chunks carry their wanted items
+	schema keySchema                 // the production table's
+	opts   []func(*dynamodb.Options) // on every call: the retry policy
+	source Source                    // nil when chunks carry their wanted items
 	target *Table
 	writer *writer
 	// emit selects the plan steps printed in a dry run (nil: all).
@@ -76,6 +80,32 @@ type engine struct {
 	lastCall atomic.Int64
 }
 
+// newEngine builds the engine of one run of tool over cfg, defaulted and
+// validated: the retry policy put on every DynamoDB call, the production
+// table's key schema (DescribeTable on cfg.To), the reader and the
+// conditional writer of that table, and the rate limiter. Patch, Verify
+// and Undo all start here.
+func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*engine, error) {
+	retryer := NewRetryer(cfg.MaxAttempts)
+	opts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = retryer }}
+	schema, err := describeKeySchema(ctx, client, cfg.To, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: production table: %w", tool, err)
+	}
+	e := &engine{
+		cfg:    cfg,
+		tool:   tool,
+		schema: schema,
+		opts:   opts,
+		target: &Table{Client: client, Name: schema.Call, Options: opts},
+		writer: &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: opts},
+	}
+	if !math.IsInf(cfg.Rate, 1) {
+		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
+	}
+	return e, nil
+}
+
 // call counts a DynamoDB call in flight until the returned func runs.
 func (e *engine) call() (done func()) {
 	e.calls.Add(1)
@@ -92,7 +122,7 @@ type msg struct {
 
 // run drives the pipeline until next returns io.EOF, ctx is cancelled or
 // something fails, and returns the first error. Writes already started
-// are let finish for up to writeTimeout after an interrupt, and
+// are let finish for up to Options.WriteTimeout after an interrupt, and
 // the checkpoint is written last, so an interrupted run resumes where it
 // stopped.
 func (e *engine) run(ctx context.Context, next func() (*chunk, error)) error {
@@ -210,24 +240,18 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if !c.wantGiven {
 		g.Go(func() error {
-			var err error
-			if ss, ok := e.source.(StateSource); ok {
-				var states []State
-				states, err = ss.States(gctx, keys)
-				if err == nil && len(states) == len(keys) {
-					want, unknown = make([]rewind.Item, len(keys)), make([]string, len(keys))
-					for i, st := range states {
-						want[i], unknown[i] = st.Item, st.Unknown
-					}
-				}
-			} else {
-				if _, ok := e.source.(*Table); ok {
-					defer e.call()()
-				}
-				want, err = e.source.Get(gctx, keys)
+			if _, ok := e.source.(*Table); ok {
+				defer e.call()()
 			}
-			if err == nil && len(want) != len(keys) {
-				err = fmt.Errorf("source returned %d items for %d keys", len(want), len(keys))
+			states, err := e.source.States(gctx, keys)
+			if err == nil && len(states) != len(keys) {
+				err = fmt.Errorf("source returned %d states for %d keys", len(states), len(keys))
+			}
+			if err == nil {
+				want, unknown = make([]rewind.Item, len(keys)), make([]string, len(keys))
+				for i, st := range states {
+					want[i], unknown[i] = st.Item, st.Unknown
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("%s: read wanted items (lines %d-%d): %w", e.tool, c.steps[0].Line, c.lastLine, err)
@@ -352,7 +376,7 @@ func (e *engine) write(ctx context.Context, s *Step) result {
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite(s)
 	}
-	wctx, cancel := letFinish(ctx, writeTimeout)
+	wctx, cancel := letFinish(ctx, e.cfg.WriteTimeout)
 	defer cancel()
 	defer e.call()()
 	r := e.writer.apply(wctx, s)

@@ -41,7 +41,7 @@ func TestPatchThroughFaults(t *testing.T) {
 
 	var out bytes.Buffer
 	journal := filepath.Join(t.TempDir(), "j")
-	sum, err := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: journal, Out: &out})
+	sum, err := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: journal, Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestPatchThroughFaults(t *testing.T) {
 	if err != nil || vs.Mismatches() != 0 {
 		t.Fatalf("verify through faults: %v, %d mismatches", err, vs.Mismatches())
 	}
-	us, err := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Out: &out})
+	us, err := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Options: Options{Out: &out}})
 	if err != nil || us.Partial() {
 		t.Fatalf("undo through faults: %v %+v\n%s", err, us, out.String())
 	}

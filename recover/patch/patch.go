@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
-	"golang.org/x/time/rate"
 )
 
 // Patch plans the patch of the keys in cfg.Keys (or of a reviewed plan,
@@ -56,7 +54,7 @@ func Verify(ctx context.Context, client Client, cfg Config) (*Summary, error) {
 var ErrEmptyKeySet = errors.New("the key set is empty")
 
 func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary, error) {
-	cfg.ensureDefaults()
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -64,23 +62,18 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	if planMode {
 		input = cfg.Plan
 	}
-	if input == "" {
-		return nil, fmt.Errorf("%s: Keys (the key-set file) or Plan (a dry run's plan) is required", tool)
-	}
 	start := time.Now()
-	retryer := NewRetryer(cfg.MaxAttempts)
-	opts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = retryer }}
-
-	schema, err := describeKeySchema(ctx, client, cfg.To, opts...)
+	e, err := newEngine(ctx, client, tool, &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: production table: %w", tool, err)
+		return nil, err
 	}
+	schema := e.schema
 	src := cfg.Source
 	if src == nil {
-		src = &Table{Client: client, Name: cfg.From, Options: opts}
+		src = &Table{Client: client, Name: cfg.From, Options: e.opts}
 	}
 	if t, ok := src.(*Table); ok {
-		from, err := describeKeySchema(ctx, client, t.Name, opts...)
+		from, err := describeKeySchema(ctx, client, t.Name, e.opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: restored table: %w", tool, err)
 		}
@@ -97,6 +90,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 			return nil, fmt.Errorf("%s: tables have different key schemas: %s has %s; %s has %s", tool, t.Name, from, cfg.To, schema)
 		}
 	}
+	e.source = src
 
 	// Read the input once: a pipe, FIFO or /dev/stdin is copied to a
 	// private file, so that the check below and the work see the same
@@ -149,21 +143,9 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	if cfg.Source != nil && cfg.From == "" {
 		sum.From = fmt.Sprint(cfg.Source)
 	}
-	e := &engine{
-		cfg:    &cfg,
-		tool:   tool,
-		source: src,
-		target: &Table{Client: client, Name: schema.Call, Options: opts},
-		writer: &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: opts},
-		base:   resumed.Counts,
-		total:  total,
-		cpBase: cpBase,
-	}
+	e.base, e.total, e.cpBase = resumed.Counts, total, cpBase
 	if tool == "verify" {
 		e.emit = func(s *Step) bool { return s.writes() || s.Action == ActionUnknown }
-	}
-	if cfg.Rate > 0 {
-		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
 	}
 	var settled map[string]bool
 	var inflight map[string]*plannedState
@@ -219,7 +201,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 }
 
 // checkResume checks that journal and its checkpoint belong to the patch
-// described by want, and returns the checkpoint (zero when the patch
+// described by want (its input, tables and shard; not its limit), and returns the checkpoint (zero when the patch
 // stopped before its first checkpoint).
 func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	f, err := os.Open(journalPath)
@@ -252,9 +234,14 @@ func checkResume(journalPath string, want checkpoint) (checkpoint, error) {
 	if err != nil {
 		return checkpoint{}, err
 	}
-	if cp.Keys != want.Keys || cp.From != want.From || cp.To != want.To || cp.Shard != want.Shard || cp.Limit != want.Limit {
-		return checkpoint{}, fmt.Errorf("checkpoint %s is of another patch (keys %s, from %s, to %s, shard %s, limit %d)",
-			checkpointPath(journalPath), cp.Keys, cp.From, cp.To, cp.Shard, cp.Limit)
+	// The limit may differ: a trial run (Limit 2, say) is extended by a
+	// resume with a larger limit or none, into the same journal, so that
+	// one undo takes back the trial and the run. Limit counts keys from
+	// the input's start either way, so the lines the checkpoint covers are
+	// the same keys.
+	if cp.Keys != want.Keys || cp.From != want.From || cp.To != want.To || cp.Shard != want.Shard {
+		return checkpoint{}, fmt.Errorf("checkpoint %s is of another patch (keys %s, from %s, to %s, shard %s)",
+			checkpointPath(journalPath), cp.Keys, cp.From, cp.To, cp.Shard)
 	}
 	return cp, nil
 }
@@ -461,6 +448,51 @@ func (s *Summary) Partial() bool {
 	return s.Conflicts > 0 || s.Failures > 0 || s.Unknown > 0 || s.Skipped > 0
 }
 
+// Outcome is how a patch, verify or undo ended.
+type Outcome int
+
+const (
+	// Done: every key was done (verify: every key matches).
+	Done Outcome = iota
+	// Partial: the run went through its input but left keys not done:
+	// conflicts, failures, keys of unknown state, skipped journal records
+	// (verify: keys that differ). Summary.Shortfall says which.
+	Partial
+	// Failed: an error stopped the run (Summary.Err).
+	Failed
+	// Interrupted: the context stopped the run; it can be continued.
+	Interrupted
+)
+
+// Outcome says how the run ended, for a caller to map to an exit code.
+func (s *Summary) Outcome() Outcome {
+	switch {
+	case s.Interrupted:
+		return Interrupted
+	case s.Err != nil:
+		return Failed
+	case s.Partial():
+		return Partial
+	}
+	return Done
+}
+
+// Shortfall says what a Partial run left undone, and what to do about
+// it; "" for any other outcome.
+func (s *Summary) Shortfall() string {
+	switch {
+	case s.Outcome() != Partial:
+		return ""
+	case s.Tool == "verify":
+		return fmt.Sprintf("%d of %d keys differ, %d unknown (listed on stdout)", s.Mismatches(), s.Keys, s.Unknown)
+	case s.Unknown > 0:
+		return fmt.Sprintf("%d keys whose state the history cannot prove (listed on stdout: patch them from a restored table), %d conflicts, %d failures", s.Unknown, s.Conflicts, s.Failures)
+	case s.Tool == "undo":
+		return fmt.Sprintf("%d journal records skipped as damaged (their keys were NOT put back), %d conflicts, %d failures (listed on stdout)", s.Skipped, s.Conflicts, s.Failures)
+	}
+	return fmt.Sprintf("%d conflicts and %d failures (listed on stdout); review each listed key; to retry failures, run the same command again (a new journal): keys already patched are found unchanged; --force overwrites conflicts", s.Conflicts, s.Failures)
+}
+
 // Mismatches is the number of keys whose production item is not the
 // wanted one.
 func (s *Summary) Mismatches() int64 { return s.Restore + s.Delete }
@@ -549,6 +581,9 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  %-10s %s (%.0f keys/s)\n", "elapsed", s.Elapsed.Round(time.Millisecond), rate)
 	if s.Journal != "" {
 		fmt.Fprintf(&b, "  %-10s %s\n", "journal", s.Journal)
+	}
+	if s.Tool == "patch" && !s.DryRun && s.Limit > 0 && s.Outcome() == Done {
+		fmt.Fprintf(&b, "  %-10s only the first %d keys (a trial): patch the rest into this same journal with --resume --journal %s without --limit, and one undo of it takes back both\n", "rest", s.Limit, s.Journal)
 	}
 	for _, w := range s.Warnings {
 		fmt.Fprintf(&b, "  WARNING: %s\n", w)

@@ -164,7 +164,7 @@ func TestPatchRestoresExactly(t *testing.T) {
 
 	// Verify: all match.
 	out.Reset()
-	vs, err := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Out: &out})
+	vs, err := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestPatchRestoresExactly(t *testing.T) {
 	// Undo the main patch: production is the damaged table again, except
 	// for the three keys the --limit run patched (their own journal).
 	out.Reset()
-	us, err := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Out: &out})
+	us, err := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestConflict(t *testing.T) {
 	defer func() { testHookBeforeWrite = nil }()
 
 	var out bytes.Buffer
-	cfg := Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: filepath.Join(t.TempDir(), "j"), Out: &out, Concurrency: 1}
+	cfg := Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: filepath.Join(t.TempDir(), "j"), Options: Options{Out: &out, Concurrency: 1}}
 	sum, err := Patch(ctx, c, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -481,7 +481,7 @@ func TestConcurrentPatchesCountOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sums[i], errs[i] = Patch(t.Context(), env.DynamoDB, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true,
-				Journal: filepath.Join(dir, fmt.Sprintf("j%d", i)), Concurrency: 4, BatchSize: 10})
+				Journal: filepath.Join(dir, fmt.Sprintf("j%d", i)), Options: Options{Concurrency: 4, BatchSize: 10}})
 		}()
 	}
 	wg.Wait()

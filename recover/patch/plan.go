@@ -29,7 +29,7 @@ const (
 	// ActionAbsent does nothing: the item exists in neither.
 	ActionAbsent Action = "absent"
 	// ActionUnknown does nothing: the source cannot prove the wanted state
-	// (a StateSource said why). The key is listed and left for another
+	// (the Source said why). The key is listed and left for another
 	// source, such as a table restore; the run is partial.
 	ActionUnknown Action = "unknown"
 )
@@ -50,7 +50,7 @@ type Step struct {
 	// After is the wanted item. Nil when the item should not exist.
 	After rewind.Item
 	// Unknown, when not empty, says why the source cannot tell the
-	// wanted state (see StateSource); the step is ActionUnknown.
+	// wanted state (see State.Unknown); the step is ActionUnknown.
 	Unknown string
 	// Conflict, when not empty, says why the plan must not touch this key
 	// without Force (Undo: the item is neither what the patch wrote nor

@@ -68,14 +68,14 @@ func TestReliabilityPatchFaults(t *testing.T) {
 			impacted := o.Modify + o.Delete + o.Junk
 
 			var out bytes.Buffer
-			sum, perr := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: journal, BatchSize: 5, Out: &out})
+			sum, perr := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true, Journal: journal, Options: Options{BatchSize: 5, Out: &out}})
 			patched := perr == nil && !sum.Partial() && sum.Written+sum.Already == int64(impacted)
 			patchDiff := tableDiff(t, direct, s.Expected)
 
-			vs, verr := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", BatchSize: 5, Out: &out})
+			vs, verr := Verify(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Options: Options{BatchSize: 5, Out: &out}})
 			verified := verr == nil && vs.Mismatches() == 0
 
-			us, uerr := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Out: &out})
+			us, uerr := Undo(ctx, c, UndoConfig{Journal: journal, To: "orders", Apply: true, Options: Options{Out: &out}})
 			undone := uerr == nil && !us.Partial()
 			undoDiff := tableDiff(t, direct, s.Damaged)
 

@@ -16,15 +16,17 @@ import (
 )
 
 // Source gives the wanted state of items: what each impacted item should
-// be once patched. The restored table is one (Table); a later source may
-// rebuild item states from the change history.
+// be once patched. The restored table is one (Table); the indexed change
+// history is another (wired by the command line), which may be unable to
+// tell some keys' state, as when an item's history does not reach back
+// far enough.
 type Source interface {
-	// Get returns the wanted item for each key, in the order of keys: nil
-	// where the item should not exist. keys are distinct and at most 100.
-	Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error)
+	// States returns the wanted state of each key, in the order of keys.
+	// keys are distinct and at most 100.
+	States(ctx context.Context, keys []rewind.Key) ([]State, error)
 }
 
-// State is the wanted state of one item as a StateSource gives it.
+// State is the wanted state of one item as a Source gives it.
 type State struct {
 	// Item is the wanted item; nil where the item should not exist.
 	Item rewind.Item
@@ -32,16 +34,6 @@ type State struct {
 	// state. The patcher then leaves the key alone and lists it (action
 	// "unknown"); it never guesses.
 	Unknown string
-}
-
-// StateSource is a Source that may be unable to tell some keys' wanted
-// state: one that rebuilds item states from a change history, where an
-// item's history may not reach back far enough. The patcher uses States
-// when a Source has it.
-type StateSource interface {
-	Source
-	// States returns the wanted state of each key, in the order of keys.
-	States(ctx context.Context, keys []rewind.Key) ([]State, error)
 }
 
 // ItemReader reads items by key.
@@ -69,6 +61,20 @@ var _ Source = (*Table)(nil)
 // NewTable returns a Source reading the table name through client.
 func NewTable(client ItemReader, name string) *Table {
 	return &Table{Client: client, Name: name}
+}
+
+// States reads the items (see Get); a table always knows its items'
+// states.
+func (t *Table) States(ctx context.Context, keys []rewind.Key) ([]State, error) {
+	items, err := t.Get(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]State, len(items))
+	for i, item := range items {
+		out[i].Item = item
+	}
+	return out, nil
 }
 
 // Get reads the items with consistent reads, retrying UnprocessedKeys until

@@ -10,13 +10,9 @@ import (
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
 
-// partlyKnown wraps the restored table as a StateSource that cannot tell
+// partlyKnown wraps the restored table as a Source that cannot tell
 // every third key's state, as a history with gaps would.
 type partlyKnown struct{ t *Table }
-
-func (p partlyKnown) Get(ctx context.Context, keys []rewind.Key) ([]rewind.Item, error) {
-	return p.t.Get(ctx, keys)
-}
 
 func (p partlyKnown) States(ctx context.Context, keys []rewind.Key) ([]State, error) {
 	items, err := p.t.Get(ctx, keys)
@@ -56,7 +52,7 @@ func TestUnknownStatesAreListedNeverGuessed(t *testing.T) {
 
 	// Dry run: unknown keys are planned as unknown, with the reason.
 	var out bytes.Buffer
-	sum, err := Patch(ctx, c, Config{Keys: keys, Source: src, To: "orders", Out: &out})
+	sum, err := Patch(ctx, c, Config{Keys: keys, Source: src, To: "orders", Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +75,7 @@ func TestUnknownStatesAreListedNeverGuessed(t *testing.T) {
 	// Apply: every other key is patched; unknown keys are left as the
 	// damage left them, and listed.
 	out.Reset()
-	sum, err = Patch(ctx, c, Config{Keys: keys, Source: src, To: "orders", Out: &out, Apply: true, Journal: t.TempDir() + "/j"})
+	sum, err = Patch(ctx, c, Config{Keys: keys, Source: src, To: "orders", Apply: true, Journal: t.TempDir() + "/j", Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}

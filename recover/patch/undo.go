@@ -6,18 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
-	"golang.org/x/time/rate"
 )
 
-// UndoConfig says which patch to undo and how. Defaults are those of
-// Config.
+// UndoConfig says which patch to undo and how.
 type UndoConfig struct {
 	// Journal is the journal of the patch to undo. Required.
 	Journal string
@@ -39,14 +35,23 @@ type UndoConfig struct {
 	// damaged journal is refused and nothing is written.
 	Partial bool
 
-	Rate          float64
-	Concurrency   int
-	Readers       int
-	MaxAttempts   int
-	Out           io.Writer
-	Progress      io.Writer
-	ProgressEvery time.Duration
-	Log           *slog.Logger
+	// Options are the engine's knobs, as for Patch.
+	Options
+}
+
+// EnsureDefaults fills in the default of every zero field.
+func (u *UndoConfig) EnsureDefaults() { u.Options.EnsureDefaults() }
+
+// Validate checks the configuration (after EnsureDefaults) and names the
+// bad field in a *ConfigError.
+func (u *UndoConfig) Validate() error {
+	switch {
+	case u.Journal == "":
+		return configErrorf("Journal", "Journal (the journal of the patch to undo) is required")
+	case u.To == "":
+		return configErrorf("To", "To (the production table the journal patched) is required")
+	}
+	return u.Options.Validate()
 }
 
 // Undo puts back the production items a patch replaced, as recorded in its
@@ -62,19 +67,13 @@ type UndoConfig struct {
 // already put back unchanged. It keeps one small index entry per journaled
 // key in memory (the key and two file offsets).
 func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error) {
-	if ucfg.Journal == "" {
-		return nil, errors.New("undo: Journal is required")
-	}
-	cfg := Config{
-		To: ucfg.To, Apply: ucfg.Apply, Force: ucfg.Force,
-		Rate: ucfg.Rate, Concurrency: ucfg.Concurrency, Readers: ucfg.Readers, MaxAttempts: ucfg.MaxAttempts,
-		Out: ucfg.Out, Progress: ucfg.Progress, ProgressEvery: ucfg.ProgressEvery, Log: ucfg.Log,
-		Source: noSource{},
-	}
-	cfg.ensureDefaults()
-	if err := cfg.Validate(); err != nil {
+	ucfg.EnsureDefaults()
+	if err := ucfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The engine's view: its chunks carry their wanted items, so it has
+	// no Source.
+	cfg := Config{To: ucfg.To, Apply: ucfg.Apply, Force: ucfg.Force, Options: ucfg.Options}
 	start := time.Now()
 	// One process per journal: a patch still writing it, or another undo,
 	// is refused.
@@ -90,12 +89,11 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 	if err != nil {
 		return nil, fmt.Errorf("undo: refused, nothing written: %w", err)
 	}
-	retryer := NewRetryer(cfg.MaxAttempts)
-	opts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = retryer }}
-	schema, err := describeKeySchema(ctx, client, cfg.To, opts...)
+	e, err := newEngine(ctx, client, "undo", &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("undo: production table: %w", err)
+		return nil, err
 	}
+	schema := e.schema
 	for _, k := range idx.keys {
 		if err := schema.check(k.key); err != nil {
 			return nil, fmt.Errorf("undo: refused, nothing written: journal %s: line %d: %w", ucfg.Journal, k.line, err)
@@ -104,16 +102,7 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 
 	sum := &Summary{Tool: "undo", DryRun: !cfg.Apply, Input: ucfg.Journal, To: cfg.To}
 	idx.report(sum, &cfg)
-	e := &engine{
-		cfg:    &cfg,
-		tool:   "undo",
-		target: &Table{Client: client, Name: cfg.To, Options: opts},
-		writer: &writer{client: client, table: cfg.To, keyNames: schema.Names, force: cfg.Force, opts: opts},
-		total:  int64(len(idx.keys)),
-	}
-	if cfg.Rate > 0 {
-		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
-	}
+	e.total = int64(len(idx.keys))
 	if cfg.Apply {
 		path := ucfg.UndoJournal
 		if path == "" {
@@ -151,6 +140,7 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 	sum.Run, sum.Counts = e.counts()
 	sum.Elapsed = time.Since(start)
 	if runErr != nil {
+		sum.Err = runErr
 		if ctx.Err() != nil {
 			sum.Interrupted = true
 			return sum, fmt.Errorf("undo: interrupted after %d keys (undo is idempotent: run the same undo again to continue; keys already put back are found unchanged): %w", sum.Run.Keys, runErr)
@@ -159,16 +149,6 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 	}
 	return sum, nil
 }
-
-// noSource stands in for the Source of an undo, whose chunks carry their
-// wanted items.
-type noSource struct{}
-
-func (noSource) Get(context.Context, []rewind.Key) ([]rewind.Item, error) {
-	return nil, errors.New("undo has no source")
-}
-
-func (noSource) String() string { return "journal" }
 
 // journalIndex locates, for each key a journal wrote, its first intent and
 // its true pre-image.

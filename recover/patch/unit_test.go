@@ -209,8 +209,8 @@ func TestKeySetChunksDedupAndLimit(t *testing.T) {
 		{1, "2:b 4:c 5:d"},     // line 1 is before the resume point but counts toward the limit
 	} {
 		f, _ := os.Open(path)
-		cfg := &Config{Keys: path, BatchSize: 3, Limit: 5}
-		cfg.ensureDefaults()
+		cfg := &Config{Keys: path, Limit: 5, Options: Options{BatchSize: 3}}
+		cfg.EnsureDefaults()
 		next := inputChunks(f, cfg, inputSpec{path: path, name: path, schema: keySchema{Name: "orders"}}, tc.resume, nil, nil)
 		var got []string
 		for {

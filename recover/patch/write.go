@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -458,9 +457,3 @@ func nilIfEmpty(item rewind.Item) rewind.Item {
 	}
 	return item
 }
-
-// writeTimeout is how long a write already started is let finish after an
-// interrupt: long enough for a healthy endpoint to answer, short enough
-// that Ctrl-C acts within seconds. A write cut by it is left for a resume
-// to plan again.
-const writeTimeout = 10 * time.Second
