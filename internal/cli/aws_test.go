@@ -298,9 +298,11 @@ func TestEnvAWS(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
 	os.Unsetenv("AWS_ENDPOINT_URL")
 	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
-		Endpoints:   map[string]string{"DynamoDB": ddbSrv.URL, "S3": s3Srv.URL},
-		Region:      "us-east-1",
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return aws.Credentials{AccessKeyID: "GIVEN", SecretAccessKey: "s"}, nil }),
+		Endpoints: map[string]string{"DynamoDB": ddbSrv.URL, "S3": s3Srv.URL},
+		Region:    "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "GIVEN", SecretAccessKey: "s"}, nil
+		}),
 		S3PathStyle: true,
 	}}
 	cfg, err := loadAWS(t.Context(), env)
