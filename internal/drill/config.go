@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -48,17 +49,22 @@ type Config struct {
 	// sources plan the same patch, key for key. Default false.
 	CompareRestore bool
 	// StopBefore, when StopBeforeReadonly, stops the story before the
-	// freeze: the drill writes EnvFile, reports Ready, and keeps the stack
-	// running (capture polling every second) until its context ends.
-	// Default "": play the whole story and stop the stack.
+	// freeze: the drill writes EnvFile and says it is ready, then runs
+	// Hand, or (Hand nil) keeps the stack running, capture polling every
+	// second, until its context ends. Default "": play the whole story
+	// and stop the stack.
 	StopBefore string
 	// EnvFile, with StopBefore, is where the shell settings that point
 	// rewind at the stack are written, atomically, before the drill says
 	// it is ready. Default <Workdir>/stack.env.
 	EnvFile string
-	// Ready, with StopBefore, is called once EnvFile is in place, with its
-	// path. Default: nothing.
-	Ready func(envFile string)
+	// Hand, with StopBefore, plays the rest of the runbook against the
+	// stack once EnvFile is in place (the README test runs the README's
+	// runnable blocks); the drill then checks the whole table against its
+	// ground truth, as at the end of a full run, and Outcome.Check says
+	// how that went. Default nil: wait until the context ends, then stop
+	// without a check (Outcome.Check is CheckStopped).
+	Hand func(ctx context.Context, envFile string) error
 	// Progress gets the steps, the commands with their stderr, the summary
 	// and the timeline. Default os.Stderr.
 	Progress io.Writer

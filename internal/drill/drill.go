@@ -376,7 +376,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 
 	if cfg.StopBefore == StopBeforeReadonly {
 		out.Changes = len(gen.Changes)
-		return d.stopHere(ctx, out, [][2]string{
+		return d.stopHere(ctx, out, gen, bugs, before, [][2]string{
 			{"REWIND_STORE", store},
 			{"DRILL_WORKDIR", d.work},
 			{"DRILL_TENANTS", strings.Join(hit, ",")},
@@ -554,8 +554,9 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 // stopHere ends a drill stopped early: it writes the env file that points
 // rewind at the stack (atomically, before saying it is ready), prints it,
 // and keeps the stack up, capture polling every second as the event source
-// mapping would, until ctx ends.
-func (d *drill) stopHere(ctx context.Context, out Outcome, facts [][2]string) (Outcome, error) {
+// mapping would, until ctx ends; or it runs Config.Hand and then checks
+// the whole table.
+func (d *drill) stopHere(ctx context.Context, out Outcome, gen *traffic.Generator, bugs []traffic.Bug, before map[string]rewind.Item, facts [][2]string) (Outcome, error) {
 	path := d.cfg.EnvFile
 	if path == "" {
 		path = filepath.Join(d.work, "stack.env")
@@ -569,14 +570,38 @@ func (d *drill) stopHere(ctx context.Context, out Outcome, facts [][2]string) (O
 	fmt.Fprintf(w, "\n%s", text)
 	fmt.Fprintf(w, "\ndrill: ready: stopped before %s, the stack is up; in another shell: . %s\n", d.cfg.StopBefore, shellQuote(path))
 	fmt.Fprintln(w, "drill: interrupt this drill (Ctrl-C, or kill its process) to stop the stack")
-	if d.cfg.Ready != nil {
-		d.cfg.Ready(path)
+	if d.cfg.Hand == nil {
+		if err := d.poller.Run(ctx, time.Second); err != nil {
+			fmt.Fprintf(w, "drill: capture stopped: %v; changes made from now on are not captured\n", err)
+			<-ctx.Done()
+		}
+		return out, nil
 	}
-	if err := d.poller.Run(ctx, time.Second); err != nil {
-		fmt.Fprintf(w, "drill: capture stopped: %v; changes made from now on are not captured\n", err)
-		<-ctx.Done()
+	pctx, stopPolling := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() { polled <- d.poller.Run(pctx, time.Second) }()
+	err := d.step("by hand", "the rest of the runbook, run against the stack from "+path, func() (string, error) {
+		return "done", d.cfg.Hand(ctx, path)
+	})
+	stopPolling()
+	if perr := <-polled; perr != nil && err == nil {
+		err = fmt.Errorf("capture while the runbook ran by hand: %w", perr)
 	}
-	return out, nil
+	if err != nil {
+		out.Check = "FAIL"
+		return out, err
+	}
+	out.Check = ""
+	err = d.step("check", "the whole table against the ground truth", func() (string, error) {
+		d.check(ctx, gen, bugs, before, &out)
+		if out.Wrong > 0 {
+			return "", fmt.Errorf("%d of %d items wrong; first: %s", out.Wrong, out.Items, out.FirstFailed)
+		}
+		out.Check = CheckPass
+		return fmt.Sprintf("%d items all as expected", out.Items), nil
+	})
+	d.printSummary(out)
+	return out, err
 }
 
 // traffic writes n changes, with a progress bar on a terminal.
