@@ -8,7 +8,7 @@ GO ?= go
 # The local incident drill: starts DynamoDB Local and S3, plays the story,
 # checks the outcome, stops the stack.
 drill: local-aws
-	$(GO) run ./cmd/rewind drill
+	$(GO) run ./cmd/rewind-drill
 
 # Formatting, vet and every test with the race detector, then the check that
 # DuckDB reads the capture Parquet (in bench/, its own module, so the product

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,10 +21,12 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// loadAWS loads the AWS configuration the usual way (environment, shared
-// files, instance role). It honours AWS_ENDPOINT_URL and
-// AWS_ENDPOINT_URL_<SERVICE>, and builds its HTTP client with
-// awshttp.NewBuildableClient so AWS_CA_BUNDLE applies.
+// loadAWS returns the AWS configuration the commands use. With env.AWS
+// set it is built from that alone (see AWS); otherwise it is loaded the
+// usual way (environment, shared files, instance role), honouring
+// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>. Either way the HTTP
+// client is built with awshttp.NewBuildableClient so AWS_CA_BUNDLE
+// applies, and the REWIND_* bounds come from env.Getenv.
 //
 // Every client built from the configuration is time-bounded (see
 // awsTimeouts): an endpoint that accepts a connection and never answers
@@ -34,12 +37,67 @@ func loadAWS(ctx context.Context, env *Env) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, err
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(to.httpClient()))
-	if err != nil {
+	var cfg aws.Config
+	if env.AWS != nil {
+		if cfg, err = env.AWS.config(to.httpClient()); err != nil {
+			return aws.Config{}, err
+		}
+	} else if cfg, err = config.LoadDefaultConfig(ctx, config.WithHTTPClient(to.httpClient())); err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	cfg.APIOptions = append(cfg.APIOptions, to.addMiddleware)
 	return cfg, nil
+}
+
+// AWS is an AWS configuration given to the commands whole, in place of
+// the SDK's default chain: the local drill uses it to point the runbook's
+// commands at its stand-ins without touching the process environment.
+type AWS struct {
+	// Endpoints maps an SDK service ID ("DynamoDB", "DynamoDB Streams",
+	// "S3", "SSM", "IAM", "STS") to the base URL its clients call. A
+	// service not named uses its AWS endpoint for Region.
+	Endpoints map[string]string
+	// Region is the AWS region. Required.
+	Region string
+	// Credentials signs every request. Required.
+	Credentials aws.CredentialsProvider
+	// S3PathStyle addresses S3 path-style (http://host/bucket/key), as
+	// local S3 servers need; REWIND_S3_PATH_STYLE=true does the same.
+	S3PathStyle bool
+}
+
+// config builds the aws.Config. The per-service endpoints reach each
+// client the way AWS_ENDPOINT_URL_<SERVICE> does, as a configuration
+// source the clients ask for their service's base endpoint ("Service-
+// specific endpoints" in the SDK's configuration guide): each service's
+// NewFromConfig looks up its own SDK ID in cfg.ConfigSources.
+func (a *AWS) config(httpClient aws.HTTPClient) (aws.Config, error) {
+	if a.Region == "" || a.Credentials == nil {
+		return aws.Config{}, errors.New("AWS configuration given to the command has no region or no credentials (Env.AWS: set Region and Credentials)")
+	}
+	// The clients skip configuration sources when the process has
+	// AWS_ENDPOINT_URL without AWS_ENDPOINT_URL_<SERVICE>: they would
+	// then call AWS itself rather than the endpoints given here.
+	if _, ok := os.LookupEnv("AWS_ENDPOINT_URL"); ok {
+		return aws.Config{}, errors.New("AWS_ENDPOINT_URL is set in the environment, which makes the SDK ignore the endpoints given to the command (Env.AWS): unset AWS_ENDPOINT_URL")
+	}
+	return aws.Config{
+		Region:        a.Region,
+		Credentials:   a.Credentials,
+		HTTPClient:    httpClient,
+		ConfigSources: []any{serviceEndpoints(a.Endpoints)},
+	}, nil
+}
+
+// serviceEndpoints is a configuration source of per-service base
+// endpoints, keyed by SDK service ID.
+type serviceEndpoints map[string]string
+
+// GetServiceBaseEndpoint returns the endpoint for the service sdkID, as
+// the SDK's environment and shared-config sources do.
+func (e serviceEndpoints) GetServiceBaseEndpoint(_ context.Context, sdkID string) (string, bool, error) {
+	url, ok := e[sdkID]
+	return url, ok && url != "", nil
 }
 
 // awsTimeouts bound every AWS call the CLI makes. Each is set through the
@@ -274,8 +332,12 @@ func (e *timeoutError) RetryableError() bool {
 }
 
 // s3PathStyle reports whether S3 must be addressed path-style
-// (REWIND_S3_PATH_STYLE=true), as local S3 servers need.
+// (Env.AWS.S3PathStyle or REWIND_S3_PATH_STYLE=true), as local S3 servers
+// need.
 func s3PathStyle(env *Env) bool {
+	if env.AWS != nil && env.AWS.S3PathStyle {
+		return true
+	}
 	b, _ := strconv.ParseBool(env.Getenv("REWIND_S3_PATH_STYLE"))
 	return b
 }

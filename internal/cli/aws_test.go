@@ -266,3 +266,80 @@ func TestAWSTimeoutSettings(t *testing.T) {
 		t.Errorf("bounds %+v, %v", to, err)
 	}
 }
+
+// TestEnvAWS: with Env.AWS set, each service's clients call the endpoint
+// given for it and sign with the credentials given, whatever the
+// process environment says; S3 goes path-style.
+func TestEnvAWS(t *testing.T) {
+	type hit struct{ host, path, auth string }
+	record := func(hits chan<- hit, body string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits <- hit{r.Host, r.URL.Path, r.Header.Get("Authorization")}
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	wrong := make(chan hit, 10)
+	elsewhere := record(wrong, `{}`)
+	ddbHits, s3Hits := make(chan hit, 10), make(chan hit, 10)
+	ddbSrv := record(ddbHits, `{"Table":{"TableName":"orders","TableStatus":"ACTIVE"}}`)
+	s3Srv := record(s3Hits, ``)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB": elsewhere.URL,
+		"AWS_ENDPOINT_URL_S3":       elsewhere.URL,
+		"AWS_ACCESS_KEY_ID":         "FROMPROCESS",
+		"AWS_SECRET_ACCESS_KEY":     "x",
+		"AWS_REGION":                "eu-west-3",
+	} {
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
+		Endpoints: map[string]string{"DynamoDB": ddbSrv.URL, "S3": s3Srv.URL},
+		Region:    "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "GIVEN", SecretAccessKey: "s"}, nil
+		}),
+		S3PathStyle: true,
+	}}
+	cfg, err := loadAWS(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dynamodb.NewFromConfig(cfg).DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String("orders")}); err != nil {
+		t.Fatalf("DescribeTable: %v", err)
+	}
+	if _, err := newS3(cfg, env).HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: aws.String("capture")}); err != nil {
+		t.Fatalf("HeadBucket: %v", err)
+	}
+	for name, c := range map[string]chan hit{"DynamoDB": ddbHits, "S3": s3Hits} {
+		select {
+		case h := <-c:
+			if !strings.Contains(h.auth, "Credential=GIVEN/") || !strings.Contains(h.auth, "/us-east-1/") {
+				t.Errorf("%s request signed %q, want the given credentials and region", name, h.auth)
+			}
+			if name == "S3" && h.path != "/capture" {
+				t.Errorf("S3 request path %q on host %q, want path-style /capture", h.path, h.host)
+			}
+		default:
+			t.Errorf("no %s request reached the endpoint given in Env.AWS", name)
+		}
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d requests went to the process's AWS_ENDPOINT_URL_*", len(wrong))
+	}
+
+	// AWS_ENDPOINT_URL alone makes the SDK skip per-service endpoints: refused.
+	t.Setenv("AWS_ENDPOINT_URL", elsewhere.URL)
+	if _, err := loadAWS(t.Context(), env); err == nil || !strings.Contains(err.Error(), "unset AWS_ENDPOINT_URL") {
+		t.Errorf("with AWS_ENDPOINT_URL set: %v, want an error saying to unset it", err)
+	}
+	env.AWS.Credentials = nil
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	if _, err := loadAWS(t.Context(), env); err == nil || !strings.Contains(err.Error(), "no credentials") {
+		t.Errorf("without credentials: %v", err)
+	}
+}

@@ -54,7 +54,12 @@ type Env struct {
 	Stdout io.Writer // data only
 	Stderr io.Writer // progress, logs, summaries
 	Log    *slog.Logger
-	Getenv func(string) string
+	Getenv func(string) string // REWIND_* settings are read through it
+	// AWS, when set, is the whole AWS configuration the commands use:
+	// loadAWS then reads nothing from the process environment, shared
+	// files or instance metadata. The local drill points the runbook's
+	// commands at its stand-ins through it. Nil: the SDK's default chain.
+	AWS *AWS
 
 	// continueMu guards continueHint: what to run to continue the running
 	// command after it was interrupted, registered by the command

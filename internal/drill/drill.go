@@ -1,4 +1,14 @@
-package cli
+// Package drill plays a whole partial recovery on a local stack: a
+// multi-tenant table with capture on, normal traffic, a bad deploy that
+// damages some tenants' items while everyone keeps writing, and then the
+// runbook with rewind's real commands, run in-process through cli.Run
+// (readonly, restore, index, stats, query, patch, verify, readonly off).
+// It checks the outcome against the ground truth it kept.
+//
+// Run is the entry point; cmd/rewind-drill is its command line. The drill
+// is not part of the shipped rewind binary: it carries the local
+// stand-ins (internal/localaws, fakepitr, fakessm, fakeiam, traffic).
+package drill
 
 import (
 	"bufio"
@@ -25,70 +35,59 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/ddbrewind/rewind"
-	"github.com/ddbrewind/rewind/internal/fakeiam"
+	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
-	"github.com/ddbrewind/rewind/internal/fakessm"
-	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/internal/localaws/streampoller"
 	"github.com/ddbrewind/rewind/internal/traffic"
 	"github.com/ddbrewind/rewind/recover/guard"
 	"github.com/ddbrewind/rewind/streamhandler"
+	"github.com/schollz/progressbar/v3"
 )
 
-func init() { register(&drillCmd{}) }
-
-// drillCmd plays a whole partial recovery on the local stack: a
-// multi-tenant table with capture on, normal traffic, a bad deploy that
-// damages two tenants' items while everyone keeps writing, and then the
-// runbook with the real commands (readonly, restore, index, stats, query,
-// patch, verify, readonly off). It checks the outcome against the ground
-// truth it kept and exits non-zero if any item is wrong.
-type drillCmd struct{}
-
-func (*drillCmd) Name() string { return "drill" }
-func (*drillCmd) Synopsis() string {
-	return "play a whole incident and recovery on a local stack (starts and stops it)"
-}
-
+// The stack's names, as the README's runbook uses them.
 const (
-	drillTable    = "orders"
-	drillRestored = "orders-restored"
-	drillAudit    = "rewind-audit"
-	drillBucket   = "rewind-capture"
-	drillPrefix   = "changes"
-	drillAppRole  = "orders-app"
-	drillVersion  = "v42"
+	table        = "orders"
+	restored     = "orders-rewind-restored"
+	auditTable   = "rewind-audit"
+	bucket       = "rewind-capture"
+	prefix       = "changes"
+	exportBucket = "rewind-exports"
+	appRole      = "orders-app"
+	version      = "v42"
+)
+
+// rewind's exit codes the drill tells apart.
+const (
+	exitOK      = 0
+	exitPartial = 3
 )
 
 // drill is one run's stack, state and record of what it did.
 type drill struct {
-	env     *Env
-	work    string // directory for the files the runbook produces
-	verbose bool
+	cfg   Config
+	work  string // directory for the files the runbook produces
+	stack stack
 
 	ddb     *dynamodb.Client
 	streams *dynamodbstreams.Client
 	s3      *s3.Client
+	ssm     *ssm.Client
 	pitr    *fakepitr.Server
 	db      fakepitr.DB
 	poller  *streampoller.Poller
 	guard   *guard.Guard
 
-	steps    []drillStep
-	stackOff []func()
-
-	fromHistory bool // patch from the history, not a restored table
-	compare     bool // and check both plan the same patch
+	steps []stepRecord
 }
 
-type drillStep struct {
+type stepRecord struct {
 	name    string
 	took    time.Duration
 	outcome string
 }
 
-// drillOutcome is the drill's JSON summary on stdout.
-type drillOutcome struct {
+// Outcome is the drill's result, printed as one JSON line on stdout.
+type Outcome struct {
 	Check       string  `json:"check"`
 	Tenants     int     `json:"tenants"`
 	Affected    int     `json:"affected"`
@@ -107,50 +106,69 @@ type drillOutcome struct {
 	Source      string  `json:"source"`
 	SamePlan    *bool   `json:"samePlanAsRestore,omitempty"`
 	FirstFailed string  `json:"firstFailure,omitempty"`
+	// StoppedBefore and EnvFile are set when the drill stopped early
+	// (Config.StopBefore); Check is then "stopped".
+	StoppedBefore string `json:"stoppedBefore,omitempty"`
+	EnvFile       string `json:"envFile,omitempty"`
 }
+
+// CheckPass and CheckStopped are the values of Outcome.Check that are no
+// failure: every item as expected, or a drill stopped early on purpose.
+const (
+	CheckPass    = "pass"
+	CheckStopped = "stopped"
+)
 
 // step runs one step, printing what it does and what came of it; name is
 // the short name for the timeline.
 func (d *drill) step(name, what string, fn func() (string, error)) error {
-	fmt.Fprintf(d.env.Stderr, "\n==> %s: %s\n", name, what)
+	fmt.Fprintf(d.cfg.Progress, "\n==> %s: %s\n", name, what)
 	start := time.Now()
 	outcome, err := fn()
 	took := time.Since(start)
 	if err != nil {
 		outcome = "FAILED: " + err.Error()
 	}
-	d.steps = append(d.steps, drillStep{name, took, outcome})
-	fmt.Fprintf(d.env.Stderr, "    %s (%s)\n", outcome, took.Round(time.Millisecond))
+	d.steps = append(d.steps, stepRecord{name, took, outcome})
+	fmt.Fprintf(d.cfg.Progress, "    %s (%s)\n", outcome, took.Round(time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
 
-// rewind runs one of rewind's own commands as the runbook says, showing
-// the command line and its stderr, and returns its stdout. stdoutFile
-// "-" shows stdout too; another name saves it there.
+// rewind runs one of rewind's own commands as the runbook says, in this
+// process through cli.Run, showing the command line and its stderr, and
+// returns its stdout. stdoutFile "-" shows stdout too; another name saves
+// it there.
 func (d *drill) rewind(ctx context.Context, stdoutFile string, args ...string) ([]byte, int, error) {
-	fmt.Fprintf(d.env.Stderr, "    $ rewind %s", strings.Join(args, " "))
+	w := d.cfg.Progress
+	fmt.Fprintf(w, "    $ rewind %s", strings.Join(args, " "))
 	if stdoutFile != "" && stdoutFile != "-" {
-		fmt.Fprintf(d.env.Stderr, " > %s", filepath.Base(stdoutFile))
+		fmt.Fprintf(w, " > %s", filepath.Base(stdoutFile))
 	}
-	fmt.Fprintln(d.env.Stderr)
+	fmt.Fprintln(w)
 	var out, errb bytes.Buffer
-	env := &Env{Stdout: &out, Stderr: &errb, Log: slog.New(slog.NewTextHandler(&errb, &slog.HandlerOptions{Level: slog.LevelWarn})), Getenv: os.Getenv}
-	code := Run(ctx, env, args)
+	env := &cli.Env{
+		Stdout: &out,
+		Stderr: &errb,
+		Log:    slog.New(slog.NewTextHandler(&errb, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Getenv: d.cfg.Getenv,
+		AWS:    d.stack.cliAWS(),
+	}
+	code := cli.Run(ctx, env, args)
 	sc := bufio.NewScanner(&errb)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		fmt.Fprintf(d.env.Stderr, "      %s\n", sc.Text())
+		fmt.Fprintf(w, "      %s\n", sc.Text())
 	}
 	if stdoutFile == "-" {
 		for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-			fmt.Fprintf(d.env.Stderr, "      %s\n", line)
+			fmt.Fprintf(w, "      %s\n", line)
 		}
 	} else if stdoutFile != "" {
 		if err := os.WriteFile(stdoutFile, out.Bytes(), 0o644); err != nil {
-			return nil, code, err
+			return nil, code, fmt.Errorf("save the stdout of rewind %s: %w", args[0], err)
 		}
 	}
 	if code != exitOK && code != exitPartial {
@@ -159,73 +177,71 @@ func (d *drill) rewind(ctx context.Context, stdoutFile string, args ...string) (
 	return out.Bytes(), code, nil
 }
 
-func (c *drillCmd) Run(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "drill", "[flags]")
-	tenants := fs.Int("tenants", 6, "tenants writing traffic")
-	affected := fs.Int("affected", 2, "tenants the bad deploy damages")
-	all := fs.Bool("all", false, "the incident hits every tenant: read-only for all (readonly on --all)")
-	changes := fs.Int("changes", 1200, "normal changes before the bad deploy; half as many again during and after it")
-	modify := fs.Int("bug-modify", 12, "items the bug overwrites, per affected tenant")
-	del := fs.Int("bug-delete", 5, "items the bug deletes, per affected tenant")
-	junk := fs.Int("bug-junk", 4, "junk items the bug creates, per affected tenant")
-	batch := fs.Int("batch-size", 100, "records per capture invocation (the event source mapping's BatchSize)")
-	work := fs.String("workdir", "", "where the runbook's files go (key sets, journal, index); default: a temporary directory, removed at the end")
-	fromHistory := fs.Bool("from-history", false, "patch from the captured history (patch --from-history --at T) instead of a restored table, skipping the restore")
-	compare := fs.Bool("compare-restore", false, "with --from-history: also restore, and check that both sources plan the same patch, key for key")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// Run plays the drill cfg describes (defaulted with EnsureDefaults and
+// checked with Validate) and returns its outcome. The error is non-nil when
+// a step failed or the check found wrong items; the outcome then says how
+// far the drill got (Check is not CheckPass).
+func Run(ctx context.Context, cfg Config) (Outcome, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Outcome{Check: "FAIL"}, err
 	}
-	if *all {
-		*affected = *tenants
-	}
-	if *compare && !*fromHistory {
-		return usagef("--compare-restore goes with --from-history")
-	}
-	switch {
-	case *tenants < 1 || *affected < 1 || *affected > *tenants:
-		return usagef("--tenants must be positive and --affected 1 to --tenants")
-	case *changes < 10 || *modify < 0 || *del < 0 || *junk < 0 || *modify+*del+*junk == 0:
-		return usagef("--changes must be at least 10, and the bug must do something")
-	case *batch < 1 || *batch > 10000:
-		return usagef("--batch-size must be 1 to 10000")
-	}
-	d := &drill{env: env}
-	if *work == "" {
+	d := &drill{cfg: cfg}
+	if cfg.Workdir == "" {
 		dir, err := os.MkdirTemp("", "rewind-drill-")
 		if err != nil {
-			return err
+			return Outcome{Check: "FAIL"}, fmt.Errorf("make a work directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
 		d.work = dir
 	} else {
-		if err := os.MkdirAll(*work, 0o755); err != nil {
-			return err
+		if err := os.MkdirAll(cfg.Workdir, 0o755); err != nil {
+			return Outcome{Check: "FAIL"}, fmt.Errorf("make the work directory: %w", err)
 		}
-		d.work = *work
+		d.work = cfg.Workdir
 	}
-	defer d.stopStack()
+	defer d.stack.stop()
 	start := time.Now()
-	d.fromHistory, d.compare = *fromHistory, *compare
-	out, err := d.play(ctx, *tenants, *affected, *all, *changes, *modify, *del, *junk, *batch)
+	out, err := d.play(ctx)
 	out.Seconds = time.Since(start).Seconds()
 	d.printTimeline(time.Since(start))
 	if out.Check == "" {
 		out.Check = "FAIL"
 	}
-	json.NewEncoder(env.Stdout).Encode(out)
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return out, err
+	case out.Check == CheckStopped:
+		fmt.Fprintf(cfg.Progress, "\ndrill: stopped before %s; the stack is down\n", cfg.StopBefore)
+	case out.Check != CheckPass:
+		return out, fmt.Errorf("drill check failed: %d of %d items differ from the expected state (first: %s)", out.Wrong, out.Items, out.FirstFailed)
+	default:
+		fmt.Fprintln(cfg.Progress, "\ndrill: PASS: every damaged item is back to its state before the deploy, the junk is gone, and every good write survived")
 	}
-	if out.Check != "pass" {
-		return fmt.Errorf("drill check failed: %d of %d items differ from the expected state (first: %s)", out.Wrong, out.Items, out.FirstFailed)
+	return out, nil
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
 	}
-	fmt.Fprintln(env.Stderr, "\ndrill: PASS: every damaged item is back to its state before the deploy, the junk is gone, and every good write survived")
-	return nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // play runs the story and returns its outcome.
-func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, changes, modify, del, junk, batch int) (drillOutcome, error) {
-	out := drillOutcome{Tenants: nTenants, Affected: nAffected}
+func (d *drill) play(ctx context.Context) (Outcome, error) {
+	cfg := d.cfg
+	nTenants, nAffected, all, changes := cfg.Tenants, cfg.affected(), cfg.All, cfg.Changes
+	modify, del, junk := cfg.BugModify, cfg.BugDelete, cfg.BugJunk
+	out := Outcome{Tenants: nTenants, Affected: nAffected}
 	if err := d.startStack(ctx); err != nil {
 		return out, err
 	}
@@ -238,12 +254,12 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("enable PITR", "point-in-time recovery on orders (the local stand-in snapshots it)", func() (string, error) {
-		_, _, err := d.rewind(ctx, "", "pitr", "enable", "--table", drillTable)
+		_, _, err := d.rewind(ctx, "", "pitr", "enable", "--table", table)
 		return "enabled", err
 	}); err != nil {
 		return out, err
 	}
-	if err := d.startCapture(streamARN, batch); err != nil {
+	if err := d.startCapture(streamARN, cfg.BatchSize); err != nil {
 		return out, err
 	}
 
@@ -252,7 +268,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		tenants[i] = fmt.Sprintf("tenant%02d", i+1)
 	}
 	hit := tenants[:nAffected]
-	gen := traffic.New(d.ddb, drillTable, tenants, 42)
+	gen := traffic.New(d.ddb, table, tenants, 42)
 	gen.TTLFraction = 0.03
 	// The application asks its read-only guard before each write, as a
 	// service embedding recover/guard does.
@@ -276,16 +292,14 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 	var restoreAt time.Time
 	var before map[string]rewind.Item
-	if d.fromHistory {
+	if cfg.FromHistory {
 		// DynamoDB Local stamps stream records to the minute: for the
 		// history to tell the state before the deploy from after it, the
 		// deploy must start in a minute of its own.
 		next := time.Now().Truncate(time.Minute).Add(time.Minute)
 		if err := d.step("wait", fmt.Sprintf("%s for the next minute: DynamoDB Local stamps stream records to the minute, and the history must tell before the deploy from after", time.Until(next).Round(time.Second)), func() (string, error) {
-			select {
-			case <-time.After(time.Until(next)):
-			case <-ctx.Done():
-				return "", ctx.Err()
+			if err := sleep(ctx, time.Until(next)); err != nil {
+				return "", err
 			}
 			return "minute " + next.UTC().Format("15:04"), nil
 		}); err != nil {
@@ -297,24 +311,27 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		// per second anyway. Nothing writes between this instant and the
 		// snapshot below.
 		restoreAt = time.Now().UTC().Truncate(time.Second)
-		if d.fromHistory {
+		if cfg.FromHistory {
 			// The last instant of the minute before the deploy's.
 			restoreAt = time.Now().UTC().Truncate(time.Minute).Add(-time.Millisecond)
 		}
 		before = maps.Clone(gen.Live())
-		err := d.pitr.Snapshot(ctx, d.db, drillTable, restoreAt)
+		err := d.pitr.Snapshot(ctx, d.db, table, restoreAt)
 		return "restore point " + restoreAt.Format(time.RFC3339Nano), err
 	}); err != nil {
 		return out, err
 	}
-	if !d.fromHistory {
-		time.Sleep(time.Until(restoreAt.Add(time.Second))) // the deploy comes after the restore point's second
+	if !cfg.FromHistory {
+		// The deploy comes after the restore point's second.
+		if err := sleep(ctx, time.Until(restoreAt.Add(time.Second))); err != nil {
+			return out, err
+		}
 	}
 
 	var bugs []traffic.Bug
 	bugStart := time.Now().UTC()
-	if err := d.step("bad deploy", fmt.Sprintf("%s overwrites, deletes and creates items of %s, while every tenant keeps writing", drillVersion, strings.Join(hit, ", ")), func() (string, error) {
-		marker := rewind.Item{"deployVersion": &types.AttributeValueMemberS{Value: drillVersion}}
+	if err := d.step("bad deploy", fmt.Sprintf("%s overwrites, deletes and creates items of %s, while every tenant keeps writing", version, strings.Join(hit, ", ")), func() (string, error) {
+		marker := rewind.Item{"deployVersion": &types.AttributeValueMemberS{Value: version}}
 		for _, t := range hit {
 			b, err := gen.Bug(ctx, t, modify, del, junk, marker)
 			if err != nil {
@@ -338,7 +355,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 
 	store := filepath.Join(d.work, "index")
-	capture := "s3://" + drillBucket + "/" + drillPrefix
+	capture := "s3://" + bucket + "/" + prefix
 	if err := d.step("notice", "capture has the changes: index them and look at the timeline", func() (string, error) {
 		if err := d.capture(ctx); err != nil {
 			return "", err
@@ -351,13 +368,24 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		}
 		// DynamoDB Local stamps stream records to the minute, so this
 		// whole drill is one bar; the deploy's version tells its writes.
-		_, _, err := d.rewind(ctx, "-", "stats", "--store", store, "--from", "-5m", "--bucket", "1m", "--match", "new.deployVersion="+drillVersion)
+		_, _, err := d.rewind(ctx, "-", "stats", "--store", store, "--from", "-5m", "--bucket", "1m", "--match", "new.deployVersion="+version)
 		return "the deploy's writes show which tenants it hit and when it started", err
 	}); err != nil {
 		return out, err
 	}
 
-	freeze := []string{"readonly", "on", "--table", drillTable, "--roles", drillAppRole}
+	if cfg.StopBefore == StopBeforeReadonly {
+		out.Changes = len(gen.Changes)
+		return d.stopHere(ctx, out, gen, bugs, before, [][2]string{
+			{"REWIND_STORE", store},
+			{"DRILL_WORKDIR", d.work},
+			{"DRILL_TENANTS", strings.Join(hit, ",")},
+			{"DRILL_DEPLOY_MINUTE", bugStart.Truncate(time.Minute).Format(time.RFC3339)},
+			{"DRILL_RESTORE_AT", restoreAt.Format(time.RFC3339Nano)},
+		})
+	}
+
+	freeze := []string{"readonly", "on", "--table", table, "--roles", appRole, "--tenant-regex", traffic.TenantRegex}
 	if all {
 		freeze = append(freeze, "--all")
 	} else {
@@ -373,9 +401,12 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("traffic during recovery", "the application keeps serving; its guard refuses the frozen tenants' writes", func() (string, error) {
-		d.guard = d.newGuard() // a fresh cache: the freeze is seen at once
+		var err error
+		if d.guard, err = d.newGuard(); err != nil { // a fresh cache: the freeze is seen at once
+			return "", err
+		}
 		before := gen.Refused
-		err := d.traffic(ctx, gen, changes/4)
+		err = d.traffic(ctx, gen, changes/4)
 		out.Refused = gen.Refused - before
 		return fmt.Sprintf("%d writes refused by the guard (503 to the caller)", out.Refused), err
 	}); err != nil {
@@ -384,17 +415,17 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 
 	// The wanted state of each impacted item: the restored table, or the
 	// history as of the restore point.
-	source := []string{"--from", drillRestored}
+	source := []string{"--from", restored}
 	out.Source = "restore"
-	if d.fromHistory {
+	if cfg.FromHistory {
 		source = []string{"--from-history", "--at", restoreAt.Format(time.RFC3339Nano), "--store", store}
 		out.Source = "history"
 	}
-	if !d.fromHistory || d.compare {
+	if !cfg.FromHistory || cfg.CompareRestore {
 		if err := d.step("restore", "restore orders as it was just before the deploy, into a new table", func() (string, error) {
-			_, _, err := d.rewind(ctx, "", "restore", "--table", drillTable, "--time", restoreAt.Format(time.RFC3339Nano),
-				"--to-table", drillRestored, "--no-indexes", "--wait", "--poll", "200ms")
-			return drillRestored + " is ACTIVE", err
+			_, _, err := d.rewind(ctx, "", "restore", "--table", table, "--time", restoreAt.Format(time.RFC3339Nano),
+				"--to-table", restored, "--no-indexes", "--wait", "--poll", "200ms")
+			return restored + " is ACTIVE", err
 		}); err != nil {
 			return out, err
 		}
@@ -409,13 +440,13 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 			return "", err
 		}
 		from := bugStart.Truncate(time.Minute).Format(time.RFC3339)
-		scope := []string{"--store", store, "--tables", drillTable, "--from", from}
+		scope := []string{"--store", store, "--tables", table, "--from", from}
 		if !all {
 			scope = append(scope, "--tenants", strings.Join(hit, ","))
 		}
 		written := filepath.Join(d.work, "written-by-v42.jsonl")
 		deleted := filepath.Join(d.work, "deleted.jsonl")
-		if _, _, err := d.rewind(ctx, written, append([]string{"query", "--match", "new.deployVersion=" + drillVersion}, scope...)...); err != nil {
+		if _, _, err := d.rewind(ctx, written, append([]string{"query", "--match", "new.deployVersion=" + version}, scope...)...); err != nil {
 			return "", err
 		}
 		if _, _, err := d.rewind(ctx, deleted, append([]string{"query", "--actions", "REMOVE", "--ttl", "exclude"}, scope...)...); err != nil {
@@ -432,12 +463,12 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	}
 
 	if err := d.step("patch dry run", "plan every key against the wanted state ("+out.Source+"); nothing is written", func() (string, error) {
-		plan, _, err := d.rewind(ctx, filepath.Join(d.work, "plan.jsonl"), append(append([]string{"patch", "--keys", keys}, source...), "--to", drillTable, "--progress", "0")...)
+		plan, _, err := d.rewind(ctx, filepath.Join(d.work, "plan.jsonl"), append(append([]string{"patch", "--keys", keys}, source...), "--to", table, "--progress", "0")...)
 		if err != nil {
 			return "", err
 		}
-		if d.compare {
-			fromRestore, _, err := d.rewind(ctx, filepath.Join(d.work, "plan-from-restore.jsonl"), "patch", "--keys", keys, "--from", drillRestored, "--to", drillTable, "--progress", "0")
+		if cfg.CompareRestore {
+			fromRestore, _, err := d.rewind(ctx, filepath.Join(d.work, "plan-from-restore.jsonl"), "patch", "--keys", keys, "--from", restored, "--to", table, "--progress", "0")
 			if err != nil {
 				return "", err
 			}
@@ -446,7 +477,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 			if !same {
 				return "", fmt.Errorf("the history and the restored table plan different patches (see plan.jsonl and plan-from-restore.jsonl in %s)", d.work)
 			}
-			fmt.Fprintln(d.env.Stderr, "    the history and the restored table plan the same patch, key for key")
+			fmt.Fprintln(cfg.Progress, "    the history and the restored table plan the same patch, key for key")
 		}
 		counts := countField(plan, "action")
 		out.Restore, out.Delete, out.Unchanged, out.Absent = counts["restore"], counts["delete"], counts["unchanged"], counts["absent"]
@@ -457,7 +488,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	journal := filepath.Join(d.work, "patch.journal")
 	plan := filepath.Join(d.work, "plan.jsonl")
 	if err := d.step("patch two", "try the reviewed plan on its first two keys", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", drillTable, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch --limit 2: exit %d: %s", code, res)
 		}
@@ -466,7 +497,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("patch", "exactly the reviewed plan, journaled, with conditional writes", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", drillTable, "--yes", "--journal", journal, "--progress", "0")...)
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--yes", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch: exit %d (%d conflicts)", code, out.Conflicts)
@@ -476,7 +507,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("verify", "every impacted item equals its wanted state ("+out.Source+")", func() (string, error) {
-		_, code, err := d.rewind(ctx, filepath.Join(d.work, "verify.jsonl"), append(append([]string{"verify", "--keys", keys}, source...), "--to", drillTable, "--progress", "0")...)
+		_, code, err := d.rewind(ctx, filepath.Join(d.work, "verify.jsonl"), append(append([]string{"verify", "--keys", keys}, source...), "--to", table, "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = errors.New("verify found items that differ")
 		}
@@ -494,8 +525,11 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		return out, err
 	}
 	if err := d.step("traffic after", "every tenant writes again", func() (string, error) {
-		d.guard = d.newGuard()
-		err := d.traffic(ctx, gen, changes/4)
+		var err error
+		if d.guard, err = d.newGuard(); err != nil {
+			return "", err
+		}
+		err = d.traffic(ctx, gen, changes/4)
 		return fmt.Sprintf("%d items live", len(gen.Live())), err
 	}); err != nil {
 		return out, err
@@ -507,7 +541,7 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 		if out.Wrong > 0 {
 			return "", fmt.Errorf("%d of %d items wrong; first: %s", out.Wrong, out.Items, out.FirstFailed)
 		}
-		out.Check = "pass"
+		out.Check = CheckPass
 		return fmt.Sprintf("%d items all as expected", out.Items), nil
 	}); err != nil {
 		d.printSummary(out)
@@ -517,19 +551,94 @@ func (d *drill) play(ctx context.Context, nTenants, nAffected int, all bool, cha
 	return out, nil
 }
 
+// stopHere ends a drill stopped early: it writes the env file that points
+// rewind at the stack (atomically, before saying it is ready), prints it,
+// and keeps the stack up, capture polling every second as the event source
+// mapping would, until ctx ends; or it runs Config.Hand and then checks
+// the whole table.
+func (d *drill) stopHere(ctx context.Context, out Outcome, gen *traffic.Generator, bugs []traffic.Bug, before map[string]rewind.Item, facts [][2]string) (Outcome, error) {
+	path := d.cfg.EnvFile
+	if path == "" {
+		path = filepath.Join(d.work, "stack.env")
+	}
+	text := d.envFile(facts)
+	if err := writeFileAtomic(path, []byte(text)); err != nil {
+		return out, err
+	}
+	out.Check, out.StoppedBefore, out.EnvFile = CheckStopped, d.cfg.StopBefore, path
+	w := d.cfg.Progress
+	fmt.Fprintf(w, "\n%s", text)
+	fmt.Fprintf(w, "\ndrill: ready: stopped before %s, the stack is up; in another shell: . %s\n", d.cfg.StopBefore, shellQuote(path))
+	fmt.Fprintln(w, "drill: interrupt this drill (Ctrl-C, or kill its process) to stop the stack")
+	if d.cfg.Hand == nil {
+		if err := d.poller.Run(ctx, time.Second); err != nil {
+			fmt.Fprintf(w, "drill: capture stopped: %v; changes made from now on are not captured\n", err)
+			<-ctx.Done()
+		}
+		return out, nil
+	}
+	pctx, stopPolling := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() { polled <- d.poller.Run(pctx, time.Second) }()
+	err := d.step("by hand", "the rest of the runbook, run against the stack from "+path, func() (string, error) {
+		return "done", d.cfg.Hand(ctx, path)
+	})
+	stopPolling()
+	if perr := <-polled; perr != nil && err == nil {
+		err = fmt.Errorf("capture while the runbook ran by hand: %w", perr)
+	}
+	if err != nil {
+		out.Check = "FAIL"
+		return out, err
+	}
+	out.Check = ""
+	err = d.step("check", "the whole table against the ground truth", func() (string, error) {
+		d.check(ctx, gen, bugs, before, &out)
+		if out.Wrong > 0 {
+			return "", fmt.Errorf("%d of %d items wrong; first: %s", out.Wrong, out.Items, out.FirstFailed)
+		}
+		out.Check = CheckPass
+		return fmt.Sprintf("%d items all as expected", out.Items), nil
+	})
+	d.printSummary(out)
+	return out, err
+}
+
 // traffic writes n changes, with a progress bar on a terminal.
 func (d *drill) traffic(ctx context.Context, gen *traffic.Generator, n int) error {
-	bar := newProgress(d.env.Stderr, n, "    writing")
-	defer bar.done()
+	var bar *progressbar.ProgressBar
+	if isTerminal(d.cfg.Progress) {
+		bar = progressbar.NewOptions(n,
+			progressbar.OptionSetWriter(d.cfg.Progress),
+			progressbar.OptionSetDescription("    writing"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Finish()
+	}
 	for done := 0; done < n; {
 		step := min(50, n-done)
 		if err := gen.Run(ctx, step); err != nil {
 			return err
 		}
 		done += step
-		bar.set(done)
+		if bar != nil {
+			bar.Set(done)
+		}
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // capture delivers what the stream holds to the handler, as the event
@@ -537,103 +646,26 @@ func (d *drill) traffic(ctx context.Context, gen *traffic.Generator, n int) erro
 func (d *drill) capture(ctx context.Context) error {
 	st, err := d.poller.PollOnce(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("capture: %w", err)
 	}
-	fmt.Fprintf(d.env.Stderr, "    capture: %d records in %d invocations\n", st.Delivered, st.Invocations)
+	fmt.Fprintf(d.cfg.Progress, "    capture: %d records in %d invocations\n", st.Delivered, st.Invocations)
 	return nil
 }
 
-func (d *drill) newGuard() *guard.Guard {
-	cfg, _ := loadAWS(context.Background(), d.env)
-	g, _ := guard.New(ssm.NewFromConfig(cfg), guard.Config{TTL: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	return g
-}
-
-func (d *drill) startStack(ctx context.Context) error {
-	return d.step("start stack", "DynamoDB Local and stand-ins for S3, PITR, SSM and IAM, all on 127.0.0.1", func() (string, error) {
-		ddbLocal, err := localaws.StartDynamoDB(ctx)
-		if err != nil {
-			return "", fmt.Errorf("%w (install it with scripts/install-local-aws.sh)", err)
-		}
-		d.stackOff = append(d.stackOff, func() { ddbLocal.Close() })
-		s3srv, err := localaws.StartS3(ctx)
-		if err != nil {
-			return "", err
-		}
-		d.stackOff = append(d.stackOff, func() { s3srv.Close() })
-		front, err := fakepitr.Start(ctx, fakepitr.Config{Upstream: ddbLocal.Endpoint, CreatingFor: time.Second, LatestRestorableLag: fakepitr.NoLag})
-		if err != nil {
-			return "", err
-		}
-		d.stackOff = append(d.stackOff, func() { front.Close() })
-		d.pitr = front
-		ssmSrv, err := fakessm.Start(ctx)
-		if err != nil {
-			return "", err
-		}
-		d.stackOff = append(d.stackOff, func() { ssmSrv.Close() })
-		iamSrv, err := fakeiam.Start(ctx)
-		if err != nil {
-			return "", err
-		}
-		d.stackOff = append(d.stackOff, func() { iamSrv.Close() })
-		iamSrv.AddRole(drillAppRole)
-
-		key := localaws.UniqueAccessKeyID("drill")
-		d.db = fakepitr.DB{AccessKeyID: key, Region: localaws.Region}
-		// The runbook's commands run in this process and find the
-		// stack the way they would find AWS: through the environment.
-		for k, v := range map[string]string{
-			"AWS_ENDPOINT_URL_DYNAMODB":         front.Endpoint,
-			"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddbLocal.Endpoint,
-			"AWS_ENDPOINT_URL_S3":               s3srv.Endpoint,
-			"AWS_ENDPOINT_URL_SSM":              ssmSrv.Endpoint,
-			"AWS_ENDPOINT_URL_IAM":              iamSrv.Endpoint,
-			"AWS_ENDPOINT_URL_STS":              iamSrv.Endpoint,
-			"AWS_ACCESS_KEY_ID":                 key,
-			"AWS_SECRET_ACCESS_KEY":             localaws.SecretAccessKey,
-			"AWS_REGION":                        localaws.Region,
-			"AWS_EC2_METADATA_DISABLED":         "true",
-			"REWIND_S3_PATH_STYLE":              "true",
-		} {
-			os.Setenv(k, v)
-		}
-		os.Unsetenv("AWS_PROFILE")
-		os.Unsetenv("AWS_SESSION_TOKEN")
-		os.Unsetenv("AWS_ENDPOINT_URL")
-		cfg, err := localaws.Config(ctx, front.Endpoint, key)
-		if err != nil {
-			return "", err
-		}
-		d.ddb = dynamodb.NewFromConfig(cfg)
-		scfg, err := localaws.Config(ctx, ddbLocal.Endpoint, key)
-		if err != nil {
-			return "", err
-		}
-		d.streams = dynamodbstreams.NewFromConfig(scfg)
-		s3cfg, err := localaws.Config(ctx, s3srv.Endpoint, key)
-		if err != nil {
-			return "", err
-		}
-		d.s3 = localaws.NewS3Client(s3cfg)
-		d.guard = d.newGuard()
-		return fmt.Sprintf("DynamoDB Local %s (up in %s) behind PITR %s; S3 %s; SSM %s; IAM %s",
-			ddbLocal.Endpoint, ddbLocal.StartTime.Round(time.Millisecond), front.Endpoint, s3srv.Endpoint, ssmSrv.Endpoint, iamSrv.Endpoint), nil
-	})
-}
-
-func (d *drill) stopStack() {
-	for i := len(d.stackOff) - 1; i >= 0; i-- {
-		d.stackOff[i]()
+// newGuard returns the application's read-only guard with a fresh cache.
+func (d *drill) newGuard() (*guard.Guard, error) {
+	g, err := guard.New(d.ssm, guard.Config{TTL: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return nil, fmt.Errorf("the application's read-only guard: %w", err)
 	}
-	d.stackOff = nil
+	return g, nil
 }
 
 func (d *drill) startCapture(streamARN string, batch int) error {
 	h, err := streamhandler.New(streamhandler.Config{
-		AuditTable:  drillAudit,
-		Bucket:      drillBucket,
-		Prefix:      drillPrefix,
+		AuditTable:  auditTable,
+		Bucket:      bucket,
+		Prefix:      prefix,
 		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
 		// DynamoDB Local puts the GSI key in the Keys of TTL deletes.
 		KeyAttributes: []string{"pk", "sk"},
@@ -649,7 +681,7 @@ func (d *drill) createTables(ctx context.Context) (string, error) {
 	s := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
 	}
-	table := drillTable
+	table := table
 	out, err := d.ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            &table,
 		BillingMode:          types.BillingModePayPerRequest,
@@ -677,11 +709,14 @@ func (d *drill) createTables(ctx context.Context) (string, error) {
 	}); err != nil {
 		return "", fmt.Errorf("enable TTL on %s: %w", table, err)
 	}
-	if err := streamhandler.CreateAuditTable(ctx, d.ddb, drillAudit); err != nil {
+	if err := streamhandler.CreateAuditTable(ctx, d.ddb, auditTable); err != nil {
 		return "", err
 	}
-	if _, err := d.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(drillBucket)}); err != nil {
-		return "", fmt.Errorf("create bucket %s: %w", drillBucket, err)
+	// The capture bucket, and the one the runbook's export example names.
+	for _, b := range []string{bucket, exportBucket} {
+		if _, err := d.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			return "", fmt.Errorf("create bucket %s: %w", b, err)
+		}
 	}
 	return aws.ToString(out.TableDescription.LatestStreamArn), nil
 }
@@ -690,7 +725,7 @@ func (d *drill) createTables(ctx context.Context) (string, error) {
 // the damaged items as they were before the deploy (junk absent), every
 // other item as the good traffic left it. Items whose expiresAt has passed
 // may also be gone: DynamoDB's TTL process deletes them at any time.
-func (d *drill) check(ctx context.Context, gen *traffic.Generator, bugs []traffic.Bug, before map[string]rewind.Item, out *drillOutcome) {
+func (d *drill) check(ctx context.Context, gen *traffic.Generator, bugs []traffic.Bug, before map[string]rewind.Item, out *Outcome) {
 	want := maps.Clone(gen.Live())
 	for _, b := range bugs {
 		for _, k := range b.Damaged() {
@@ -703,7 +738,7 @@ func (d *drill) check(ctx context.Context, gen *traffic.Generator, bugs []traffi
 		}
 	}
 	got := map[string]rewind.Item{}
-	table := drillTable
+	table := table
 	pg := dynamodb.NewScanPaginator(d.ddb, &dynamodb.ScanInput{TableName: &table, ConsistentRead: aws.Bool(true)})
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(ctx)
@@ -760,9 +795,9 @@ func (d *drill) check(ctx context.Context, gen *traffic.Generator, bugs []traffi
 	out.Items = len(want)
 }
 
-func (d *drill) printSummary(o drillOutcome) {
-	fmt.Fprintln(d.env.Stderr, "\nSummary:")
-	tw := tabwriter.NewWriter(d.env.Stderr, 2, 0, 2, ' ', 0)
+func (d *drill) printSummary(o Outcome) {
+	fmt.Fprintln(d.cfg.Progress, "\nSummary:")
+	tw := tabwriter.NewWriter(d.cfg.Progress, 2, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  tenants, affected\t%d, %d\t\n", o.Tenants, o.Affected)
 	fmt.Fprintf(tw, "  changes written\t%d\t\n", o.Changes)
 	fmt.Fprintf(tw, "  items damaged by the deploy\t%d\t\n", o.Damaged)
@@ -775,8 +810,8 @@ func (d *drill) printSummary(o drillOutcome) {
 }
 
 func (d *drill) printTimeline(total time.Duration) {
-	fmt.Fprintln(d.env.Stderr, "\nTimeline:")
-	tw := tabwriter.NewWriter(d.env.Stderr, 2, 0, 2, ' ', 0)
+	fmt.Fprintln(d.cfg.Progress, "\nTimeline:")
+	tw := tabwriter.NewWriter(d.cfg.Progress, 2, 0, 2, ' ', 0)
 	for i, s := range d.steps {
 		fmt.Fprintf(tw, "  %2d.\t%s\t%s\t\n", i+1, s.name, s.took.Round(time.Millisecond))
 	}

@@ -1,0 +1,117 @@
+package drill
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ddbrewind/rewind/internal/localaws"
+)
+
+// requireStack skips a test that needs DynamoDB Local when it is not
+// installed, unless REWIND_REQUIRE_LOCAL_AWS=1 makes that a failure.
+func requireStack(t *testing.T) {
+	t.Helper()
+	if _, err := localaws.DynamoDBLocalDir(); err != nil {
+		if os.Getenv("REWIND_REQUIRE_LOCAL_AWS") == "1" {
+			t.Fatalf("DynamoDB Local is required: %v (run scripts/install-local-aws.sh)", err)
+		}
+		t.Skipf("DynamoDB Local not installed: %v", err)
+	}
+}
+
+func TestDrill(t *testing.T) {
+	requireStack(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"two-tenants", Config{Tenants: 4, Affected: 2, Changes: 300}},
+		{"all-tenants", Config{Tenants: 3, All: true, Changes: 300}},
+		// Patching from the history gives the same plan, key for key, as
+		// patching from the restore.
+		{"from-history", Config{Tenants: 4, Affected: 2, Changes: 300, FromHistory: true, CompareRestore: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cfg := tc.cfg
+			cfg.Workdir, cfg.Progress = t.TempDir(), &stderr
+			environ := os.Environ()
+			o, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("drill: %v\n%s", err, stderr.String())
+			}
+			if after := os.Environ(); !slices.Equal(environ, after) {
+				t.Errorf("the drill changed the process environment")
+			}
+			if o.Check != CheckPass || o.Wrong != 0 || o.Items == 0 {
+				t.Fatalf("outcome %+v", o)
+			}
+			// The key set holds exactly the damaged items, and the plan
+			// covers each: restore or delete, or (an item DynamoDB's TTL
+			// removed meanwhile) absent or unchanged.
+			if o.Found != o.Damaged || o.Restore+o.Delete+o.Unchanged+o.Absent != o.Found || o.Restore == 0 || o.Delete == 0 || o.Conflicts != 0 {
+				t.Fatalf("damaged %d, found %d, restore %d, delete %d, unchanged %d, absent %d, conflicts %d", o.Damaged, o.Found, o.Restore, o.Delete, o.Unchanged, o.Absent, o.Conflicts)
+			}
+			if strings.Contains(tc.name, "history") && (o.Source != "history" || o.SamePlan == nil || !*o.SamePlan) {
+				t.Fatalf("history drill: source %q, same plan as restore %v", o.Source, o.SamePlan)
+			}
+			if o.Refused == 0 {
+				t.Errorf("the guard refused no write while read-only")
+			}
+			for _, want := range []string{"rewind readonly on", "rewind restore", "rewind query", "rewind patch", "rewind verify", "rewind readonly off", "Timeline:", "drill: PASS"} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q", want)
+				}
+			}
+			if strings.Contains(tc.name, "all") && !strings.Contains(stderr.String(), "--all") {
+				t.Errorf("the all-tenants drill did not freeze with --all")
+			}
+		})
+	}
+}
+
+func TestDrillConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string // in the error; "" for none
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"no changes", func(c *Config) { c.Changes = 0 }, "Changes (--changes)"},
+		{"affected above tenants", func(c *Config) { c.Tenants, c.Affected = 2, 3 }, "Affected (--affected)"},
+		{"all overrides affected", func(c *Config) { c.Tenants, c.Affected, c.All = 2, 3, true }, ""},
+		{"bug does nothing", func(c *Config) { c.BugModify, c.BugDelete, c.BugJunk = 0, 0, 0 }, "the bug must do something"},
+		{"negative bug", func(c *Config) { c.BugJunk = -1 }, "none may be negative"},
+		{"compare without history", func(c *Config) { c.CompareRestore = true }, "--compare-restore"},
+		{"stop before another step", func(c *Config) { c.StopBefore = "patch" }, `stop before "readonly" only`},
+		{"env file without stop", func(c *Config) { c.EnvFile = "x.env" }, "--stop-before"},
+		{"batch too large", func(c *Config) { c.BatchSize = 10001 }, "BatchSize (--batch-size)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			c.EnsureDefaults()
+			tc.set(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	var c Config
+	c.EnsureDefaults()
+	if c.Tenants != DefaultTenants || c.Affected != DefaultAffected || c.Changes != DefaultChanges || c.BugModify != DefaultBugModify ||
+		c.BugDelete != DefaultBugDelete || c.BugJunk != DefaultBugJunk || c.BatchSize != DefaultBatchSize || c.Progress == nil || c.Getenv == nil {
+		t.Errorf("defaults %+v", c)
+	}
+	c = Config{BugModify: 3}
+	c.EnsureDefaults()
+	if c.BugModify != 3 || c.BugDelete != 0 || c.BugJunk != 0 {
+		t.Errorf("one bug count given: %d, %d, %d; want 3, 0, 0 (the others none)", c.BugModify, c.BugDelete, c.BugJunk)
+	}
+}
