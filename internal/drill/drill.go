@@ -488,7 +488,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 	journal := filepath.Join(d.work, "patch.journal")
 	plan := filepath.Join(d.work, "plan.jsonl")
 	if err := d.step("patch two", "try the reviewed plan on its first two keys", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--limit", "2", "--yes", "--journal", filepath.Join(d.work, "patch-two.journal"), "--progress", "0")...)
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--limit", "2", "--yes", "--journal", journal, "--progress", "0")...)
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch --limit 2: exit %d: %s", code, res)
 		}
@@ -497,7 +497,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		return out, err
 	}
 	if err := d.step("patch", "exactly the reviewed plan, journaled, with conditional writes", func() (string, error) {
-		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--yes", "--journal", journal, "--progress", "0")...)
+		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--yes", "--resume", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch: exit %d (%d conflicts)", code, out.Conflicts)
