@@ -33,17 +33,17 @@ type patchFlags struct {
 	concurrency int
 	readers     int
 	maxAttempts int
-	progress    time.Duration
+	progress    progressFlag
 }
 
-func (p *patchFlags) register(fs *flag.FlagSet, writes bool) {
+func (p *patchFlags) register(fs *flag.FlagSet, env *Env, writes bool) {
 	if writes {
 		fs.Float64Var(&p.rate, "rate", 1000, "at most this many writes per second (0: no limit); see the capacity math in the README")
 		fs.IntVar(&p.concurrency, "concurrency", 16, "writes in flight")
 	}
 	fs.IntVar(&p.readers, "readers", 4, "chunks of 100 keys being read at once (each is one BatchGetItem per table)")
 	fs.IntVar(&p.maxAttempts, "max-attempts", 10, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")
-	fs.DurationVar(&p.progress, "progress", 10*time.Second, "progress line on stderr this often (0: none)")
+	p.progress.register(fs, env)
 }
 
 func (p *patchFlags) check() error {
@@ -56,10 +56,8 @@ func (p *patchFlags) check() error {
 		return usagef("--readers %d: must be at least 1", p.readers)
 	case p.maxAttempts < 1:
 		return usagef("--max-attempts %d: must be at least 1", p.maxAttempts)
-	case p.progress < 0:
-		return usagef("--progress %s: must not be negative", p.progress)
 	}
-	return nil
+	return p.progress.check()
 }
 
 func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
@@ -75,7 +73,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	journal := fs.String("journal", "", "journal of pre-images (default: next to --keys, <keys>.patch-<time>.journal)")
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
 	var pf patchFlags
-	pf.register(fs, true)
+	pf.register(fs, env, true)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
@@ -150,9 +148,14 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 
 func (p *patchFlags) apply(cfg *patch.Config, env *Env) {
 	cfg.Rate, cfg.Concurrency, cfg.Readers, cfg.MaxAttempts = p.rate, p.concurrency, p.readers, p.maxAttempts
-	if p.progress > 0 {
-		cfg.Progress, cfg.ProgressEvery = env.Stderr, p.progress
-	}
+	cfg.Progress, cfg.ProgressEvery = p.progressTo(env)
+}
+
+// progressTo returns the patcher's progress callback and interval for
+// --progress (nil and 0 for none), drawing on env's stderr.
+func (p *patchFlags) progressTo(env *Env) (func(patch.Progress), time.Duration) {
+	r := newRenderer(env, p.progress.every)
+	return progressTo[patch.Progress](r), r.interval()
 }
 
 // finishPatch prints the summary and maps the outcome to an exit code.

@@ -20,7 +20,7 @@ func (*restoreCmd) Synopsis() string {
 	return "restore a table as it was at a time into a NEW table (never in place)"
 }
 
-const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--wait [--timeout 2h]]
+const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--wait [--timeout 2h] [--progress 10s]]
 
 Checks that the target table does not exist, that point-in-time recovery is
 on, and that the time is inside the restorable window, then starts
@@ -40,7 +40,12 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	wait := fs.Bool("wait", false, "wait until the new table is ACTIVE")
 	timeout := fs.Duration("timeout", pitr.DefaultWaitTimeout, "with --wait: give up waiting after this long (the restore goes on)")
 	poll := fs.Duration("poll", pitr.DefaultPollInterval, "with --wait: time between status checks")
+	var pf progressFlag
+	pf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	switch {
@@ -79,13 +84,12 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(env.Stderr, "restoring %s into %s; waiting up to %s\n", r.SourceTable, r.TargetTable, *timeout)
+	pr := newRenderer(env, pf.every)
 	elapsed, err := client.Wait(ctx, r.TargetTable, pitr.WaitOptions{
 		Timeout: *timeout, Interval: *poll, Since: r.Started,
-		Progress: func(p pitr.Progress) {
-			fmt.Fprintf(env.Stderr, "  %s %s: %s, %d items, %d indexes creating\n",
-				roundElapsed(p.Elapsed), p.Table, p.Status, p.ItemCount, p.IndexesCreating)
-		},
+		Progress: progressTo[pitr.Progress](pr),
 	})
+	pr.done()
 	if err != nil {
 		return err
 	}

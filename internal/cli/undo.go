@@ -29,7 +29,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
 	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
 	var pf patchFlags
-	pf.register(fs, true)
+	pf.register(fs, env, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,9 +54,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 		Rate: pf.rate, Concurrency: pf.concurrency, Readers: pf.readers, MaxAttempts: pf.maxAttempts,
 		Out: out, Log: env.Log,
 	}
-	if pf.progress > 0 {
-		ucfg.Progress, ucfg.ProgressEvery = env.Stderr, pf.progress
-	}
+	ucfg.Progress, ucfg.ProgressEvery = pf.progressTo(env)
 	sum, err := patch.Undo(ctx, client, ucfg)
 	out.Flush()
 	err = finishPatch(env, sum, err, "")

@@ -25,7 +25,7 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	to := fs.String("to", "", "production table (required)")
 	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
 	var pf patchFlags
-	pf.register(fs, false)
+	pf.register(fs, env, false)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {

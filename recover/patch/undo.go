@@ -44,7 +44,7 @@ type UndoConfig struct {
 	Readers       int
 	MaxAttempts   int
 	Out           io.Writer
-	Progress      io.Writer
+	Progress      func(Progress)
 	ProgressEvery time.Duration
 	Log           *slog.Logger
 }
