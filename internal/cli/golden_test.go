@@ -248,6 +248,7 @@ func TestGoldenIndexQuery(t *testing.T) {
 	g.run("query", "--store", store, "--from", from, "--to", to, "--tenants", "acme", "--format", "json")
 	g.run("query", "--store", store, "--from", from, "--to", to, "--tenants", "acme", "--format", "table")
 	g.run("query", "--store", store, "--from", from, "--to", to, "--format", "athena", "--location", "s3://bucket/capture")
+	g.run("query", "--store", store, "--format", "athena")
 	g.run("query", "--store", store, "--tenants", "acmee")
 	g.run("stats", "--store", store, "--from", from, "--to", to, "--bucket", "15m")
 	g.run("stats", "--store", store, "--from", from, "--to", to, "--format", "json")
