@@ -63,17 +63,16 @@ func (g *golden) dir(name string) string {
 	return d
 }
 
-// unordered marks stdout whose line order is not part of the contract
-// (lines of concurrent work): its lines are sorted before recording.
-type unordered bool
-
 // run runs one command line in-process and records it. It returns what
 // the command printed, not normalised.
 func (g *golden) run(args ...string) (code int, stdout, stderr string) {
 	return g.runSorted(false, args...)
 }
 
-func (g *golden) runSorted(sortStdout unordered, args ...string) (code int, stdout, stderr string) {
+// runSorted is run for stdout whose line order is not part of the
+// contract (lines of concurrent work, such as a patch's plan): its lines
+// are recorded sorted.
+func (g *golden) runSorted(sortStdout bool, args ...string) (code int, stdout, stderr string) {
 	g.t.Helper()
 	var out, errb bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&errb, &slog.HandlerOptions{
