@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/ddbrewind/rewind"
 )
@@ -82,9 +82,10 @@ type renderer struct {
 	every time.Duration
 	now   func() time.Time
 
-	mu   sync.Mutex
-	last time.Time // last plain line, or the start
-	bar  *progressbar.ProgressBar
+	mu       sync.Mutex
+	last     time.Time // last plain line, or the start
+	drawn    bool      // a terminal line is on screen
+	lastDraw time.Time
 }
 
 // newRenderer returns the renderer of --progress every on env's stderr,
@@ -139,41 +140,72 @@ func (r *renderer) update(p rewind.Progress) {
 		return
 	}
 	r.last = now
-	fmt.Fprintln(r.w, progressText(p, true))
+	fmt.Fprintln(r.w, progressText(p))
 }
 
-// draw redraws the bar.
+// draw redraws the terminal's line: a bar when the total is known, then
+// the text of a plain line, cut to the terminal's width so that the
+// carriage return redraws it in place. The final report clears it (the
+// command's summary follows).
+//
+// Drawn here rather than with a progress-bar library: the reports come at
+// the library's interval with their own rate and counts, which a bar
+// library would either recompute (its rate counts calls, not events) or
+// draw one report late; a line of text is all that is needed.
 func (r *renderer) draw(p rewind.Progress) {
-	total := p.Total
-	if total <= 0 {
-		total = -1 // a spinner
-	}
-	if r.bar == nil {
-		r.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(r.w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString(p.Unit),
-		)
-	} else if r.bar.GetMax64() != total {
-		r.bar.ChangeMax64(total)
-	}
-	// The bar shows done of total, the rate and the time left; the
-	// counts and the note go in its description.
-	desc := p.Phase
-	if s := progressText(p, false); s != "" {
-		desc += " (" + s + ")"
-	}
-	r.bar.Describe(desc)
-	r.bar.Set64(p.Done)
+	now := r.now()
 	if p.Final {
-		r.bar.Finish()
-		fmt.Fprint(r.w, "\r\033[K")
-		r.bar = nil
+		r.clear()
+		return
 	}
+	if r.drawn && now.Sub(r.lastDraw) < minRedraw {
+		return
+	}
+	line := progressText(p)
+	if f := p.Fraction(); f >= 0 {
+		line = progressBar(f, 20) + " " + line
+	}
+	if w := r.width(); w > 1 && len([]rune(line)) > w-1 {
+		line = string([]rune(line)[:w-1])
+	}
+	fmt.Fprint(r.w, "\r\033[K"+line)
+	r.drawn, r.lastDraw = true, now
+}
+
+// minRedraw is how often the terminal's line is redrawn at most, for
+// callers that report on every item.
+const minRedraw = 100 * time.Millisecond
+
+// clear erases the terminal's line if one is drawn.
+func (r *renderer) clear() {
+	if r.drawn {
+		fmt.Fprint(r.w, "\r\033[K")
+		r.drawn = false
+	}
+}
+
+// width is the terminal's width in columns, or 0 when it cannot be told.
+func (r *renderer) width() int {
+	f, ok := r.w.(*os.File)
+	if !ok {
+		return 0
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}
+
+// progressBar draws fraction f as [=====>    ], width cells inside.
+func progressBar(f float64, width int) string {
+	f = min(max(f, 0), 1)
+	n := int(f * float64(width))
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	return "[" + bar + "]"
 }
 
 // done ends the drawing: on a terminal the line is cleared, so what
@@ -184,31 +216,25 @@ func (r *renderer) done() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.bar != nil {
-		r.bar.Finish()
-		fmt.Fprint(r.w, "\r\033[K")
-		r.bar = nil
+	if r.tty {
+		r.clear()
 	}
 }
 
-// progressText is p for people: with whole, the phase, done of total and
-// the percentage, the rate and the time left, then the counts and the
-// note; without whole, only what a bar does not show: the counts and the
-// note.
+// progressText is p for people: the phase, done of total and the
+// percentage, the rate and the time left, then the counts and the note.
 //
 //	patch: 250/1000 keys (25.0%), 50 keys/s, ETA 15s, written 200, conflicts 0, failures 0
-func progressText(p rewind.Progress, whole bool) string {
+func progressText(p rewind.Progress) string {
 	var parts []string
-	if whole {
-		s := fmt.Sprintf("%s: %d", p.Phase, p.Done)
-		if f := p.Fraction(); f >= 0 {
-			s += fmt.Sprintf("/%d %s (%.1f%%)", p.Total, p.Unit, 100*f)
-		} else {
-			s += " " + p.Unit
-		}
-		parts = append(parts, s)
+	s := fmt.Sprintf("%s: %d", p.Phase, p.Done)
+	if f := p.Fraction(); f >= 0 {
+		s += fmt.Sprintf("/%d %s (%.1f%%)", p.Total, p.Unit, 100*f)
+	} else {
+		s += " " + p.Unit
 	}
-	if whole && p.Elapsed > 0 {
+	parts = append(parts, s)
+	if p.Elapsed > 0 {
 		unit := p.RateUnit
 		if unit == "" {
 			unit = p.Unit
