@@ -95,6 +95,27 @@ type Progress struct {
 	// Batches written.
 	Batches int
 	Elapsed time.Duration
+	// Final is set on the report made when the ingest ends.
+	Final bool
+}
+
+// Report is the progress in the shape every long-running call reports:
+// objects done of those to read (Total grows while the source is still
+// being listed), with the objects already indexed, the failures and the
+// events read, and the rate in events per second.
+func (p Progress) Report() rewind.Progress {
+	return rewind.Progress{
+		Phase: "index", Unit: "objects",
+		Done: int64(p.Ingested + p.Failed), Total: int64(p.Listed - p.Skipped),
+		Elapsed: p.Elapsed,
+		Counts: []rewind.ProgressCount{
+			{Name: "already indexed", N: int64(p.Skipped)},
+			{Name: "failed", N: int64(p.Failed)},
+			{Name: "events", N: p.Rows},
+		},
+		Rate: p.RowsPerSecond(), RateUnit: "events",
+		Final: p.Final,
+	}
 }
 
 // RowsPerSecond is the rate rows were read and committed.
@@ -315,7 +336,9 @@ func (in *ingest) report(final bool) {
 		return
 	}
 	in.lastReport = now
-	in.cfg.Progress(in.snapshot())
+	p := in.snapshot()
+	p.Final = final
+	in.cfg.Progress(p)
 }
 
 func (in *ingest) add(ctx context.Context, d *decoded) error {

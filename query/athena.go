@@ -1,16 +1,25 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ddbrewind/rewind/indexer"
+)
+
+// The Glue database and table Athena names by default.
+const (
+	DefaultAthenaDatabase = "rewind"
+	DefaultAthenaTable    = "changes"
 )
 
 // AthenaOptions describe the Glue table Athena prints.
 type AthenaOptions struct {
-	// Database and Table name the Glue table. Defaults "rewind" and
-	// "changes".
+	// Database and Table name the Glue table. Defaults
+	// DefaultAthenaDatabase and DefaultAthenaTable.
 	Database, Table string
 	// Location is the capture prefix, s3://bucket/prefix. Required.
 	Location string
@@ -20,6 +29,60 @@ type AthenaOptions struct {
 	// Since is the first day the dt projection covers. Default
 	// 2020-01-01.
 	Since time.Time
+}
+
+// ErrAthenaLocation is AthenaDefaults' error when Location is not given
+// and the store cannot tell it: it was indexed from no S3 source, or from
+// several. The caller should ask for the location.
+var ErrAthenaLocation = errors.New("athena: no location")
+
+// AthenaDefaults returns o with what the store can tell filled in:
+// Location, when empty, is the store's S3 source (ErrAthenaLocation,
+// wrapped, when it has none or several); Tables are the store's tables
+// and those o names, sorted; Since, when zero, is the first day of the
+// store's changes (left zero, which Athena defaults, for an empty store).
+// A store that cannot be read is an error, naming what was read.
+func AthenaDefaults(st *indexer.Store, o AthenaOptions) (AthenaOptions, error) {
+	if o.Location == "" {
+		srcs, err := st.Sources()
+		if err != nil {
+			return o, fmt.Errorf("athena: the store's sources in %s: %w", st.Dir(), err)
+		}
+		var s3 []string
+		for _, s := range srcs {
+			if strings.HasPrefix(s, "s3://") {
+				s3 = append(s3, s)
+			}
+		}
+		switch len(s3) {
+		case 0:
+			return o, fmt.Errorf("%w: the store %s was indexed from no S3 source", ErrAthenaLocation, st.Dir())
+		case 1:
+		default:
+			return o, fmt.Errorf("%w: the store %s was indexed from %d S3 sources (%s)", ErrAthenaLocation, st.Dir(), len(s3), strings.Join(s3, ", "))
+		}
+		o.Location = s3[0]
+	}
+	tables, err := st.Tables()
+	if err != nil {
+		return o, fmt.Errorf("athena: the store's tables in %s: %w", st.Dir(), err)
+	}
+	o.Tables = slices.Compact(slices.Sorted(slices.Values(append(tables, o.Tables...))))
+	if o.Since.IsZero() {
+		var first int64
+		if err := st.Objects(func(oi indexer.ObjectInfo) error {
+			if oi.Rows > 0 && (first == 0 || oi.First < first) {
+				first = oi.First
+			}
+			return nil
+		}); err != nil {
+			return o, fmt.Errorf("athena: the store's objects in %s: %w", st.Dir(), err)
+		}
+		if first != 0 {
+			o.Since = time.UnixMicro(first).UTC().Truncate(24 * time.Hour)
+		}
+	}
+	return o, nil
 }
 
 // Athena returns the Glue/Athena DDL for the capture Parquet layout, with
@@ -36,10 +99,10 @@ func Athena(q Query, o AthenaOptions) (string, error) {
 		return "", err
 	}
 	if o.Database == "" {
-		o.Database = "rewind"
+		o.Database = DefaultAthenaDatabase
 	}
 	if o.Table == "" {
-		o.Table = "changes"
+		o.Table = DefaultAthenaTable
 	}
 	if !strings.HasPrefix(o.Location, "s3://") {
 		return "", fmt.Errorf("athena: location %q: want s3://bucket/prefix", o.Location)

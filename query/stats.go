@@ -30,9 +30,10 @@ type Stats struct {
 	Tenants []TenantCount `json:"tenants"`
 	// Bucket is the width of Timeline's buckets.
 	Bucket time.Duration `json:"-"`
-	// Timeline counts events per bucket, from the bucket holding From (or
-	// First) to the one holding the end of the window (or Last), empty
-	// buckets included.
+	// Timeline counts events per bucket, empty buckets included: from the
+	// bucket holding From to the one holding the end of the window when
+	// both ends are given, else from the bucket holding First to the one
+	// holding Last.
 	Timeline []BucketCount `json:"timeline"`
 }
 
@@ -129,14 +130,14 @@ func ComputeStats(ctx context.Context, st *indexer.Store, q Query, bucket time.D
 	if s.Events > 0 {
 		s.First, s.Last = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()
 	}
-	// The timeline covers the window when it is closed, so quiet time
-	// before the damage shows; else the events.
+	// The timeline covers the window when both ends are given, so quiet
+	// time before the damage shows; else the events, first to last (a
+	// window open at one end, such as --from -2h, would otherwise pad the
+	// timeline with the quiet time before the first event or after the
+	// last).
 	lo, hi := first, last
-	if !q.From.IsZero() {
-		lo = q.Window().From
-	}
-	if !q.To.IsZero() {
-		hi = q.Window().To - 1
+	if !q.From.IsZero() && !q.To.IsZero() {
+		lo, hi = q.Window().From, q.Window().To-1
 	}
 	if s.Events == 0 && (q.From.IsZero() || q.To.IsZero()) {
 		s.Bucket = gran

@@ -204,11 +204,14 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 	b.Logf("%s, latency %s, %d keys: seed %.0f keys/s, rewind %.0f keys/s, ratio %.1fx", server, latency, len(s.Keys), rates["seed"], rates["rewind"], rates["rewind"]/rates["seed"])
 }
 
-func progressOut() io.Writer {
-	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
-		return os.Stderr
+func progressOut() func(patch.Progress) {
+	if os.Getenv("REWIND_BENCH_DEBUG") == "" {
+		return nil
 	}
-	return nil
+	return func(p patch.Progress) {
+		r := p.Report()
+		fmt.Fprintf(os.Stderr, "%s: %d/%d keys, %.0f keys/s %s\n", r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
+	}
 }
 
 // seedLoop is the loop every team writes by hand: for each key, read the

@@ -23,7 +23,7 @@ func (*exportCmd) Synopsis() string {
 	return "export a table's changes in a window from PITR to S3 (for tables without capture)"
 }
 
-const exportUsage = `--table T --from <t1> --to <t2> --s3 s3://bucket/prefix [--wait [--timeout 2h]] [--dry-run]
+const exportUsage = `--table T --from <t1> --to <t2> --s3 s3://bucket/prefix [--wait [--timeout 2h] [--progress 10s]] [--dry-run]
 
 Asks DynamoDB for incremental exports (DynamoDB JSON, new and old images)
 of the items that changed in [from, to), read from the table's
@@ -63,7 +63,12 @@ func (c *exportCmd) Run(ctx context.Context, env *Env, args []string) error {
 	timeout := fs.Duration("timeout", pitrexport.DefaultWaitTimeout, "with --wait: give up waiting after this long (the exports go on)")
 	poll := fs.Duration("poll", pitrexport.DefaultPollInterval, "with --wait: time between status checks")
 	dryRun := fs.Bool("dry-run", false, "check and print the planned exports; start nothing")
+	var pf progressFlag
+	pf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	switch {
@@ -141,23 +146,13 @@ func (c *exportCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 
-	tty := isTerminal(env.Stderr)
 	fmt.Fprintf(env.Stderr, "waiting for %d export(s), up to %s\n", len(exports), *timeout)
+	pr := newRenderer(env, pf.every)
 	exports, waitErr := client.Wait(ctx, exports, pitrexport.WaitOptions{
 		Timeout: *timeout, Interval: *poll,
-		Progress: func(p pitrexport.WaitProgress) {
-			line := fmt.Sprintf("  %s: %d/%d export(s) done (%d completed, %d failed)",
-				roundElapsed(p.Elapsed), p.Done, len(p.Exports), p.Completed, p.Failed)
-			if tty {
-				fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
-			} else {
-				fmt.Fprintln(env.Stderr, line)
-			}
-		},
+		Progress: progressTo[pitrexport.WaitProgress](pr),
 	})
-	if tty {
-		fmt.Fprintln(env.Stderr)
-	}
+	pr.done()
 	if err := emitExports(env, exports); err != nil {
 		return err
 	}

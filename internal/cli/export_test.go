@@ -109,7 +109,7 @@ func TestExportIndexQueryEndToEnd(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 
 	args := []string{"export", "--table", "orders", "--from", from.Format(time.RFC3339Nano), "--to", "now",
-		"--s3", "s3://" + s.s3.Bucket + "/incident", "--wait", "--poll", "50ms", "--timeout", "30s"}
+		"--s3", "s3://" + s.s3.Bucket + "/incident", "--wait", "--poll", "50ms", "--timeout", "30s", "--progress", "40ms"}
 	code, objs, stderr := runRecoverCLI(t, args...)
 	if code != 0 || len(objs) != 1 {
 		t.Fatalf("export --wait: exit %d, %v\n%s", code, objs, stderr)
@@ -121,7 +121,7 @@ func TestExportIndexQueryEndToEnd(t *testing.T) {
 		!strings.HasSuffix(e["exportArn"].(string), "/export/"+id) || e["from"] != from.Format(time.RFC3339Nano) {
 		t.Fatalf("export line %v", e)
 	}
-	for _, w := range []string{"1 incremental export(s)", "/1 export(s) done (1 completed, 0 failed)", "DONE", "rewind index --export " + loc} {
+	for _, w := range []string{"1 incremental export(s)", "export: 0/1 exports (0.0%), 0 exports/s, completed 0, failed 0", "DONE", "rewind index --export " + loc} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, stderr)
 		}

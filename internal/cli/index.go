@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ddbrewind/rewind"
@@ -26,7 +25,7 @@ func (*indexCmd) Synopsis() string {
 	return "index captured changes (S3 prefix or local copy) into the local store"
 }
 
-const indexUsage = `--source s3://bucket/prefix|DIR | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32]
+const indexUsage = `--source s3://bucket/prefix|DIR | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32] [--progress 10s]
 
 Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
 from S3 or from a local directory of the same layout, and adds those the
@@ -78,7 +77,12 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
+	var pf progressFlag
+	pf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	switch {
@@ -146,24 +150,10 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	defer st.Close()
 
-	tty := isTerminal(env.Stderr)
-	cfg.ProgressInterval = 10 * time.Second
-	if tty {
-		cfg.ProgressInterval = time.Second
-	}
-	cfg.Progress = func(p indexer.Progress) {
-		line := fmt.Sprintf("index: %d/%d objects (%d already indexed, %d failed), %d events, %.0f events/s",
-			p.Ingested, p.Listed-p.Skipped, p.Skipped, p.Failed, p.Rows, p.RowsPerSecond())
-		if tty {
-			fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
-		} else {
-			fmt.Fprintln(env.Stderr, line)
-		}
-	}
+	r := newRenderer(env, pf.every)
+	cfg.Progress, cfg.ProgressInterval = progressTo[indexer.Progress](r), r.interval()
 	res, err := ingest(st)
-	if tty {
-		fmt.Fprintln(env.Stderr)
-	}
+	r.done()
 	var pe *indexer.PartialError
 	if err != nil && !errors.As(err, &pe) {
 		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", name, err)

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/ddbrewind/rewind"
@@ -21,11 +23,17 @@ func (*keysCmd) Synopsis() string { return "merge key sets (union, one line per 
 func (*keysCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "keys", "merge FILE... > merged.jsonl")
 	tmp := fs.String("tmp", "", "directory for spilled runs when the union outgrows memory (default: the system's)")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		return parseFlags(fs, args[:1]) // usage on stderr, exit 0
+	}
 	if len(args) == 0 || args[0] != "merge" {
 		fs.Usage()
 		return usagef("want: rewind keys merge FILE...")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // usage printed; exit 0 as for every -h
+		}
 		return &usageError{err.Error()}
 	}
 	files := fs.Args()

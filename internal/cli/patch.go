@@ -34,15 +34,16 @@ func (*patchCmd) Synopsis() string {
 // bindOptions binds the engine's flags, shared by patch, verify and undo,
 // to the fields of o, which holds the library's defaults
 // (patch.DefaultOptions): the help shows them, and this file holds no
-// defaults of its own. writes adds the flags of the write path.
-func bindOptions(fs *flag.FlagSet, o *patch.Options, writes bool) {
+// defaults of its own. writes adds the flags of the write path. pf is
+// --progress, the renderer's (withProgress).
+func bindOptions(fs *flag.FlagSet, env *Env, o *patch.Options, pf *progressFlag, writes bool) {
 	if writes {
 		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second (0: no limit); see the capacity math in the README")
 		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "writes in flight")
 	}
 	fs.IntVar(&o.Readers, "readers", o.Readers, fmt.Sprintf("chunks of %d keys being read at once (each is one BatchGetItem per table)", o.BatchSize))
 	fs.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")
-	fs.DurationVar(&o.ProgressEvery, "progress", o.ProgressEvery, "progress line on stderr this often (0: none)")
+	pf.register(fs, env)
 }
 
 // rateValue is --rate: writes per second, where 0 spells no limit
@@ -68,11 +69,17 @@ func (r *rateValue) Set(s string) error {
 	return nil
 }
 
-// withProgress sends the progress lines to stderr unless --progress is 0.
-func withProgress(o *patch.Options, env *Env) {
-	if o.ProgressEvery != 0 {
-		o.Progress = env.Stderr
+// withProgress draws the engine's progress on stderr as --progress says
+// (nothing for 0).
+func withProgress(o *patch.Options, env *Env, pf *progressFlag) error {
+	if err := pf.check(); err != nil {
+		return err
 	}
+	r := newRenderer(env, pf.every)
+	if r != nil {
+		o.Progress, o.ProgressEvery = progressTo[patch.Progress](r), r.interval()
+	}
+	return nil
 }
 
 // validate runs the library's checks of a configuration before anything
@@ -121,7 +128,8 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	journal := fs.String("journal", "", "journal of pre-images (default: next to --keys, <keys>.patch-<time>.journal)")
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
 	opts := patch.DefaultOptions()
-	bindOptions(fs, &opts, true)
+	var pf progressFlag
+	bindOptions(fs, env, &opts, &pf, true)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
@@ -137,7 +145,9 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usagef("--shard: %v", err)
 	}
-	withProgress(&opts, env)
+	if err := withProgress(&opts, env, &pf); err != nil {
+		return err
+	}
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	opts.Out, opts.Log = out, env.Log

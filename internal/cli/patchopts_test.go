@@ -44,7 +44,8 @@ func TestRateFlagZeroIsNoLimit(t *testing.T) {
 	o := patch.DefaultOptions()
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	bindOptions(fs, &o, true)
+	var pf progressFlag
+	bindOptions(fs, &Env{Getenv: func(string) string { return "" }}, &o, &pf, true)
 	if err := fs.Parse([]string{"--rate", "0"}); err != nil {
 		t.Fatal(err)
 	}

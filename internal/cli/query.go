@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +51,7 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	qf.register(fs)
 	format := fs.String("format", "keyset", "keyset, json, table or athena")
 	location := fs.String("location", "", "with --format athena: the capture prefix s3://bucket/prefix (default: the S3 source the store was indexed from)")
-	database := fs.String("athena-table", "rewind.changes", "with --format athena: the Glue database.table to create")
+	database := fs.String("athena-table", query.DefaultAthenaDatabase+"."+query.DefaultAthenaTable, "with --format athena: the Glue database.table to create")
 	tmp := fs.String("tmp", "", "directory for the key set's spilled runs when it outgrows memory (default: the system's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -139,34 +138,12 @@ func (c *queryCmd) athena(env *Env, store *storeFlag, q query.Query, location, t
 	switch {
 	case err == nil:
 		defer st.Close()
-		if o.Location == "" {
-			srcs, err := st.Sources()
-			if err != nil {
-				return err
-			}
-			var s3 []string
-			for _, s := range srcs {
-				if strings.HasPrefix(s, "s3://") {
-					s3 = append(s3, s)
-				}
-			}
-			if len(s3) != 1 {
-				return usagef("--format athena: give --location s3://bucket/prefix (the store was indexed from %d S3 sources)", len(s3))
-			}
-			o.Location = s3[0]
+		o, err = query.AthenaDefaults(st, o)
+		if errors.Is(err, query.ErrAthenaLocation) {
+			return usagef("--format athena: give --location s3://bucket/prefix: %v", err)
 		}
-		if tables, err := st.Tables(); err == nil {
-			o.Tables = slices.Compact(slices.Sorted(slices.Values(append(tables, q.Tables...))))
-		}
-		var first int64
-		st.Objects(func(oi indexer.ObjectInfo) error {
-			if oi.Rows > 0 && (first == 0 || oi.First < first) {
-				first = oi.First
-			}
-			return nil
-		})
-		if first != 0 {
-			o.Since = time.UnixMicro(first).UTC().Truncate(24 * time.Hour)
+		if err != nil {
+			return err
 		}
 	case errors.Is(err, indexer.ErrNoStore):
 		if o.Location == "" || len(o.Tables) == 0 {

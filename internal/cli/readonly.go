@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -67,38 +65,9 @@ passed, "timedOut"), and one per warning ("kind": "warning"). stderr: a
 summary to paste in the incident channel, with each layer ok, FAILED or
 skipped.`
 
-// commaList is a flag.Value for a comma-separated list.
-type commaList []string
-
-func (l *commaList) String() string { return strings.Join(*l, ",") }
-func (l *commaList) Set(s string) error {
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			*l = append(*l, x)
-		}
-	}
-	return nil
-}
-
-// emitJSON writes v to w as one JSON line, with "kind" first.
-func emitJSON(w io.Writer, kind string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	line := fmt.Sprintf(`{"kind":%q`, kind)
-	if len(b) > 2 {
-		line += "," + string(b[1:])
-	} else {
-		line += "}"
-	}
-	_, err = fmt.Fprintln(w, line)
-	return err
-}
-
 func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "readonly", readonlyUsage)
-	var tenants, roles commaList
+	var tenants, roles listFlag
 	fs.Var(&tenants, "tenants", "comma-separated tenant ids")
 	all := fs.Bool("all", false, "every tenant (on: adds \"all\"; off: clears the list)")
 	parameter := fs.String("parameter", readonly.DefaultParameter, "SSM StringList parameter the application's guard reads")

@@ -21,7 +21,7 @@ func (*restoreCmd) Synopsis() string {
 	return "restore a table as it was at a time into a NEW table (never in place)"
 }
 
-const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--billing-mode PAY_PER_REQUEST|PROVISIONED --read-capacity N --write-capacity N] [--wait [--timeout 2h]]
+const restoreUsage = `--table T --time <t> [--to-table NAME] [--no-indexes] [--billing-mode PAY_PER_REQUEST|PROVISIONED --read-capacity N --write-capacity N] [--wait [--timeout 2h] [--progress 10s]]
        rewind restore --cleanup --target NAME [--table T] [--yes]
 
 Checks that the target table does not exist, that point-in-time recovery is
@@ -60,7 +60,12 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	cleanup := fs.Bool("cleanup", false, "delete the restored table --target (a dry run without --yes)")
 	target := fs.String("target", "", "with --cleanup: the restored table to delete (name or ARN)")
 	yes := fs.Bool("yes", false, "with --cleanup: delete (without it: only show what would be deleted)")
+	var pf progressFlag
+	pf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := pf.check(); err != nil {
 		return err
 	}
 	if *cleanup {
@@ -114,13 +119,12 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(env.Stderr, "restoring %s into %s; waiting up to %s\n", r.SourceTable, r.TargetTable, *timeout)
+	pr := newRenderer(env, pf.every)
 	elapsed, err := client.Wait(ctx, r.TargetTable, pitr.WaitOptions{
 		Timeout: *timeout, Interval: *poll, Since: r.Started,
-		Progress: func(p pitr.Progress) {
-			fmt.Fprintf(env.Stderr, "  %s %s: %s, %d items, %d indexes creating\n",
-				roundElapsed(p.Elapsed), p.Table, p.Status, p.ItemCount, p.IndexesCreating)
-		},
+		Progress: progressTo[pitr.Progress](pr),
 	})
+	pr.done()
 	if err != nil {
 		return err
 	}

@@ -96,12 +96,12 @@ func TestPITRRestoreCLI(t *testing.T) {
 	}
 
 	code, objs, stderr = runRecoverCLI(t, "restore", "--table", "orders", "--time", beforeDeploy.Format(time.RFC3339Nano),
-		"--to-table", "orders-restored", "--no-indexes", "--wait", "--poll", "50ms", "--timeout", "30s")
+		"--to-table", "orders-restored", "--no-indexes", "--wait", "--poll", "50ms", "--timeout", "30s", "--progress", "40ms")
 	if code != 0 || len(objs) != 2 || objs[0]["kind"] != "restore" || objs[1]["kind"] != "restored" || objs[0]["noIndexes"] != true {
 		t.Fatalf("restore --wait: exit %d %v\n%s", code, objs, stderr)
 	}
 	t.Log(stderr)
-	if !strings.Contains(stderr, "CREATING") || !strings.Contains(stderr, "new table orders-restored is ACTIVE") ||
+	if !strings.Contains(stderr, "restore: 0/1 tables (0.0%)") || !strings.Contains(stderr, "orders-restored: CREATING") || !strings.Contains(stderr, "new table orders-restored is ACTIVE") ||
 		!strings.Contains(stderr, "next: rewind patch --keys impacted.jsonl --from orders-restored --to orders") {
 		t.Fatalf("restore --wait stderr:\n%s", stderr)
 	}

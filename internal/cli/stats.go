@@ -23,7 +23,8 @@ const statsUsage = `[--store DIR] [--from T] [--to T] [filters] [--bucket auto|1
 Counts the changes the filters select (the same as rewind query's) per
 tenant, by action, and per time bucket, drawn as a histogram so the start of
 the damage shows. The timeline spans the whole window when both ends are
-given, quiet buckets included.
+given, quiet buckets included; otherwise (--from -2h, say) it spans the
+changes counted, from the first to the last.
 
 stdout: the tables (default) or one JSON object (--format json). stderr: a
 summary, and a warning for each table, tenant or window named that the store

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/ddbrewind/rewind"
@@ -43,29 +41,6 @@ func (s *storeFlag) open(env *Env, readOnly bool) (*indexer.Store, error) {
 		return nil, err
 	}
 	return st, nil
-}
-
-// listFlag is a repeatable, comma-separated list flag.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error {
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			*l = append(*l, x)
-		}
-	}
-	return nil
-}
-
-// repeatFlag is a repeatable flag whose values are kept whole (they may
-// hold commas).
-type repeatFlag []string
-
-func (r *repeatFlag) String() string { return strings.Join(*r, " ") }
-func (r *repeatFlag) Set(s string) error {
-	*r = append(*r, s)
-	return nil
 }
 
 // windowFlags are --from and --to.
@@ -146,14 +121,4 @@ func (q *queryFlags) query() (query.Query, error) {
 		return out, usagef("%v", err)
 	}
 	return out, nil
-}
-
-// isTerminal reports whether w is a terminal, for progress lines.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

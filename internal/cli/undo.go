@@ -29,11 +29,14 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 	undoJournal := fs.String("undo-journal", "", "journal of this undo's own pre-images (default <journal>.undo-<time>.journal)")
 	partial := fs.Bool("partial", false, "with a damaged journal, put back what its intact records hold and list the skipped lines, whose keys are NOT put back (exit 3); without it a damaged journal is refused")
 	opts := patch.DefaultOptions()
-	bindOptions(fs, &opts, true)
+	var pf progressFlag
+	bindOptions(fs, env, &opts, &pf, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	withProgress(&opts, env)
+	if err := withProgress(&opts, env, &pf); err != nil {
+		return err
+	}
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	opts.Out, opts.Log = out, env.Log

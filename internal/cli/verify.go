@@ -25,7 +25,8 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	to := fs.String("to", "", "production table (required)")
 	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
 	opts := patch.DefaultOptions()
-	bindOptions(fs, &opts, false)
+	var pf progressFlag
+	bindOptions(fs, env, &opts, &pf, false)
 	var hf historyFlags
 	hf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
@@ -40,7 +41,9 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usagef("--shard: %v", err)
 	}
-	withProgress(&opts, env)
+	if err := withProgress(&opts, env, &pf); err != nil {
+		return err
+	}
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	opts.Out, opts.Log = out, env.Log

@@ -60,9 +60,9 @@ type Options struct {
 	// failures (apply), or the mismatches (Verify), as JSON Lines. Default
 	// io.Discard.
 	Out io.Writer
-	// Progress receives a progress line every ProgressEvery. Default nil:
-	// no progress.
-	Progress io.Writer
+	// Progress, when set, is called every ProgressEvery while the work
+	// runs, and once when it ends. Default nil: no progress.
+	Progress func(Progress)
 	// ProgressEvery is the progress interval. Default 10s.
 	ProgressEvery time.Duration
 	// Log receives warnings. Default slog.Default().

@@ -550,7 +550,8 @@ func (e *engine) counts() (run, total Counts) {
 	return e.live, total
 }
 
-// startProgress prints a progress line every ProgressEvery until stopped.
+// startProgress reports progress every ProgressEvery until stopped, and
+// once more when stopped.
 func (e *engine) startProgress() (stop func()) {
 	if e.cfg.Progress == nil {
 		return func() {}
@@ -558,6 +559,17 @@ func (e *engine) startProgress() (stop func()) {
 	start := time.Now()
 	e.lastCall.CompareAndSwap(0, start.UnixNano())
 	stall := max(e.cfg.ProgressEvery, time.Second)
+	report := func(final bool) {
+		run, _ := e.counts()
+		e.mu.Lock()
+		run.Keys = e.done.Keys // keys finished, not merely planned
+		e.mu.Unlock()
+		p := Progress{Tool: e.tool, Counts: run, Total: e.total, Elapsed: time.Since(start), Final: final}
+		if n, idle := e.calls.Load(), time.Since(time.Unix(0, e.lastCall.Load())); n > 0 && idle >= stall && !final {
+			p.InFlight, p.Idle = n, idle
+		}
+		e.cfg.Progress(p)
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -570,43 +582,53 @@ func (e *engine) startProgress() (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				run, _ := e.counts()
-				e.mu.Lock()
-				run.Keys = e.done.Keys // keys finished, not merely planned
-				e.mu.Unlock()
-				line := progressLine(e.tool, run, e.total, time.Since(start))
-				idle := time.Since(time.Unix(0, e.lastCall.Load()))
-				if n := e.calls.Load(); n > 0 && idle >= stall {
-					line += waitingNote(n, idle)
-				}
-				fmt.Fprintln(e.cfg.Progress, line)
+				report(false)
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		wg.Wait()
+		report(true)
 	}
 }
 
-// waitingNote says that no DynamoDB call has ended for idle while n are
-// in flight: the run is stalled on DynamoDB, not on rewind.
-func waitingNote(n int64, idle time.Duration) string {
-	return fmt.Sprintf(", waiting on DynamoDB for %s (%d %s in flight)", idle.Round(time.Second), n, plural(int(n), "call", "calls"))
+// Progress is how far a patch, verify or undo has got.
+type Progress struct {
+	// Tool is "patch", "verify" or "undo".
+	Tool string
+	// Counts are this run's (not a resumed patch's earlier runs'); Keys
+	// counts the keys finished.
+	Counts Counts
+	// Total is the keys to do, 0 when not known yet.
+	Total   int64
+	Elapsed time.Duration
+	// InFlight and Idle are set when the run waits on DynamoDB: calls in
+	// flight and none ended for ProgressEvery (and at least a second).
+	// Then InFlight counts the calls and Idle is the time since the last
+	// one ended.
+	InFlight int64
+	Idle     time.Duration
+	// Final is set on the report made when the work ends.
+	Final bool
 }
 
-func progressLine(tool string, c Counts, total int64, elapsed time.Duration) string {
-	rate := float64(c.Keys) / elapsed.Seconds()
-	s := fmt.Sprintf("%s: %d", tool, c.Keys)
-	if total > 0 {
-		s += fmt.Sprintf("/%d keys (%.1f%%)", total, 100*float64(c.Keys)/float64(total))
-	} else {
-		s += " keys"
+// Report is the progress in the shape every long-running call reports:
+// keys done of the total, with the writes, conflicts and failures, and a
+// note when the run waits on DynamoDB: then it is stalled on DynamoDB,
+// not on rewind.
+func (p Progress) Report() rewind.Progress {
+	r := rewind.Progress{
+		Phase: p.Tool, Unit: "keys", Done: p.Counts.Keys, Total: p.Total, Elapsed: p.Elapsed,
+		Counts: []rewind.ProgressCount{
+			{Name: "written", N: p.Counts.Written},
+			{Name: "conflicts", N: p.Counts.Conflicts},
+			{Name: "failures", N: p.Counts.Failures},
+		},
+		Final: p.Final,
 	}
-	s += fmt.Sprintf(", %.0f keys/s, written %d, conflicts %d, failures %d", rate, c.Written, c.Conflicts, c.Failures)
-	if total > 0 && rate > 0 && c.Keys < total {
-		eta := time.Duration(float64(total-c.Keys) / rate * float64(time.Second))
-		s += fmt.Sprintf(", ETA %s", eta.Round(time.Second))
+	if p.InFlight > 0 {
+		r.Note = fmt.Sprintf("waiting on DynamoDB for %s (%d %s in flight)", p.Idle.Round(time.Second), p.InFlight, plural(int(p.InFlight), "call", "calls"))
 	}
-	return s
+	return r
 }

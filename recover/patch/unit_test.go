@@ -188,9 +188,14 @@ func TestSummaryText(t *testing.T) {
 	if !s.Partial() {
 		t.Error("a summary with a conflict is not partial")
 	}
-	line := progressLine("patch", Counts{Keys: 250, Written: 200}, 1000, 5*time.Second)
-	if !strings.Contains(line, "250/1000 keys (25.0%)") || !strings.Contains(line, "50 keys/s") || !strings.Contains(line, "ETA 15s") {
-		t.Errorf("progress line %q", line)
+	p := Progress{Tool: "patch", Counts: Counts{Keys: 250, Written: 200}, Total: 1000, Elapsed: 5 * time.Second}.Report()
+	if p.Phase != "patch" || p.Unit != "keys" || p.Done != 250 || p.Total != 1000 || p.PerSecond() != 50 || p.Remaining() != 15*time.Second ||
+		len(p.Counts) != 3 || p.Counts[0] != (rewind.ProgressCount{Name: "written", N: 200}) || p.Note != "" {
+		t.Errorf("progress report %+v", p)
+	}
+	p = Progress{Tool: "undo", InFlight: 2, Idle: 12400 * time.Millisecond}.Report()
+	if p.Note != "waiting on DynamoDB for 12s (2 calls in flight)" || p.Total != 0 || p.Remaining() != 0 {
+		t.Errorf("stalled progress report %+v", p)
 	}
 }
 

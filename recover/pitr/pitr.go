@@ -29,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ddbrewind/rewind"
 )
 
 // API is what the package needs of DynamoDB.
@@ -385,6 +387,22 @@ type Progress struct {
 	SizeBytes       int64 `json:"sizeBytes"`
 	// Done is true on the last call, once the table is ready.
 	Done bool `json:"done"`
+}
+
+// Report is the poll in the shape every long-running call reports: one
+// table to make ready, its item count and the indexes still being
+// created, and the table's status as the note.
+func (p Progress) Report() rewind.Progress {
+	r := rewind.Progress{
+		Phase: "restore", Unit: "tables", Total: 1, Elapsed: p.Elapsed,
+		Counts: []rewind.ProgressCount{{Name: "items", N: p.ItemCount}, {Name: "indexes creating", N: int64(p.IndexesCreating)}},
+		Note:   p.Table + ": " + p.Status,
+		Final:  p.Done,
+	}
+	if p.Done {
+		r.Done = 1
+	}
+	return r
 }
 
 // WaitOptions configures Wait. The zero value uses the defaults.

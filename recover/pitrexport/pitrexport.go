@@ -29,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ddbrewind/rewind"
 )
 
 // API is what the package needs of DynamoDB.
@@ -342,6 +344,16 @@ type WaitProgress struct {
 	Exports                 []Export
 	Done, Completed, Failed int
 	Elapsed                 time.Duration
+}
+
+// Report is the poll in the shape every long-running call reports:
+// exports done (completed or failed) of those started.
+func (p WaitProgress) Report() rewind.Progress {
+	return rewind.Progress{
+		Phase: "export", Unit: "exports", Done: int64(p.Done), Total: int64(len(p.Exports)), Elapsed: p.Elapsed,
+		Counts: []rewind.ProgressCount{{Name: "completed", N: int64(p.Completed)}, {Name: "failed", N: int64(p.Failed)}},
+		Final:  p.Done == len(p.Exports),
+	}
 }
 
 // Wait polls DescribeExport until every export is COMPLETED or FAILED,
