@@ -121,7 +121,7 @@ var goldenPatterns = []struct {
 	{regexp.MustCompile(`\d{8}T\d{6}(\.\d+)?Z?`), "<TIME>"},
 	{regexp.MustCompile(`\d{14}-[a-z0-9]{8}`), "<EXPORT-ID>"},
 	{regexp.MustCompile(`(127\.0\.0\.1|localhost|\[::1\]):\d+`), "$1:<PORT>"},
-	{regexp.MustCompile(`"(\w*[sS]econds)":[0-9.e+-]+`), `"$1":<N>`},
+	{regexp.MustCompile(`"(\w*([sS]econds|Ns))":[0-9.e+-]+`), `"$1":<N>`},
 	{regexp.MustCompile(`[0-9.]+(e[+-]?\d+)? ([a-z]+)/s\b`), "<N> $2/s"},
 	{regexp.MustCompile(`\b(\d+(\.\d+)?(h|ms|µs|us|ns|m|s))+\b`), "<DUR>"},
 }
@@ -297,7 +297,7 @@ func TestGoldenPatch(t *testing.T) {
 // without --wait, against DynamoDB Local behind the PITR front.
 func TestGoldenRestore(t *testing.T) {
 	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: 100 * time.Millisecond})
+	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: 100 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	if err != nil {
 		t.Fatal(err)
 	}
