@@ -1,6 +1,7 @@
 package rewind
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 )
@@ -137,4 +138,99 @@ func shortNumber(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprintf("%q...(%d characters)", s[:20], len(s))
+}
+
+// The rest of the grammar of DynamoDB JSON ({"S":"x"}, {"N":"42"},
+// {"L":[...]}, ...), written once for every reader of it. ParseItem and
+// ParseAttributeValue build values; the stream handler's decoder checks
+// values in place, without building them, to keep the Lambda fast. Both
+// walk the JSON with jsontext (strict: valid UTF-8, no duplicate names)
+// and decide what each value may be with these functions and CheckNumber,
+// so they accept and refuse the same inputs (FuzzFastDecoderAgainstParseItem
+// in package streamhandler checks it).
+
+// MaxNestingDepth is how deep values nest: DynamoDB supports nested
+// attributes up to 32 levels deep ("Constraints in Amazon DynamoDB").
+// A top-level attribute's value is at depth 0, each list element or map
+// value one deeper; a value deeper than MaxNestingDepth is refused.
+const MaxNestingDepth = 32
+
+// AttributeType is a DynamoDB JSON data type descriptor, the one name of
+// an attribute value object.
+type AttributeType uint8
+
+// The ten data type descriptors of DynamoDB JSON.
+const (
+	TypeS AttributeType = iota + 1
+	TypeN
+	TypeB
+	TypeBOOL
+	TypeNULL
+	TypeSS
+	TypeNS
+	TypeBS
+	TypeL
+	TypeM
+)
+
+var attributeTypeNames = [...]string{"", "S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"}
+
+// String returns the descriptor as DynamoDB JSON writes it.
+func (t AttributeType) String() string {
+	if int(t) < len(attributeTypeNames) && t != 0 {
+		return attributeTypeNames[t]
+	}
+	return fmt.Sprintf("AttributeType(%d)", uint8(t))
+}
+
+// ParseAttributeType returns the type descriptor s names (s unquoted, as
+// in {"S":...}). Descriptors are case-sensitive. It does not allocate
+// unless it fails.
+func ParseAttributeType[T ~string | ~[]byte](s T) (AttributeType, error) {
+	switch len(s) {
+	case 1:
+		switch s[0] {
+		case 'S':
+			return TypeS, nil
+		case 'N':
+			return TypeN, nil
+		case 'B':
+			return TypeB, nil
+		case 'L':
+			return TypeL, nil
+		case 'M':
+			return TypeM, nil
+		}
+	case 2:
+		if s[1] == 'S' {
+			switch s[0] {
+			case 'S':
+				return TypeSS, nil
+			case 'N':
+				return TypeNS, nil
+			case 'B':
+				return TypeBS, nil
+			}
+		}
+	case 4:
+		// Byte by byte: a string conversion of a generic []byte may copy.
+		if s[0] == 'B' && s[1] == 'O' && s[2] == 'O' && s[3] == 'L' {
+			return TypeBOOL, nil
+		}
+		if s[0] == 'N' && s[1] == 'U' && s[2] == 'L' && s[3] == 'L' {
+			return TypeNULL, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown attribute type %q", string(s))
+}
+
+// DecodeBinary decodes the value of a B (or an element of a BS) as
+// DynamoDB JSON writes it, standard base64 with padding, into dst's
+// storage (dst[:0]), so a checker can reuse one buffer.
+func DecodeBinary(dst, s []byte) ([]byte, error) {
+	out, err := base64.StdEncoding.AppendDecode(dst[:0], s)
+	if err != nil {
+		return dst[:0], fmt.Errorf("not base64: %w", err)
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package streamhandler
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,8 +17,8 @@ type attrSlice struct {
 // checkAV checks one DynamoDB JSON attribute value without building it.
 func (d *decoder) checkAV(depth int) error {
 	dec := d.dec
-	if depth > 32 {
-		return errors.New("nested deeper than 32 levels")
+	if depth > rewind.MaxNestingDepth {
+		return fmt.Errorf("nested deeper than %d levels", rewind.MaxNestingDepth)
 	}
 	if err := expectKind(dec, '{'); err != nil {
 		return err
@@ -27,31 +26,35 @@ func (d *decoder) checkAV(depth int) error {
 	if dec.PeekKind() != '"' {
 		return errors.New("attribute value has no type")
 	}
-	typ, err := dec.ReadValue()
+	name, err := d.str()
 	if err != nil {
 		return err
 	}
-	switch string(typ) {
-	case `"S"`:
+	typ, err := rewind.ParseAttributeType(name)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case rewind.TypeS:
 		if k := dec.PeekKind(); k != '"' {
 			return fmt.Errorf("S: want a string, got %v", k)
 		}
 		if err := dec.SkipValue(); err != nil {
 			return fmt.Errorf("S: %w", err)
 		}
-	case `"N"`:
+	case rewind.TypeN:
 		s, err := d.str()
 		if err != nil {
 			return fmt.Errorf("N: %w", err)
 		}
-		if !validNumber(s) {
-			return fmt.Errorf("N: %q is not a number", s)
+		if err := rewind.CheckNumber(s); err != nil {
+			return fmt.Errorf("N: %w", err)
 		}
-	case `"B"`:
+	case rewind.TypeB:
 		if err := d.checkBinary(); err != nil {
 			return fmt.Errorf("B: %w", err)
 		}
-	case `"BOOL"`:
+	case rewind.TypeBOOL:
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return err
@@ -59,7 +62,7 @@ func (d *decoder) checkAV(depth int) error {
 		if k := tok.Kind(); k != 't' && k != 'f' {
 			return fmt.Errorf("BOOL: want true or false, got %v", k)
 		}
-	case `"NULL"`:
+	case rewind.TypeNULL:
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return err
@@ -67,26 +70,26 @@ func (d *decoder) checkAV(depth int) error {
 		if tok.Kind() != 't' {
 			return fmt.Errorf("NULL: want true, got %v", tok.Kind())
 		}
-	case `"SS"`, `"NS"`, `"BS"`:
+	case rewind.TypeSS, rewind.TypeNS, rewind.TypeBS:
 		if err := expectKind(dec, '['); err != nil {
 			return fmt.Errorf("%s: %w", typ, err)
 		}
 		for i := 0; dec.PeekKind() != ']'; i++ {
-			switch string(typ) {
-			case `"SS"`:
+			switch typ {
+			case rewind.TypeSS:
 				if k := dec.PeekKind(); k != '"' {
 					return fmt.Errorf("SS[%d]: want a string, got %v", i, k)
 				}
 				if err := dec.SkipValue(); err != nil {
 					return fmt.Errorf("SS[%d]: %w", i, err)
 				}
-			case `"NS"`:
+			case rewind.TypeNS:
 				s, err := d.str()
 				if err != nil {
 					return fmt.Errorf("NS[%d]: %w", i, err)
 				}
-				if !validNumber(s) {
-					return fmt.Errorf("NS[%d]: %q is not a number", i, s)
+				if err := rewind.CheckNumber(s); err != nil {
+					return fmt.Errorf("NS[%d]: %w", i, err)
 				}
 			default:
 				if err := d.checkBinary(); err != nil {
@@ -95,7 +98,7 @@ func (d *decoder) checkAV(depth int) error {
 			}
 		}
 		dec.ReadToken()
-	case `"L"`:
+	case rewind.TypeL:
 		if err := expectKind(dec, '['); err != nil {
 			return fmt.Errorf("L: %w", err)
 		}
@@ -105,7 +108,7 @@ func (d *decoder) checkAV(depth int) error {
 			}
 		}
 		dec.ReadToken()
-	case `"M"`:
+	case rewind.TypeM:
 		if err := expectKind(dec, '{'); err != nil {
 			return fmt.Errorf("M: %w", err)
 		}
@@ -119,8 +122,6 @@ func (d *decoder) checkAV(depth int) error {
 			}
 		}
 		dec.ReadToken()
-	default:
-		return fmt.Errorf("unknown attribute type %s", typ)
 	}
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -137,49 +138,8 @@ func (d *decoder) checkBinary() error {
 	if err != nil {
 		return err
 	}
-	n := base64.StdEncoding.DecodedLen(len(s))
-	if cap(d.scratch) < n {
-		d.scratch = make([]byte, n)
-	}
-	if _, err := base64.StdEncoding.Decode(d.scratch[:n], s); err != nil {
-		return fmt.Errorf("not base64: %w", err)
-	}
-	return nil
-}
-
-// validNumber checks the DynamoDB number syntax without allocating.
-func validNumber(s []byte) bool {
-	i := 0
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
-		i++
-	}
-	digits := 0
-	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		digits++
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			i++
-		}
-		e := 0
-		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-			e++
-		}
-		if e == 0 {
-			return false
-		}
-	}
-	return i == len(s)
+	d.scratch, err = rewind.DecodeBinary(d.scratch, s)
+	return err
 }
 
 // changed lists the top-level attributes that differ between the images.
