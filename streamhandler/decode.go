@@ -2,10 +2,8 @@ package streamhandler
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/ddbrewind/rewind"
@@ -21,9 +19,8 @@ import (
 // decoder turns an invocation payload into change events. It is reused
 // across invocations; it is not safe for concurrent use.
 type decoder struct {
-	tenantAttr  string
-	tenantRegex *regexp.Regexp
-	images      Images
+	tenant rewind.TenantRule
+	images Images
 
 	dec     *jsontext.Decoder
 	label   string // stream label of the last payload, cleaned for paths
@@ -34,9 +31,11 @@ type decoder struct {
 	learned  map[string][]string
 	// names interns attribute names: a batch repeats the same few names
 	// in every image, and each event keeps them in ChangedAttributes.
-	names   map[string]string
-	attrsA  []attrSlice
-	attrsB  []attrSlice
+	names map[string]string
+	// attrsA and attrsB are the top-level attributes of the old and the
+	// new image of the record being decoded, for ChangedAttributes.
+	attrsA  []rewind.ImageAttribute
+	attrsB  []rewind.ImageAttribute
 	scratch []byte
 }
 
@@ -45,7 +44,7 @@ type decoder struct {
 var decodeOpts = []jsontext.Options{}
 
 func newDecoder(cfg *Config) *decoder {
-	d := &decoder{tenantAttr: cfg.TenantAttribute, tenantRegex: cfg.TenantRegex, images: cfg.Images, keyAttrs: cfg.KeyAttributes}
+	d := &decoder{tenant: cfg.Tenant, images: cfg.Images, keyAttrs: cfg.KeyAttributes}
 	d.dec = jsontext.NewDecoder(bytes.NewBuffer(nil), decodeOpts...)
 	return d
 }
@@ -410,7 +409,7 @@ func (d *decoder) keys(ev *rewind.ChangeEvent) error {
 // attribute's slice to attrs and compacts the image (a copy, only when the
 // payload has whitespace between its tokens). A null image is returned as
 // nil.
-func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte, []attrSlice, error) {
+func (d *decoder) image(payload []byte, collect bool, attrs []rewind.ImageAttribute) ([]byte, []rewind.ImageAttribute, error) {
 	dec := d.dec
 	if dec.PeekKind() == 'n' {
 		_, err := dec.ReadToken()
@@ -431,7 +430,7 @@ func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte
 		}
 		if collect {
 			raw := bytes.TrimLeft(payload[vstart:dec.InputOffset()], " \t\r\n:")
-			attrs = append(attrs, attrSlice{name: d.intern(name), raw: raw})
+			attrs = append(attrs, rewind.ImageAttribute{Name: d.intern(name), JSON: raw})
 		}
 	}
 	dec.ReadToken()
@@ -440,7 +439,8 @@ func (d *decoder) image(payload []byte, collect bool, attrs []attrSlice) ([]byte
 		// An image is stored and printed as one line of JSON whatever the
 		// payload's layout; a compact payload costs a scan, not a copy.
 		// The attribute slices keep the payload's layout: they are only
-		// compared (see changed), and equalRaw looks past whitespace.
+		// compared (rewind.ChangedAttributes), which parses values whose
+		// bytes differ.
 		im, err := rewind.Image(raw).Compact()
 		if err != nil {
 			return nil, attrs, err
@@ -483,12 +483,8 @@ func (d *decoder) finish(ev *rewind.ChangeEvent) error {
 	if err := d.keys(ev); err != nil {
 		return err
 	}
-	ev.Tenant = d.tenant(ev.Keys)
-	changed, err := d.changed(ev.OldImage, ev.NewImage)
-	if err != nil {
-		return err
-	}
-	ev.ChangedAttributes = changed
+	ev.Tenant = d.tenant.Tenant(ev.Keys)
+	ev.ChangedAttributes = rewind.ChangedAttributes(d.imageAttrs(ev.OldImage, d.attrsA), d.imageAttrs(ev.NewImage, d.attrsB))
 	switch d.images {
 	case ImagesNew:
 		ev.OldImage = nil
@@ -500,21 +496,15 @@ func (d *decoder) finish(ev *rewind.ChangeEvent) error {
 	return nil
 }
 
-func (d *decoder) tenant(k rewind.Key) string {
-	a, ok := k.Get(d.tenantAttr)
-	if !ok {
-		return ""
+// imageAttrs returns the attributes image() collected for an image, nil
+// when the record has no such image (they may be left from an earlier
+// record), and an empty list for an image without attributes.
+func (d *decoder) imageAttrs(im rewind.Image, attrs []rewind.ImageAttribute) []rewind.ImageAttribute {
+	if im == nil {
+		return nil
 	}
-	v := a.Value
-	if a.Type == 'B' {
-		v = base64.StdEncoding.EncodeToString([]byte(v))
+	if attrs == nil {
+		return []rewind.ImageAttribute{}
 	}
-	if d.tenantRegex == nil {
-		return v
-	}
-	m := d.tenantRegex.FindStringSubmatch(v)
-	if len(m) < 2 {
-		return ""
-	}
-	return m[1]
+	return attrs
 }

@@ -1,18 +1,11 @@
 package streamhandler
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/ddbrewind/rewind"
 )
-
-type attrSlice struct {
-	name string
-	raw  []byte
-}
 
 // checkAV checks one DynamoDB JSON attribute value without building it.
 func (d *decoder) checkAV(depth int) error {
@@ -140,44 +133,4 @@ func (d *decoder) checkBinary() error {
 	}
 	d.scratch, err = rewind.DecodeBinary(d.scratch, s)
 	return err
-}
-
-// changed lists the top-level attributes that differ between the images.
-func (d *decoder) changed(oldIm, newIm []byte) ([]string, error) {
-	// The image slices were collected by image() while reading the record.
-	if oldIm == nil && newIm == nil {
-		return nil, nil
-	}
-	if oldIm == nil {
-		d.attrsA = d.attrsA[:0]
-	}
-	if newIm == nil {
-		d.attrsB = d.attrsB[:0]
-	}
-	out := []string{}
-	for _, b := range d.attrsB {
-		i := slices.IndexFunc(d.attrsA, func(a attrSlice) bool { return a.name == b.name })
-		if i < 0 {
-			out = append(out, b.name)
-			continue
-		}
-		if !bytes.Equal(d.attrsA[i].raw, b.raw) && !equalRaw(d.attrsA[i].raw, b.raw) {
-			out = append(out, b.name)
-		}
-	}
-	for _, a := range d.attrsA {
-		if !slices.ContainsFunc(d.attrsB, func(b attrSlice) bool { return a.name == b.name }) {
-			out = append(out, a.name)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// equalRaw compares two attribute values whose bytes differ by value, for
-// sets in another order or numbers written differently.
-func equalRaw(a, b []byte) bool {
-	x, err1 := rewind.ParseAttributeValue(a)
-	y, err2 := rewind.ParseAttributeValue(b)
-	return err1 == nil && err2 == nil && rewind.EqualAttributeValues(x, y)
 }

@@ -631,10 +631,10 @@ func (d *drill) stopStack() {
 
 func (d *drill) startCapture(streamARN string, batch int) error {
 	h, err := streamhandler.New(streamhandler.Config{
-		AuditTable:  drillAudit,
-		Bucket:      drillBucket,
-		Prefix:      drillPrefix,
-		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
+		AuditTable: drillAudit,
+		Bucket:     drillBucket,
+		Prefix:     drillPrefix,
+		Tenant:     rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)},
 		// DynamoDB Local puts the GSI key in the Keys of TTL deletes.
 		KeyAttributes: []string{"pk", "sk"},
 	}, d.ddb, d.s3, slog.New(slog.NewJSONHandler(io.Discard, nil)))
