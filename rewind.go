@@ -56,8 +56,12 @@ type ChangeEvent struct {
 	// SequenceNumber orders records within a shard. It is a decimal string
 	// of varying length: compare with CompareSequenceNumbers, not as text.
 	SequenceNumber string
-	// ShardID is the stream shard the record came from, when known.
+	// ShardID is the stream shard the record came from, when known; empty
+	// for an event read from an incremental export.
 	ShardID string
+	// Export is the incremental export the event was read from, and its
+	// window; zero for an event read from a stream.
+	Export ExportWindow
 	// StreamViewType is KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
 	StreamViewType string
 	// Keys are the item's primary key attributes.

@@ -182,7 +182,7 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 		Region:         e.Region,
 		Tenant:         e.tenant.Tenant(key),
 		StreamViewType: e.View,
-		ShardID:        rewind.ExportShardID(e.ID, e.From, e.To),
+		Export:         rewind.ExportWindow{ID: e.ID, From: e.From.UTC(), To: e.To.UTC()},
 		Keys:           key,
 		SizeBytes:      int64(len(bytes.TrimRight(data, "\r\n"))),
 		Time:           e.To.Add(-time.Microsecond),
