@@ -21,7 +21,9 @@ type Item = map[string]types.AttributeValue
 
 // Image is an item in DynamoDB JSON, the wire format of the DynamoDB API and
 // of stream records: {"pk":{"S":"t1"},"n":{"N":"42"}}. Binary values are
-// base64 strings, numbers are decimal strings.
+// base64 strings, numbers are decimal strings. Image means these bytes
+// everywhere in rewind; which of a change's two images a filter reads is
+// a query.ImageSide.
 type Image []byte
 
 // Item decodes the image.
