@@ -43,8 +43,8 @@ type ChangeEvent struct {
 	// Table and Region come from the stream ARN (eventSourceARN).
 	Table  string
 	Region string
-	// Tenant is taken from a key attribute (see streamhandler.Config); empty
-	// when the item has none.
+	// Tenant is taken from a key attribute by a TenantRule, the same rule
+	// whatever captured the event; empty when the item has none.
 	Tenant string
 	// Action is INSERT, MODIFY or REMOVE.
 	Action Action
@@ -72,7 +72,8 @@ type ChangeEvent struct {
 	NewImage Image
 	// ChangedAttributes names the top-level attributes whose value differs
 	// between OldImage and NewImage (or every attribute of the one image
-	// present), sorted. Nil when neither image is present.
+	// present), sorted. Nil when neither image is present. Every source of
+	// events computes it with the function ChangedAttributes.
 	ChangedAttributes []string
 	// SizeBytes is the record's SizeBytes as DynamoDB reports it.
 	SizeBytes int64
