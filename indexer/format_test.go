@@ -11,6 +11,7 @@ import (
 
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/indexer/export"
 	"github.com/ddbrewind/rewind/indexer/indextest"
 )
 
@@ -29,6 +30,13 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 	if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
 		t.Fatal(err)
 	}
+	exp, err := export.Open(t.Context(), copyExportFixture(t, "multi-file"), export.Config{Tenant: exportTenants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IngestExport(t.Context(), exp, indexer.Config{Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
 	if err := indexer.SetVersionForTest(s, "1"); err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +49,11 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 			t.Fatalf("read-only %v: a version 1 store opened", ro)
 		}
 		msg := err.Error()
+		t.Logf("read-only %v: %s", ro, msg)
 		for _, want := range []string{
 			"open store " + dir, `format version "1"`, `reads version "2"`, "shard ID",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
+			"`rewind index --store " + dir + " --export " + exp.Location() + "` (with the --tenant-attribute and --tenant-regex",
 		} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)

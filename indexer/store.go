@@ -164,13 +164,12 @@ func (s *Store) versionError(v string) error {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		flag := "--source"
+		flag, more := "--source", ""
 		if strings.Contains(filepath.ToSlash(src), "/AWSDynamoDB/") {
-			// An incremental export's location (indexer/export): give the
-			// same --tenant-attribute and --tenant-regex as before.
-			flag = "--export"
+			// An incremental export's location (see indexer/export).
+			flag, more = "--export", " (with the --tenant-attribute and --tenant-regex it was indexed with)"
 		}
-		fmt.Fprintf(&b, " `rewind index --store %s %s %s`", s.dir, flag, src)
+		fmt.Fprintf(&b, " `rewind index --store %s %s %s`%s", s.dir, flag, src, more)
 	}
 	return errors.New(b.String())
 }
