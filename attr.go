@@ -21,7 +21,9 @@ type Item = map[string]types.AttributeValue
 
 // Image is an item in DynamoDB JSON, the wire format of the DynamoDB API and
 // of stream records: {"pk":{"S":"t1"},"n":{"N":"42"}}. Binary values are
-// base64 strings, numbers are decimal strings.
+// base64 strings, numbers are decimal strings. Image means these bytes
+// everywhere in rewind; which of a change's two images a filter reads is
+// a query.ImageSide.
 type Image []byte
 
 // Item decodes the image.
@@ -76,9 +78,6 @@ func ParseAttributeValue(data []byte) (types.AttributeValue, error) {
 	return av, nil
 }
 
-// maxDepth is DynamoDB's limit on nested attributes.
-const maxDepth = 32
-
 func readItem(dec *jsontext.Decoder, depth int) (Item, error) {
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -110,8 +109,8 @@ func readItem(dec *jsontext.Decoder, depth int) (Item, error) {
 }
 
 func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
-	if depth > maxDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
+	if depth > MaxNestingDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", MaxNestingDepth)
 	}
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -127,16 +126,19 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 	if err != nil {
 		return nil, err
 	}
-	typ := typTok.String()
+	typ, err := ParseAttributeType(typTok.String())
+	if err != nil {
+		return nil, err
+	}
 	var av types.AttributeValue
 	switch typ {
-	case "S":
+	case TypeS:
 		s, err := readString(dec)
 		if err != nil {
 			return nil, fmt.Errorf("S: %w", err)
 		}
 		av = &types.AttributeValueMemberS{Value: s}
-	case "N":
+	case TypeN:
 		s, err := readString(dec)
 		if err != nil {
 			return nil, fmt.Errorf("N: %w", err)
@@ -145,13 +147,13 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			return nil, fmt.Errorf("N: %w", err)
 		}
 		av = &types.AttributeValueMemberN{Value: s}
-	case "B":
+	case TypeB:
 		b, err := readBinary(dec)
 		if err != nil {
 			return nil, fmt.Errorf("B: %w", err)
 		}
 		av = &types.AttributeValueMemberB{Value: b}
-	case "BOOL":
+	case TypeBOOL:
 		t, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
@@ -160,7 +162,7 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			return nil, fmt.Errorf("BOOL: want true or false, got %v", k)
 		}
 		av = &types.AttributeValueMemberBOOL{Value: t.Bool()}
-	case "NULL":
+	case TypeNULL:
 		t, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
@@ -169,14 +171,14 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			return nil, fmt.Errorf("NULL: want true, got %v", t.Kind())
 		}
 		av = &types.AttributeValueMemberNULL{Value: true}
-	case "SS", "NS", "BS":
+	case TypeSS, TypeNS, TypeBS:
 		if err := expect(dec, '['); err != nil {
 			return nil, fmt.Errorf("%s: %w", typ, err)
 		}
 		var ss []string
 		var bs [][]byte
 		for dec.PeekKind() != ']' {
-			if typ == "BS" {
+			if typ == TypeBS {
 				b, err := readBinary(dec)
 				if err != nil {
 					return nil, fmt.Errorf("BS[%d]: %w", len(bs), err)
@@ -188,7 +190,7 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d]: %w", typ, len(ss), err)
 			}
-			if typ == "NS" {
+			if typ == TypeNS {
 				if err := CheckNumber(s); err != nil {
 					return nil, fmt.Errorf("NS[%d]: %w", len(ss), err)
 				}
@@ -199,9 +201,9 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			return nil, err
 		}
 		switch typ {
-		case "SS":
+		case TypeSS:
 			av = &types.AttributeValueMemberSS{Value: nonNil(ss)}
-		case "NS":
+		case TypeNS:
 			av = &types.AttributeValueMemberNS{Value: nonNil(ss)}
 		default:
 			if bs == nil {
@@ -209,7 +211,7 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			}
 			av = &types.AttributeValueMemberBS{Value: bs}
 		}
-	case "L":
+	case TypeL:
 		if err := expect(dec, '['); err != nil {
 			return nil, fmt.Errorf("L: %w", err)
 		}
@@ -225,14 +227,12 @@ func readAV(dec *jsontext.Decoder, depth int) (types.AttributeValue, error) {
 			return nil, err
 		}
 		av = &types.AttributeValueMemberL{Value: l}
-	case "M":
+	case TypeM:
 		m, err := readItem(dec, depth+1)
 		if err != nil {
 			return nil, fmt.Errorf("M: %w", err)
 		}
 		av = &types.AttributeValueMemberM{Value: m}
-	default:
-		return nil, fmt.Errorf("unknown attribute type %q", typ)
 	}
 	end, err := dec.ReadToken()
 	if err != nil {
@@ -278,11 +278,12 @@ func readBinary(dec *jsontext.Decoder) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("not base64: %w", err)
+	bin, err := DecodeBinary(nil, []byte(s))
+	if bin == nil && err == nil {
+		// An empty B stays a non-nil empty value, as the SDK sends it.
+		bin = []byte{}
 	}
-	return b, nil
+	return bin, err
 }
 
 // AppendItemJSON appends item as DynamoDB JSON with attribute names sorted,

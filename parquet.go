@@ -25,9 +25,19 @@ import (
 //	size_bytes          INT64      record size as DynamoDB reports it
 //	decode_error        STRING     NULL unless the record could not be decoded
 //	raw_record          STRING     the record's JSON when it could not be decoded
+//	export_id           STRING     NULL unless read from an incremental export
+//	export_from         TIMESTAMP(MICROS, UTC)  that export's window, NULL
+//	export_to           TIMESTAMP(MICROS, UTC)  unless read from an export
 //
 // The Hive partition columns table, dt and hour come from the object key,
 // not from the file.
+//
+// The export columns came after the others, nullable: files written before
+// them (without the three columns) read as events with no export window,
+// by rewind (parquet-go fills a missing optional column with nulls) and by
+// readers that match columns by name (Athena, DuckDB with
+// union_by_name) or by position. The stream handler leaves them NULL; only
+// the indexer's in-memory objects of an export fill them.
 type ParquetRow struct {
 	EventID           string   `parquet:"event_id"`
 	SourceTable       string   `parquet:"source_table"`
@@ -46,6 +56,9 @@ type ParquetRow struct {
 	SizeBytes         int64    `parquet:"size_bytes"`
 	DecodeError       []byte   `parquet:"decode_error,optional,string"`
 	RawRecord         []byte   `parquet:"raw_record,optional,string"`
+	ExportID          []byte   `parquet:"export_id,optional,string"`
+	ExportFrom        int64    `parquet:"export_from,optional,timestamp(microsecond:utc)"`
+	ExportTo          int64    `parquet:"export_to,optional,timestamp(microsecond:utc)"`
 }
 
 // ToParquetRow fills row from e. Byte slices alias e's.
@@ -73,6 +86,11 @@ func (e *ChangeEvent) ToParquetRow(row *ParquetRow) {
 	if e.DecodeError != "" {
 		row.DecodeError = []byte(e.DecodeError)
 	}
+	if !e.Export.IsZero() {
+		row.ExportID = []byte(e.Export.ID)
+		row.ExportFrom = e.Export.From.UnixMicro()
+		row.ExportTo = e.Export.To.UnixMicro()
+	}
 }
 
 // ChangeEvent converts a row back into an event, checking the keys and
@@ -98,6 +116,9 @@ func (row *ParquetRow) ChangeEvent() (ChangeEvent, error) {
 	}
 	if len(row.NewImage) > 0 {
 		e.NewImage = row.NewImage
+	}
+	if len(row.ExportID) > 0 {
+		e.Export = ExportWindow{ID: string(row.ExportID), From: time.UnixMicro(row.ExportFrom).UTC(), To: time.UnixMicro(row.ExportTo).UTC()}
 	}
 	if len(row.DecodeError) > 0 {
 		e.DecodeError = string(row.DecodeError)

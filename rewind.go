@@ -43,8 +43,8 @@ type ChangeEvent struct {
 	// Table and Region come from the stream ARN (eventSourceARN).
 	Table  string
 	Region string
-	// Tenant is taken from a key attribute (see streamhandler.Config); empty
-	// when the item has none.
+	// Tenant is taken from a key attribute by a TenantRule, the same rule
+	// whatever captured the event; empty when the item has none.
 	Tenant string
 	// Action is INSERT, MODIFY or REMOVE.
 	Action Action
@@ -56,8 +56,12 @@ type ChangeEvent struct {
 	// SequenceNumber orders records within a shard. It is a decimal string
 	// of varying length: compare with CompareSequenceNumbers, not as text.
 	SequenceNumber string
-	// ShardID is the stream shard the record came from, when known.
+	// ShardID is the stream shard the record came from, when known; empty
+	// for an event read from an incremental export.
 	ShardID string
+	// Export is the incremental export the event was read from, and its
+	// window; zero for an event read from a stream.
+	Export ExportWindow
 	// StreamViewType is KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
 	StreamViewType string
 	// Keys are the item's primary key attributes.
@@ -68,7 +72,8 @@ type ChangeEvent struct {
 	NewImage Image
 	// ChangedAttributes names the top-level attributes whose value differs
 	// between OldImage and NewImage (or every attribute of the one image
-	// present), sorted. Nil when neither image is present.
+	// present), sorted. Nil when neither image is present. Every source of
+	// events computes it with the function ChangedAttributes.
 	ChangedAttributes []string
 	// SizeBytes is the record's SizeBytes as DynamoDB reports it.
 	SizeBytes int64

@@ -23,6 +23,13 @@ type TenantRule struct {
 // DefaultTenantAttribute is TenantRule.Attribute's default.
 const DefaultTenantAttribute = "pk"
 
+// EnsureDefaults fills an empty Attribute with DefaultTenantAttribute.
+func (r *TenantRule) EnsureDefaults() {
+	if r.Attribute == "" {
+		r.Attribute = DefaultTenantAttribute
+	}
+}
+
 // Validate reports a regular expression without exactly one capture group.
 func (r TenantRule) Validate() error {
 	if r.Regex != nil && r.Regex.NumSubexp() != 1 {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/streamhandler"
 )
 
@@ -601,7 +602,7 @@ func TestParameters(t *testing.T) {
 		{"MaximumRetryAttempts", "Number", 10, 0, 10000},
 		{"MaximumRecordAgeInSeconds", "Number", 86400, 60, 604800},
 		{"TTLDays", "Number", streamhandler.DefaultTTLDays, 1, 35},
-		{"TenantAttribute", "String", streamhandler.DefaultTenantAttribute, nil, nil},
+		{"TenantAttribute", "String", rewind.DefaultTenantAttribute, nil, nil},
 		{"TenantRegex", "String", "", nil, nil},
 		{"ParquetPrefix", "String", streamhandler.DefaultPrefix, nil, nil},
 		{"ParquetRetentionDays", "Number", 400, 1, 3653},
@@ -696,11 +697,11 @@ func TestEnvironmentMatchesStreamhandlerConfig(t *testing.T) {
 		check     func(t *testing.T, cfg streamhandler.Config)
 	}{
 		{"defaults", nil, func(t *testing.T, cfg streamhandler.Config) {
-			if cfg.TenantRegex != nil {
-				t.Errorf("TenantRegex is %v, want none", cfg.TenantRegex)
+			if cfg.Tenant.Regex != nil {
+				t.Errorf("TenantRegex is %v, want none", cfg.Tenant.Regex)
 			}
-			if cfg.TTLDays != 35 || cfg.Prefix != "changes" || cfg.TenantAttribute != "pk" {
-				t.Errorf("TTLDays, Prefix, TenantAttribute are %d, %q, %q; want 35, changes, pk", cfg.TTLDays, cfg.Prefix, cfg.TenantAttribute)
+			if cfg.TTLDays != 35 || cfg.Prefix != "changes" || cfg.Tenant.Attribute != "pk" {
+				t.Errorf("TTLDays, Prefix, TenantAttribute are %d, %q, %q; want 35, changes, pk", cfg.TTLDays, cfg.Prefix, cfg.Tenant.Attribute)
 			}
 		}},
 		{"all set", map[string]any{
@@ -709,11 +710,11 @@ func TestEnvironmentMatchesStreamhandlerConfig(t *testing.T) {
 			"TTLDays":         7,
 			"ParquetPrefix":   "rewind/orders",
 		}, func(t *testing.T, cfg streamhandler.Config) {
-			if cfg.TenantRegex == nil || cfg.TenantRegex.String() != "^TENANT#([^#]+)#" {
-				t.Errorf("TenantRegex is %v, want ^TENANT#([^#]+)#", cfg.TenantRegex)
+			if cfg.Tenant.Regex == nil || cfg.Tenant.Regex.String() != "^TENANT#([^#]+)#" {
+				t.Errorf("TenantRegex is %v, want ^TENANT#([^#]+)#", cfg.Tenant.Regex)
 			}
-			if cfg.TTLDays != 7 || cfg.Prefix != "rewind/orders" || cfg.TenantAttribute != "PK" {
-				t.Errorf("TTLDays, Prefix, TenantAttribute are %d, %q, %q; want 7, rewind/orders, PK", cfg.TTLDays, cfg.Prefix, cfg.TenantAttribute)
+			if cfg.TTLDays != 7 || cfg.Prefix != "rewind/orders" || cfg.Tenant.Attribute != "PK" {
+				t.Errorf("TTLDays, Prefix, TenantAttribute are %d, %q, %q; want 7, rewind/orders, PK", cfg.TTLDays, cfg.Prefix, cfg.Tenant.Attribute)
 			}
 		}},
 	}

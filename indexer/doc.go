@@ -68,7 +68,7 @@
 //	'M' "obj/" object       → manifest  one ingested object
 //	'M' "src/" source       → empty     sources ingested from
 //	'M' "table/" table      → empty     tables seen
-//	'M' "version"           → "1"       store format version
+//	'M' "version"           → "2"       store format version
 //
 // What the store holds is read from these spaces, without a key of its
 // own: Store.Tables from 'M' "table/", Store.HasTenant and Store.HasItem
@@ -91,11 +91,17 @@
 //	changed          uvarint count, then uvarint length + name for each
 //	                 changed attribute
 //
-// A record holds the rest of rewind.ChangeEvent: a format byte (1), the
-// sequence number as captured, region, shard ID, stream view type (each
-// uvarint length + bytes), size (varint), then old image, new image, decode
-// error and raw record, each as uvarint (length+1) + bytes, 0 meaning
-// absent.
+// A record holds the rest of rewind.ChangeEvent: a format byte (2), the
+// sequence number as captured, region, shard ID (each uvarint length +
+// bytes), the export window (rewind.ExportWindow: the export id as uvarint
+// length + bytes, then, when the id is not empty, its from and to in Unix
+// microseconds as varints), stream view type (uvarint length + bytes),
+// size (varint), then old image, new image, decode error and raw record,
+// each as uvarint (length+1) + bytes, 0 meaning absent.
+//
+// Version 1 stores (record format 1) carried an export's window in the
+// shard ID; Open refuses them, naming the sources to rebuild from with
+// `rewind index`.
 //
 // A manifest entry holds the object's ETag (for a local file, its
 // modification time and size), size, and the number of rows, new events and

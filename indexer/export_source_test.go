@@ -122,6 +122,11 @@ func TestIngestExport(t *testing.T) {
 		return strings.Compare(a.EventID, b.EventID)
 	})
 	got := storedEvents(t, st)
+	for _, ev := range got {
+		if ev.Export.ID != src.ID || !ev.Export.From.Equal(src.From) || !ev.Export.To.Equal(src.To) || ev.ShardID != "" {
+			t.Fatalf("stored event %s has export window %s and shard id %q; want the export's window and no shard id", ev.EventID, ev.Export, ev.ShardID)
+		}
+	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("stored events differ from the export's (-want +got):\n%s", d)
 	}

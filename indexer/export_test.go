@@ -24,3 +24,9 @@ func DumpForTest(s *Store, w io.Writer) error {
 	}
 	return it.Error()
 }
+
+// SetVersionForTest writes v as the store's format version, as an older
+// or newer rewind would have.
+func SetVersionForTest(s *Store, v string) error {
+	return s.db.Set(metaVersion, []byte(v), pebble.Sync)
+}

@@ -28,7 +28,12 @@ var (
 )
 
 // storeVersion is the format written to Mversion; Open refuses others.
-const storeVersion = "1"
+// Version 2 gave the export window a field of its own in records (version
+// 1 carried it in the shard ID).
+const storeVersion = "2"
+
+// recordFormat is the first byte of a record value (see doc.go).
+const recordFormat = 2
 
 // Summary flags.
 const (

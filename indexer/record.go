@@ -148,6 +148,19 @@ func (r *reader) uvarint() uint64 {
 	return n
 }
 
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	n, m := binary.Varint(r.b)
+	if m <= 0 {
+		r.err = errors.New("bad varint")
+		return 0
+	}
+	r.b = r.b[m:]
+	return n
+}
+
 func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if r.err != nil {
@@ -212,12 +225,17 @@ func decodeEntry(e *Entry, key, value []byte) error {
 
 // appendRecord appends the record value of ev.
 func appendRecord(dst []byte, ev *rewind.ChangeEvent) []byte {
-	dst = append(dst, 1) // record format
+	dst = append(dst, recordFormat)
 	// The key holds the sequence number without leading zeros (DynamoDB
 	// Local pads them); the record keeps it as captured.
 	dst = appendBytes(dst, ev.SequenceNumber)
 	dst = appendBytes(dst, ev.Region)
 	dst = appendBytes(dst, ev.ShardID)
+	dst = appendBytes(dst, ev.Export.ID)
+	if ev.Export.ID != "" {
+		dst = binary.AppendVarint(dst, ev.Export.From.UnixMicro())
+		dst = binary.AppendVarint(dst, ev.Export.To.UnixMicro())
+	}
 	dst = appendBytes(dst, ev.StreamViewType)
 	dst = binary.AppendVarint(dst, ev.SizeBytes)
 	dst = appendOpt(dst, ev.OldImage, ev.OldImage != nil)
@@ -248,13 +266,17 @@ func eventFrom(e *Entry, rec []byte) (rewind.ChangeEvent, error) {
 		}
 		ev.Keys = k
 	}
-	if len(rec) == 0 || rec[0] != 1 {
+	if len(rec) == 0 || rec[0] != recordFormat {
 		return ev, errors.New("unknown record format")
 	}
 	r := reader{b: rec[1:]}
 	ev.SequenceNumber = string(r.bytes())
 	ev.Region = string(r.bytes())
 	ev.ShardID = string(r.bytes())
+	if id := r.bytes(); len(id) > 0 {
+		from, to := r.varint(), r.varint()
+		ev.Export = rewind.ExportWindow{ID: string(id), From: time.UnixMicro(from).UTC(), To: time.UnixMicro(to).UTC()}
+	}
 	ev.StreamViewType = string(r.bytes())
 	if r.err == nil {
 		n, m := binary.Varint(r.b)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ddbrewind/rewind"
@@ -138,9 +139,39 @@ func (s *Store) checkVersion() error {
 		return fmt.Errorf("open store %s: %w", s.dir, err)
 	}
 	if ok && string(v) != storeVersion {
-		return fmt.Errorf("open store %s: format version %q, this rewind reads %q (re-create the store with `rewind index`)", s.dir, v, storeVersion)
+		return s.versionError(string(v))
 	}
 	return nil
+}
+
+// versionError says that the store has another format and how to rebuild
+// it: one `rewind index` per source the store was built from, which the
+// store still lists.
+func (s *Store) versionError(v string) error {
+	var why string
+	switch v {
+	case "1":
+		why = " (version 1 kept an export's window in the shard ID; version 2 gives it a field of its own)"
+	}
+	msg := fmt.Sprintf("open store %s: format version %q, but this rewind reads version %q%s. Rebuild the store: move %s aside, then run", s.dir, v, storeVersion, why, s.dir)
+	srcs, err := s.Sources()
+	if err != nil || len(srcs) == 0 {
+		return fmt.Errorf("%s `rewind index --store %s --source <capture>` (and `--export <export>` for each incremental export it held)", msg, s.dir)
+	}
+	var b strings.Builder
+	b.WriteString(msg)
+	for i, src := range srcs {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		flag, more := "--source", ""
+		if strings.Contains(filepath.ToSlash(src), "/AWSDynamoDB/") {
+			// An incremental export's location (see indexer/export).
+			flag, more = "--export", " (with the --tenant-attribute and --tenant-regex it was indexed with)"
+		}
+		fmt.Fprintf(&b, " `rewind index --store %s %s %s`%s", s.dir, flag, src, more)
+	}
+	return errors.New(b.String())
 }
 
 // Dir returns the store's directory.

@@ -234,7 +234,7 @@ func athenaConditions(q *Query) []string {
 	}
 	for _, m := range q.Matches {
 		col := "old_image"
-		if m.Image == NewImage {
+		if m.Side == NewSide {
 			col = "new_image"
 		}
 		v := fmt.Sprintf("coalesce(%s, %s, %s, %s)",

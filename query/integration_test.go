@@ -92,7 +92,7 @@ func TestCapturedKeySets(t *testing.T) {
 
 	h, err := streamhandler.New(streamhandler.Config{
 		AuditTable: "audit", Bucket: s3env.Bucket, Prefix: "capture",
-		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
+		Tenant: rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)},
 	}, ddb.DynamoDB, s3env.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

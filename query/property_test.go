@@ -130,7 +130,7 @@ func bruteMatch(ev *rewind.ChangeEvent, q *query.Query) bool {
 	}
 	for _, m := range q.Matches {
 		im := ev.OldImage
-		if m.Image == query.NewImage {
+		if m.Side == query.NewSide {
 			im = ev.NewImage
 		}
 		item, _ := im.Item()

@@ -105,7 +105,7 @@ func (q *Query) Validate() error {
 		}
 	}
 	for _, m := range q.Matches {
-		if m.Attr == "" || (m.Image != OldImage && m.Image != NewImage) {
+		if m.Attr == "" || (m.Side != OldSide && m.Side != NewSide) {
 			return fmt.Errorf("query: Matches: bad match %q", m.String())
 		}
 	}
@@ -151,13 +151,15 @@ func ParseKeyPrefix(s string) (KeyPrefix, error) {
 
 func (p KeyPrefix) String() string { return p.Attr + "=" + p.Prefix }
 
-// Image names the old or the new image of a change.
-type Image string
+// ImageSide says which of a change's two images a Match reads: the old
+// one (before the change) or the new one (after). The images themselves
+// are rewind.Image, DynamoDB JSON.
+type ImageSide string
 
-// The two images.
+// The two sides, as --match writes them (old.attr=value, new.attr=value).
 const (
-	OldImage Image = "old"
-	NewImage Image = "new"
+	OldSide ImageSide = "old"
+	NewSide ImageSide = "new"
 )
 
 // Match compares one top-level attribute of an image with a value. The
@@ -166,7 +168,7 @@ const (
 // NULL as null, and sets, lists and maps as DynamoDB JSON. A missing
 // attribute (or image) equals nothing.
 type Match struct {
-	Image Image
+	Side  ImageSide
 	Attr  string
 	Value string
 	// Not inverts the match (!=): it holds when the attribute is missing
@@ -180,7 +182,7 @@ func ParseMatch(s string) (Match, error) {
 	if !ok || (im != "old" && im != "new") {
 		return Match{}, fmt.Errorf("match %q: want new.attr=value or old.attr=value", s)
 	}
-	m := Match{Image: Image(im)}
+	m := Match{Side: ImageSide(im)}
 	if i := strings.Index(rest, "!="); i >= 0 && (strings.IndexByte(rest, '=') == i+1) {
 		m.Attr, m.Value, m.Not = rest[:i], rest[i+2:], true
 	} else if attr, v, ok := strings.Cut(rest, "="); ok {
@@ -199,7 +201,7 @@ func (m Match) String() string {
 	if m.Not {
 		op = "!="
 	}
-	return string(m.Image) + "." + m.Attr + op + m.Value
+	return string(m.Side) + "." + m.Attr + op + m.Value
 }
 
 // holds reports whether the match holds for an item image (nil when the
@@ -493,14 +495,14 @@ func (f *filter) match(ev *Event) (bool, error) {
 		var parsed [2]bool
 		for _, m := range q.Matches {
 			i, im := 0, full.OldImage
-			if m.Image == NewImage {
+			if m.Side == NewSide {
 				i, im = 1, full.NewImage
 			}
 			if !parsed[i] {
 				parsed[i] = true
 				it, err := im.Item()
 				if err != nil {
-					return false, fmt.Errorf("event %s: %s image: %w", e.EventID, m.Image, err)
+					return false, fmt.Errorf("event %s: %s image: %w", e.EventID, m.Side, err)
 				}
 				items[i] = it
 			}

@@ -70,7 +70,8 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 		return State{Reason: "no change of this item is indexed"}, nil
 	}
 	from := describe(first)
-	if _, start, _, ok := rewind.ParseExportShardID(first.ShardID); ok && start.UnixMicro() != micros {
+	if w := first.Export; !w.IsZero() && w.From.UnixMicro() != micros {
+		start := w.From
 		// An export's line holds the item's state at the export's start,
 		// not just before its write: it proves the state at that start
 		// only.

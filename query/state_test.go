@@ -58,7 +58,7 @@ func TestStateAt(t *testing.T) {
 		seq++
 		return rewind.ChangeEvent{
 			EventID: fmt.Sprintf("x%d", seq), Table: "orders", Tenant: "t", Action: rewind.ActionModify, Time: at(m),
-			ShardID: rewind.ExportShardID("0123-abc", at(3), at(20)), Keys: exported,
+			Export: rewind.ExportWindow{ID: "0123-abc", From: at(3), To: at(20)}, Keys: exported,
 			OldImage: rewind.ItemJSON(item(exported, "at-start")), NewImage: rewind.ItemJSON(item(exported, "at-end")),
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ddbrewind/rewind"
 )
 
 // Images says which item images the handler keeps.
@@ -32,20 +34,18 @@ type Config struct {
 	// Prefix is the key prefix under Bucket, without slashes at either end.
 	// REWIND_PREFIX; default "changes".
 	Prefix string
-	// TenantAttribute is the key attribute the tenant is taken from.
-	// REWIND_TENANT_ATTRIBUTE; default "pk".
-	TenantAttribute string
+	// Tenant says where an item's tenant comes from: its Attribute from
+	// REWIND_TENANT_ATTRIBUTE (default rewind.DefaultTenantAttribute,
+	// "pk"), its Regex from REWIND_TENANT_REGEX (default none: the whole
+	// value). It is rewind.TenantRule, the rule every source of events
+	// applies, so a tenant has one name in the index whatever captured it.
+	Tenant rewind.TenantRule
 	// KeyAttributes names the source table's primary key attributes. Only
 	// needed where stream records carry more attributes in Keys than the
 	// primary key (DynamoDB Local does for TTL deletes on tables with
 	// indexes); otherwise the handler learns them from the records.
 	// REWIND_KEY_ATTRIBUTES, comma-separated; default empty.
 	KeyAttributes []string
-	// TenantRegex, when set, extracts the tenant from TenantAttribute's
-	// value through its one capture group: `^TENANT#([^#]+)#` turns
-	// "TENANT#t1#ORDER#42" into "t1". A value that does not match gives
-	// an empty tenant. REWIND_TENANT_REGEX; default empty (the whole value).
-	TenantRegex *regexp.Regexp
 	// TTLDays is how long audit items live: the PITR window, 1 to 35 days.
 	// REWIND_TTL_DAYS; default 35.
 	TTLDays int
@@ -70,12 +70,11 @@ type Config struct {
 
 // Defaults for Config fields.
 const (
-	DefaultPrefix          = "changes"
-	DefaultTenantAttribute = "pk"
-	DefaultTTLDays         = 35
-	DefaultCompression     = "zstd"
-	DefaultAuditShards     = 8
-	DefaultSafetyMargin    = 10 * time.Second
+	DefaultPrefix       = "changes"
+	DefaultTTLDays      = 35
+	DefaultCompression  = "zstd"
+	DefaultAuditShards  = 8
+	DefaultSafetyMargin = 10 * time.Second
 )
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -83,9 +82,7 @@ func (c *Config) EnsureDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
-	if c.TenantAttribute == "" {
-		c.TenantAttribute = DefaultTenantAttribute
-	}
+	c.Tenant.EnsureDefaults()
 	if c.TTLDays == 0 {
 		c.TTLDays = DefaultTTLDays
 	}
@@ -114,14 +111,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: Prefix (REWIND_PREFIX) %q must not start or end with /", c.Prefix)
 	case c.TTLDays < 1 || c.TTLDays > 35:
 		return fmt.Errorf("config: TTLDays (REWIND_TTL_DAYS) is %d; PITR keeps 1 to 35 days", c.TTLDays)
-	case c.TenantRegex != nil && c.TenantRegex.NumSubexp() != 1:
-		return fmt.Errorf("config: TenantRegex (REWIND_TENANT_REGEX) %q must have exactly one capture group", c.TenantRegex)
 	case len(c.KeyAttributes) > 2:
 		return fmt.Errorf("config: KeyAttributes (REWIND_KEY_ATTRIBUTES) names %d attributes; a primary key has one or two", len(c.KeyAttributes))
 	case c.AuditShards < 1 || c.AuditShards > 256:
 		return fmt.Errorf("config: AuditShards (REWIND_AUDIT_SHARDS) is %d; want 1 to 256", c.AuditShards)
 	case c.SafetyMargin < 0:
 		return fmt.Errorf("config: SafetyMargin (REWIND_SAFETY_MARGIN) is negative")
+	}
+	if err := c.Tenant.Validate(); err != nil {
+		return fmt.Errorf("config: Tenant (REWIND_TENANT_ATTRIBUTE, REWIND_TENANT_REGEX): %w", err)
 	}
 	switch c.Images {
 	case ImagesBoth, ImagesNew, ImagesOld, ImagesNone:
@@ -140,12 +138,12 @@ func (c *Config) Validate() error {
 // getenv (os.Getenv in the Lambda), fills defaults and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		AuditTable:      getenv("REWIND_AUDIT_TABLE"),
-		Bucket:          getenv("REWIND_BUCKET"),
-		Prefix:          getenv("REWIND_PREFIX"),
-		TenantAttribute: getenv("REWIND_TENANT_ATTRIBUTE"),
-		Images:          Images(strings.ToLower(getenv("REWIND_IMAGES"))),
-		Compression:     strings.ToLower(getenv("REWIND_COMPRESSION")),
+		AuditTable:  getenv("REWIND_AUDIT_TABLE"),
+		Bucket:      getenv("REWIND_BUCKET"),
+		Prefix:      getenv("REWIND_PREFIX"),
+		Tenant:      rewind.TenantRule{Attribute: getenv("REWIND_TENANT_ATTRIBUTE")},
+		Images:      Images(strings.ToLower(getenv("REWIND_IMAGES"))),
+		Compression: strings.ToLower(getenv("REWIND_COMPRESSION")),
 	}
 	if s := getenv("REWIND_KEY_ATTRIBUTES"); s != "" {
 		for _, n := range strings.Split(s, ",") {
@@ -159,7 +157,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("config: REWIND_TENANT_REGEX: %w", err)
 		}
-		c.TenantRegex = re
+		c.Tenant.Regex = re
 	}
 	ints := []struct {
 		name string

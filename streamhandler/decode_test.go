@@ -84,7 +84,7 @@ func TestDecodeFixtures(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			d := testDecoder(t, func(c *Config) { c.TenantRegex = regexp.MustCompile(`^TENANT#([^#]+)#`) })
+			d := testDecoder(t, func(c *Config) { c.Tenant.Regex = regexp.MustCompile(`^TENANT#([^#]+)#`) })
 			var out bytes.Buffer
 			for _, ev := range decodeFile(t, d, f) {
 				out.WriteString(eventJSON(ev))
@@ -108,7 +108,7 @@ func TestDecodeFixtures(t *testing.T) {
 }
 
 func TestDecodeShapes(t *testing.T) {
-	d := testDecoder(t, func(c *Config) { c.TenantRegex = regexp.MustCompile(`^TENANT#([^#]+)#`) })
+	d := testDecoder(t, func(c *Config) { c.Tenant.Regex = regexp.MustCompile(`^TENANT#([^#]+)#`) })
 	evs := decodeFile(t, d, "../testdata/streams/aws-doc-ttl-and-binary.json")
 	if len(evs) != 4 {
 		t.Fatalf("got %d events, want 4", len(evs))

@@ -542,7 +542,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Prefix != "changes" || cfg.TTLDays != 35 || cfg.Images != ImagesBoth || cfg.Compression != "zstd" || cfg.TenantAttribute != "pk" {
+	if cfg.Prefix != "changes" || cfg.TTLDays != 35 || cfg.Images != ImagesBoth || cfg.Compression != "zstd" || cfg.Tenant.Attribute != "pk" {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	for k, v := range map[string]string{

@@ -46,9 +46,9 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	st.cfg = streamhandler.Config{
-		AuditTable:  "audit",
-		Bucket:      st.s3.Bucket,
-		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
+		AuditTable: "audit",
+		Bucket:     st.s3.Bucket,
+		Tenant:     rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)},
 	}
 	return st
 }

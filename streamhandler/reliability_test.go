@@ -136,7 +136,7 @@ func TestReliabilityCaptureFaults(t *testing.T) {
 			if err := streamhandler.CreateAuditTable(ctx, st.ddb.DynamoDB, "audit"); err != nil {
 				t.Fatal(err)
 			}
-			st.cfg = streamhandler.Config{AuditTable: "audit", Bucket: st.s3.Bucket, TenantRegex: regexp.MustCompile(traffic.TenantRegex), KeyAttributes: []string{"pk", "sk"}}
+			st.cfg = streamhandler.Config{AuditTable: "audit", Bucket: st.s3.Bucket, Tenant: rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)}, KeyAttributes: []string{"pk", "sk"}}
 			putter := &flakyPutter{next: st.s3.Client, rate: rate, rng: rand.New(rand.NewPCG(7, uint64(rate*100)))}
 			h, err := streamhandler.New(st.cfg, faulty, putter, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
@@ -286,7 +286,7 @@ func TestReliabilityCaptureTimeout(t *testing.T) {
 	if err := streamhandler.CreateAuditTable(ctx, st.ddb.DynamoDB, "audit"); err != nil {
 		t.Fatal(err)
 	}
-	st.cfg = streamhandler.Config{AuditTable: "audit", Bucket: st.s3.Bucket, TenantRegex: regexp.MustCompile(traffic.TenantRegex), SafetyMargin: 150 * time.Millisecond}
+	st.cfg = streamhandler.Config{AuditTable: "audit", Bucket: st.s3.Bucket, Tenant: rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)}, SafetyMargin: 150 * time.Millisecond}
 	h, err := streamhandler.New(st.cfg, dynamodb.NewFromConfig(pcfg), st.s3.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -183,7 +182,7 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 		Region:         e.Region,
 		Tenant:         e.tenant.Tenant(key),
 		StreamViewType: e.View,
-		ShardID:        rewind.ExportShardID(e.ID, e.From, e.To),
+		Export:         rewind.ExportWindow{ID: e.ID, From: e.From.UTC(), To: e.To.UTC()},
 		Keys:           key,
 		SizeBytes:      int64(len(bytes.TrimRight(data, "\r\n"))),
 		Time:           e.To.Add(-time.Microsecond),
@@ -219,7 +218,7 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 		// the item before the window.
 		ev.Action = rewind.ActionModify
 	}
-	ev.ChangedAttributes = changed(oldItem, newItem)
+	ev.ChangedAttributes = rewind.ChangedAttributes(rewind.ItemAttributes(oldItem), rewind.ItemAttributes(newItem))
 	return ev, nil
 }
 
@@ -248,27 +247,6 @@ func (e *Export) eventID(k rewind.Key) string {
 	h.Write([]byte{0})
 	h.Write(k.Encode())
 	return "export:" + e.ID + ":" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// changed lists the top-level attributes whose values differ between the
-// images, or every attribute of the one image present; nil when neither is.
-func changed(oldItem, newItem rewind.Item) []string {
-	if oldItem == nil && newItem == nil {
-		return nil
-	}
-	out := []string{}
-	for n, v := range newItem {
-		if o, ok := oldItem[n]; !ok || !rewind.EqualAttributeValues(o, v) {
-			out = append(out, n)
-		}
-	}
-	for n := range oldItem {
-		if _, ok := newItem[n]; !ok {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Events reads every data file in manifest order. A file that fails stops

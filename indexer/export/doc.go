@@ -65,9 +65,10 @@
 //     the table and the item's canonical key. An item appears once per
 //     export, so the ID is unique, and reading the same export again, from
 //     S3 or a copy, gives the same IDs: the indexer stores nothing twice.
-//   - ShardID: the export's id and window, rewind.ExportShardID: the old
-//     image is the item's state at the window's start, not just before
-//     the event, so it proves the item's state at that time only.
+//   - Export: the export's id and window (rewind.ExportWindow); ShardID is
+//     empty. The old image is the item's state at the window's start, not
+//     just before the event, so it proves the item's state at that time
+//     only.
 //   - StreamViewType: the export's outputView; SequenceNumber is empty;
 //     SizeBytes is the line's length.
 //   - Tenant: rewind.TenantRule, the same rule the stream handler applies.

@@ -104,8 +104,8 @@ func TestReadMultiFile(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, ev := range evs {
-		if id, from, to, ok := rewind.ParseExportShardID(ev.ShardID); !ok || id != e.ID || !from.Equal(e.From) || !to.Equal(e.To) {
-			t.Errorf("event %s: shard id %q does not name the export and its window", ev.EventID, ev.ShardID)
+		if w := ev.Export; w.ID != e.ID || !w.From.Equal(e.From) || !w.To.Equal(e.To) || ev.ShardID != "" {
+			t.Errorf("event %s: export window %s, shard id %q: want %s and no shard id", ev.EventID, w, ev.ShardID, rewind.ExportWindow{ID: e.ID, From: e.From, To: e.To})
 		}
 		if ev.Table != "orders" || ev.Region != "eu-west-1" || ev.StreamViewType != ViewNewAndOld || ev.SequenceNumber != "" || ev.SizeBytes < 100 {
 			t.Errorf("event %s: table %q region %q view %q seq %q size %d", ev.EventID, ev.Table, ev.Region, ev.StreamViewType, ev.SequenceNumber, ev.SizeBytes)

@@ -143,7 +143,7 @@ func TestPrettyPayloadToQueryJSONLines(t *testing.T) {
 			}
 			src, store := t.TempDir(), filepath.Join(t.TempDir(), "store")
 			h, err := streamhandler.New(streamhandler.Config{AuditTable: "audit", Bucket: "capture",
-				TenantRegex: regexp.MustCompile(`^TENANT#([^#]+)#`)}, acceptAll{}, dirBucket{src}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				Tenant: rewind.TenantRule{Regex: regexp.MustCompile(`^TENANT#([^#]+)#`)}}, acceptAll{}, dirBucket{src}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}

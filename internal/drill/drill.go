@@ -663,10 +663,10 @@ func (d *drill) newGuard() (*guard.Guard, error) {
 
 func (d *drill) startCapture(streamARN string, batch int) error {
 	h, err := streamhandler.New(streamhandler.Config{
-		AuditTable:  auditTable,
-		Bucket:      bucket,
-		Prefix:      prefix,
-		TenantRegex: regexp.MustCompile(traffic.TenantRegex),
+		AuditTable: auditTable,
+		Bucket:     bucket,
+		Prefix:     prefix,
+		Tenant:     rewind.TenantRule{Regex: regexp.MustCompile(traffic.TenantRegex)},
 		// DynamoDB Local puts the GSI key in the Keys of TTL deletes.
 		KeyAttributes: []string{"pk", "sk"},
 	}, d.ddb, d.s3, slog.New(slog.NewJSONHandler(io.Discard, nil)))
