@@ -340,15 +340,26 @@ type Iter struct {
 }
 
 // Next advances to the next event and reports whether there is one.
-func (it *Iter) Next() bool {
+func (it *Iter) Next() bool { return it.step(it.it.First, it.it.Next) }
+
+// Prev moves to the previous event and reports whether there is one; on a
+// fresh iterator it moves to the scan's last event, so that a caller
+// after an item's newest change before some time seeks once instead of
+// walking its history. An iterator is walked in one direction: Next or
+// Prev.
+func (it *Iter) Prev() bool { return it.step(it.it.Last, it.it.Prev) }
+
+// step positions the iterator with first on a fresh iterator, else moves
+// it with move, and decodes the event there.
+func (it *Iter) step(first, move func() bool) bool {
 	if it.err != nil {
 		return false
 	}
 	if !it.pos {
 		it.pos = true
-		it.ok = it.it.First()
+		it.ok = first()
 	} else {
-		it.ok = it.it.Next()
+		it.ok = move()
 	}
 	if !it.ok {
 		return false
