@@ -85,8 +85,14 @@ var placeholders = map[string]string{
 }
 
 // fillPlaceholders replaces each placeholder as a whole word, so TABLE
-// does not touch AUDIT_TABLE.
+// does not touch AUDIT_TABLE, with the runbook test's values.
 func fillPlaceholders(t *testing.T, doc string) string {
+	t.Helper()
+	return fillWith(t, doc, placeholders)
+}
+
+// fillWith replaces each placeholder of doc with its value in placeholders.
+func fillWith(t *testing.T, doc string, placeholders map[string]string) string {
 	t.Helper()
 	re := regexp.MustCompile(`\b[A-Z][A-Z0-9_]{2,}\b`)
 	return re.ReplaceAllStringFunc(doc, func(p string) string {
@@ -431,6 +437,12 @@ func lookup(t *testing.T, values map[string]string, name string) string {
 // evaluateCalls evaluates every distinct IAM request of caller's calls.
 func evaluateCalls(t *testing.T, sim *iamsim.Simulator, calls []awsrec.Call, caller string, policy iamsim.Policy, principal string) {
 	t.Helper()
+	evaluateCallsIn(t, sim, calls, caller, policy, principal, testRegion)
+}
+
+// evaluateCallsIn is evaluateCalls for calls made in region.
+func evaluateCallsIn(t *testing.T, sim *iamsim.Simulator, calls []awsrec.Call, caller string, policy iamsim.Policy, principal, region string) {
+	t.Helper()
 	var reqs []iamsim.Request
 	var from []awsrec.Call
 	seen := map[string]bool{}
@@ -438,7 +450,7 @@ func evaluateCalls(t *testing.T, sim *iamsim.Simulator, calls []awsrec.Call, cal
 		if c.Caller != caller {
 			continue
 		}
-		rs, err := awsrec.Requests(c, testAccount, testRegion)
+		rs, err := awsrec.Requests(c, testAccount, region)
 		if err != nil {
 			t.Error(err)
 			continue

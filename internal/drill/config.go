@@ -68,6 +68,13 @@ type Config struct {
 	// Progress gets the steps, the commands with their stderr, the summary
 	// and the timeline. Default os.Stderr.
 	Progress io.Writer
+	// Endpoint, when set, is given each stand-in's endpoint the runbook's
+	// commands are pointed at (service is the SDK's service ID, "DynamoDB",
+	// "S3", ...) and returns the one to use instead: a test puts a
+	// recording proxy there to see every AWS call the commands make. The
+	// drill's own setup, traffic and checks keep the stand-ins' endpoints.
+	// Default nil: the stand-ins themselves.
+	Endpoint func(service, url string) string
 	// Getenv is what the runbook's commands read REWIND_* settings through
 	// (the AWS call bounds). Default os.Getenv. AWS settings never come
 	// from it: the commands get the stack's configuration whole.

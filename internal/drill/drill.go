@@ -64,6 +64,7 @@ const (
 
 // drill is one run's stack, state and record of what it did.
 type drill struct {
+	aws   *cli.AWS // the runbook commands' configuration, made on first use
 	cfg   Config
 	work  string // directory for the files the runbook produces
 	stack stack
@@ -148,13 +149,16 @@ func (d *drill) rewind(ctx context.Context, stdoutFile string, args ...string) (
 		fmt.Fprintf(w, " > %s", filepath.Base(stdoutFile))
 	}
 	fmt.Fprintln(w)
+	if d.aws == nil {
+		d.aws = d.stack.cliAWS(d.cfg.Endpoint)
+	}
 	var out, errb bytes.Buffer
 	env := &cli.Env{
 		Stdout: &out,
 		Stderr: &errb,
 		Log:    slog.New(slog.NewTextHandler(&errb, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Getenv: d.cfg.Getenv,
-		AWS:    d.stack.cliAWS(),
+		AWS:    d.aws,
 	}
 	code := cli.Run(ctx, env, args)
 	sc := bufio.NewScanner(&errb)

@@ -109,10 +109,18 @@ func (d *drill) startStack(ctx context.Context) error {
 	})
 }
 
-// cliAWS is the stack's configuration for the runbook's commands.
-func (s *stack) cliAWS() *cli.AWS {
+// cliAWS is the stack's configuration for the runbook's commands, each
+// endpoint through wrap when it is set (Config.Endpoint).
+func (s *stack) cliAWS(wrap func(service, url string) string) *cli.AWS {
+	endpoints := s.endpoints
+	if wrap != nil {
+		endpoints = make(map[string]string, len(s.endpoints))
+		for svc, url := range s.endpoints {
+			endpoints[svc] = wrap(svc, url)
+		}
+	}
 	return &cli.AWS{
-		Endpoints:   s.endpoints,
+		Endpoints:   endpoints,
 		Region:      localaws.Region,
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s.key, localaws.SecretAccessKey, "")),
 		S3PathStyle: true,
