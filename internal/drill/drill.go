@@ -503,10 +503,24 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 	if err := d.step("patch", "exactly the reviewed plan, journaled, with conditional writes", func() (string, error) {
 		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--yes", "--resume", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
+		expired := 0
+		if err == nil && code == exitPartial {
+			// DynamoDB's TTL process deletes expired items at any time:
+			// one it deleted between the dry run and the patch is a
+			// conflict the patch is right to leave alone, and the check
+			// below accepts its absence.
+			if expired, err = d.expiredConflicts(ctx, res, before); err == nil && expired == out.Conflicts {
+				code = exitOK
+			}
+		}
 		if err == nil && code != exitOK {
 			err = fmt.Errorf("patch: exit %d (%d conflicts)", code, out.Conflicts)
 		}
-		return fmt.Sprintf("patched; %d conflicts; journal %s", out.Conflicts, filepath.Base(journal)), err
+		note := ""
+		if expired > 0 {
+			note = fmt.Sprintf(" (%d on expired items TTL deleted meanwhile)", expired)
+		}
+		return fmt.Sprintf("patched; %d conflicts%s; journal %s", out.Conflicts, note, filepath.Base(journal)), err
 	}); err != nil {
 		return out, err
 	}
@@ -824,6 +838,42 @@ func (d *drill) printTimeline(total time.Duration) {
 }
 
 // countField counts the values of one string field over JSON lines.
+// expiredConflicts counts the conflicts of a patch's result lines that
+// are items DynamoDB's TTL process deleted: absent from production now,
+// with a past expiresAt in the state before the deploy (what the plan
+// restores).
+func (d *drill) expiredConflicts(ctx context.Context, res []byte, before map[string]rewind.Item) (int, error) {
+	n := 0
+	now := time.Now().Unix()
+	for _, line := range bytes.Split(res, []byte("\n")) {
+		var r struct {
+			Status string          `json:"status"`
+			Key    json.RawMessage `json:"key"`
+		}
+		if json.Unmarshal(line, &r) != nil || r.Status != "conflict" {
+			continue
+		}
+		k, err := rewind.ParseKey(r.Key)
+		if err != nil {
+			return n, fmt.Errorf("conflict line %s: %w", line, err)
+		}
+		exp, ok := before[string(k.Encode())]["expiresAt"].(*types.AttributeValueMemberN)
+		if !ok {
+			continue
+		}
+		var at int64
+		fmt.Sscan(exp.Value, &at)
+		got, err := d.ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: k.Item(), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return n, fmt.Errorf("read conflict %s: %w", k, err)
+		}
+		if at < now && got.Item == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func countField(jsonl []byte, field string) map[string]int {
 	counts := map[string]int{}
 	for _, line := range bytes.Split(jsonl, []byte("\n")) {
