@@ -59,8 +59,8 @@ type FailureRecord struct {
 		ExecutedVersion string `json:"executedVersion"`
 		FunctionError   string `json:"functionError,omitempty"`
 	} `json:"responseContext"`
-	Version   string         `json:"version"`
-	Timestamp string         `json:"timestamp"`
+	Version   string          `json:"version"`
+	Timestamp string          `json:"timestamp"`
 	BatchInfo StreamBatchInfo `json:"DDBStreamBatchInfo"`
 	// Payload is the invocation event as stored: a JSON object, or a JSON
 	// string holding one. Use Event.
