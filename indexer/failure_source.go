@@ -176,9 +176,21 @@ func (s *Store) IngestFailures(ctx context.Context, src *FailureSource, cfg Conf
 	if s.ro {
 		return Result{}, ErrReadOnly
 	}
+	// The listing replaces what an earlier run listed under this source:
+	// a record deleted from the bucket (expired by the lifecycle rule, or
+	// removed once its changes were recovered otherwise) is no longer a
+	// gap.
+	stale := map[string]bool{}
+	if err := s.scanMeta(metaFail+src.Name()+"/", func(name string, _ []byte) error {
+		stale[src.Name()+"/"+name] = true
+		return nil
+	}); err != nil {
+		return Result{}, fmt.Errorf("store %s: failure listing: %w", s.dir, err)
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	err := src.List(ctx, func(o Object) error {
+		delete(stale, o.Name)
 		written := time.Time{}
 		if k, err := rewind.ParseFailureKey(o.Key); err == nil {
 			written = k.Written
@@ -187,6 +199,11 @@ func (s *Store) IngestFailures(ctx context.Context, src *FailureSource, cfg Conf
 	})
 	if err != nil {
 		return Result{}, err
+	}
+	for name := range stale {
+		if err := b.Delete([]byte(metaFail+name), nil); err != nil {
+			return Result{}, err
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return Result{}, fmt.Errorf("store %s: record failure listing: %w", s.dir, err)
