@@ -386,7 +386,7 @@ func lambdaPolicy(t *testing.T, localStreamARN string) iamsim.Policy {
 		"ParquetPrefix":             parquetPfx,
 		"AuditTable.Arn":            fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", testRegion, testAccount, auditTable),
 		"CaptureBucket.Arn":         "arn:aws:s3:::" + captureBkt,
-		"FailureQueue.Arn":          fmt.Sprintf("arn:aws:sqs:%s:%s:rewind-FailureQueue", testRegion, testAccount),
+		"FailureBucket.Arn":         "arn:aws:s3:::rewind-failurebucket",
 		"StreamHandlerLogGroup.Arn": fmt.Sprintf("arn:aws:logs:%s:%s:log-group:rewind-StreamHandlerLogGroup:*", testRegion, testAccount),
 	}
 	var resolve func(v any) any

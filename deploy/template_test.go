@@ -65,12 +65,15 @@ func (tpl template) eventSourceMapping() (string, map[string]any, error) {
 	return name, tpl.props(name), nil
 }
 
-func (tpl template) failureQueue() (string, error) {
+// refTo is {"Ref": name}.
+func refTo(name string) any { return map[string]any{"Ref": name} }
+
+func (tpl template) failureBucket() (string, error) {
 	_, esm, err := tpl.eventSourceMapping()
 	if err != nil {
 		return "", err
 	}
-	name, err := tpl.arnOf(at(esm, "DestinationConfig", "OnFailure", "Destination"), "AWS::SQS::Queue")
+	name, err := tpl.arnOf(at(esm, "DestinationConfig", "OnFailure", "Destination"), "AWS::S3::Bucket")
 	if err != nil {
 		return "", fmt.Errorf("DestinationConfig.OnFailure.Destination %w", err)
 	}
@@ -214,17 +217,102 @@ func esmChecks() []check {
 		{"MaximumRetryAttempts bounded", param("MaximumRetryAttempts", 10, 0, 10000)},
 		// -1 would keep records until the stream drops them, unreported.
 		{"MaximumRecordAgeInSeconds bounded", param("MaximumRecordAgeInSeconds", 86400, 60, 604800)},
-		{"OnFailure destination is an encrypted SQS queue keeping 14 days", func(tpl template) error {
-			q, err := tpl.failureQueue()
+		// An S3 destination receives the whole batch, not only its
+		// position in a stream that keeps it 24 hours.
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", func(tpl template) error {
+			b, err := tpl.failureBucket()
 			if err != nil {
 				return err
 			}
-			p := tpl.props(q)
-			if n, _ := toInt(p["MessageRetentionPeriod"]); n != 14*24*3600 {
-				return fmt.Errorf("queue %s keeps messages %v s, want 1209600 (14 days)", q, p["MessageRetentionPeriod"])
+			if capture, _ := tpl.bucket(); b == capture {
+				return fmt.Errorf("failure bucket %s is the capture bucket; keep failure records apart", b)
 			}
-			if p["SqsManagedSseEnabled"] != true && p["KmsMasterKeyId"] == nil {
-				return fmt.Errorf("queue %s is not encrypted (SqsManagedSseEnabled or KmsMasterKeyId)", q)
+			r := asMap(at(map[string]any(tpl), "Resources", b))
+			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+				return fmt.Errorf("failure bucket %s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain (its objects are changes nothing else holds)", b, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+			}
+			p := tpl.props(b)
+			if at(p, "BucketEncryption", "ServerSideEncryptionConfiguration", 0, "ServerSideEncryptionByDefault", "SSEAlgorithm") == nil {
+				return fmt.Errorf("failure bucket %s has no default encryption", b)
+			}
+			for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+				if at(p, "PublicAccessBlockConfiguration", k) != true {
+					return fmt.Errorf("failure bucket %s: PublicAccessBlockConfiguration.%s is not true", b, k)
+				}
+			}
+			return nil
+		}},
+		{"failure records expire after FailureRetentionDays (default 35, the PITR window)", func(tpl template) error {
+			b, err := tpl.failureBucket()
+			if err != nil {
+				return err
+			}
+			if d, _ := toInt(at(map[string]any(tpl), "Parameters", "FailureRetentionDays", "Default")); d != 35 {
+				return fmt.Errorf("parameter FailureRetentionDays defaults to %v, want 35 (the longest PITR window)", d)
+			}
+			for _, r := range asList(at(tpl.props(b), "LifecycleConfiguration", "Rules")) {
+				if at(r, "Status") == "Enabled" && at(r, "Prefix") == "aws/lambda/" && show(at(r, "ExpirationInDays")) == show(refTo("FailureRetentionDays")) {
+					return nil
+				}
+			}
+			return fmt.Errorf("failure bucket %s: no enabled lifecycle rule expiring aws/lambda/ after Ref FailureRetentionDays", b)
+		}},
+		{"alarms on Errors, IteratorAge and new failure records, notifying AlarmTopicArn when given", func(tpl template) error {
+			fn, _, err := tpl.function()
+			if err != nil {
+				return err
+			}
+			b, err := tpl.failureBucket()
+			if err != nil {
+				return err
+			}
+			filter := ""
+			for _, m := range asList(at(tpl.props(b), "MetricsConfigurations")) {
+				if at(m, "Prefix") == "aws/lambda/" {
+					filter, _ = at(m, "Id").(string)
+				}
+			}
+			if filter == "" {
+				return fmt.Errorf("failure bucket %s: no request metrics filter on aws/lambda/ (FailureRecordAlarm watches its PutRequests)", b)
+			}
+			found := map[string]bool{}
+			for name, r := range asMap(at(map[string]any(tpl), "Resources")) {
+				if at(r, "Type") != "AWS::CloudWatch::Alarm" {
+					continue
+				}
+				p := tpl.props(name)
+				dims := map[string]string{}
+				for _, d := range asList(p["Dimensions"]) {
+					dims[fmt.Sprint(at(d, "Name"))] = show(at(d, "Value"))
+				}
+				metric := fmt.Sprint(p["Namespace"], " ", p["MetricName"])
+				switch {
+				case metric == "AWS/Lambda Errors" && dims["FunctionName"] == show(refTo(fn)):
+				case metric == "AWS/Lambda IteratorAge" && dims["FunctionName"] == show(refTo(fn)):
+					if show(p["Threshold"]) != show(refTo("IteratorAgeAlarmMilliseconds")) {
+						return fmt.Errorf("%s: Threshold %s, want Ref IteratorAgeAlarmMilliseconds", name, show(p["Threshold"]))
+					}
+				case metric == "AWS/S3 PutRequests" && dims["BucketName"] == show(refTo(b)) && dims["FilterId"] == show(filter):
+				default:
+					continue
+				}
+				want := map[string]any{"Fn::If": []any{"HasAlarmTopic", []any{refTo("AlarmTopicArn")}, refTo("AWS::NoValue")}}
+				if show(p["AlarmActions"]) != show(want) {
+					return fmt.Errorf("%s: AlarmActions %s, want %s", name, show(p["AlarmActions"]), show(want))
+				}
+				if p["TreatMissingData"] != "notBreaching" {
+					return fmt.Errorf("%s: TreatMissingData %v, want notBreaching (no data is no failure)", name, p["TreatMissingData"])
+				}
+				found[metric] = true
+			}
+			for _, m := range []string{"AWS/Lambda Errors", "AWS/Lambda IteratorAge", "AWS/S3 PutRequests"} {
+				if !found[m] {
+					return fmt.Errorf("no alarm on %s", m)
+				}
+			}
+			cond := at(map[string]any(tpl), "Conditions", "HasAlarmTopic")
+			if show(cond) != show(map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{refTo("AlarmTopicArn"), ""}}}}) {
+				return fmt.Errorf("Conditions.HasAlarmTopic is %s, want AlarmTopicArn not empty", show(cond))
 			}
 			return nil
 		}},
@@ -607,6 +695,9 @@ func TestParameters(t *testing.T) {
 		{"ParquetPrefix", "String", streamhandler.DefaultPrefix, nil, nil},
 		{"ParquetRetentionDays", "Number", 400, 1, 3653},
 		{"LogRetentionDays", "Number", 30, nil, nil},
+		{"FailureRetentionDays", "Number", 35, 1, 3653},
+		{"IteratorAgeAlarmMilliseconds", "Number", 3600000, 1000, 86400000},
+		{"AlarmTopicArn", "String", "", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -842,7 +933,7 @@ func checkRole(tpl template) error {
 	if err != nil {
 		return err
 	}
-	queue, err := tpl.failureQueue()
+	failures, err := tpl.failureBucket()
 	if err != nil {
 		return err
 	}
@@ -868,7 +959,8 @@ func checkRole(tpl template) error {
 
 	isStreamArn := func(r any) bool { ref, _ := refOf(r); return ref == "SourceStreamArn" }
 	isAuditArn := func(r any) bool { res, attr, _ := getAttOf(r); return res == audit && attr == "Arn" }
-	isQueueArn := func(r any) bool { res, attr, _ := getAttOf(r); return res == queue && attr == "Arn" }
+	isFailureBucket := func(r any) bool { res, attr, _ := getAttOf(r); return res == failures && attr == "Arn" }
+	isFailureRecords := func(r any) bool { s, _ := subOf(r); return s == "${"+failures+".Arn}/aws/lambda/*" }
 	isParquetObjects := func(r any) bool {
 		s, _ := subOf(r)
 		return s == "${"+bucket+".Arn}/${ParquetPrefix}/*" ||
@@ -886,11 +978,18 @@ func checkRole(tpl template) error {
 		"dynamodb:ListStreams":      {"Ref SourceStreamArn", isStreamArn},
 		"dynamodb:BatchWriteItem":   {"!GetAtt " + audit + ".Arn", isAuditArn},
 		"s3:PutObject":              {`!Sub "${` + bucket + `.Arn}/${ParquetPrefix}/*"`, isParquetObjects},
-		"sqs:SendMessage":           {"!GetAtt " + queue + ".Arn", isQueueArn},
+		// The event source mapping writes failure records with the
+		// function's role (AWS documents s3:PutObject and s3:ListBucket).
+		"s3:ListBucket": {"!GetAtt " + failures + ".Arn", isFailureBucket},
 	}
+	putOK := allowed["s3:PutObject"]
+	allowed["s3:PutObject"] = struct {
+		what string
+		ok   func(any) bool
+	}{putOK.what + ` or !Sub "${` + failures + `.Arn}/aws/lambda/*"`, func(r any) bool { return putOK.ok(r) || isFailureRecords(r) }}
 	required := []string{
 		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
-		"dynamodb:BatchWriteItem", "s3:PutObject", "sqs:SendMessage",
+		"dynamodb:BatchWriteItem", "s3:PutObject", "s3:ListBucket",
 	}
 	if !basicExecution {
 		required = append(required, "logs:CreateLogStream", "logs:PutLogEvents")
@@ -1007,10 +1106,18 @@ func TestChecksCatchMutations(t *testing.T) {
 		{"MaximumRetryAttempts bounded", fixed("Parameters", "MaximumRetryAttempts", "MinValue"), -1},
 		{"MaximumRecordAgeInSeconds bounded", fixed("Parameters", "MaximumRecordAgeInSeconds", "MinValue"), -1},
 		{"MaximumRecordAgeInSeconds bounded", fixed("Parameters", "MaximumRecordAgeInSeconds", "MaxValue"), del},
-		{"OnFailure destination is an encrypted SQS queue keeping 14 days", fixed(esm("DestinationConfig")...), del},
-		{"OnFailure destination is an encrypted SQS queue keeping 14 days", fixed(esm("DestinationConfig", "OnFailure", "Destination")...), ref("SourceStreamArn")},
-		{"OnFailure destination is an encrypted SQS queue keeping 14 days", fixed(props("FailureQueue", "SqsManagedSseEnabled")...), del},
-		{"OnFailure destination is an encrypted SQS queue keeping 14 days", fixed(props("FailureQueue", "MessageRetentionPeriod")...), 345600},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(esm("DestinationConfig")...), del},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(esm("DestinationConfig", "OnFailure", "Destination")...), ref("SourceStreamArn")},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(esm("DestinationConfig", "OnFailure", "Destination")...), getAtt("CaptureBucket")},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(props("FailureBucket", "BucketEncryption")...), del},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(props("FailureBucket", "PublicAccessBlockConfiguration", "BlockPublicPolicy")...), false},
+		{"OnFailure destination is a retained, encrypted, private S3 bucket", fixed(res("FailureBucket", "DeletionPolicy")...), "Delete"},
+		{"failure records expire after FailureRetentionDays (default 35, the PITR window)", fixed(props("FailureBucket", "LifecycleConfiguration", "Rules", 0, "ExpirationInDays")...), 7},
+		{"failure records expire after FailureRetentionDays (default 35, the PITR window)", fixed("Parameters", "FailureRetentionDays", "Default"), 14},
+		{"alarms on Errors, IteratorAge and new failure records, notifying AlarmTopicArn when given", fixed(res("IteratorAgeAlarm")...), del},
+		{"alarms on Errors, IteratorAge and new failure records, notifying AlarmTopicArn when given", fixed(props("ErrorsAlarm", "AlarmActions")...), del},
+		{"alarms on Errors, IteratorAge and new failure records, notifying AlarmTopicArn when given", fixed(props("FailureRecordAlarm", "Dimensions", 1, "Value")...), "other"},
+		{"alarms on Errors, IteratorAge and new failure records, notifying AlarmTopicArn when given", fixed(props("IteratorAgeAlarm", "Threshold")...), 60000},
 		{"BatchSize from parameter", fixed(esm("BatchSize")...), 100},
 		{"MaximumBatchingWindowInSeconds from parameter", fixed("Parameters", "MaximumBatchingWindowInSeconds", "MaxValue"), 600},
 		{"EventSourceArn is the SourceStreamArn parameter", fixed(esm("EventSourceArn")...), "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/x"},
@@ -1053,7 +1160,8 @@ func TestChecksCatchMutations(t *testing.T) {
 		{"role", stmt("WriteParquet", "Resource"), map[string]any{"Fn::Sub": "${CaptureBucket.Arn}/*"}},
 		{"role", stmt("ReadSourceStream", "Resource"), "*"},
 		{"role", stmt("ReadSourceStream", "Action"), []any{"dynamodb:GetRecords"}},
-		{"role", stmt("SendToFailureQueue", "Resource"), getAtt("AuditTable")},
+		{"role", stmt("WriteFailureRecords", "Resource"), map[string]any{"Fn::Sub": "${FailureBucket.Arn}/*"}},
+		{"role", stmt("ListFailureBucket", "Resource"), "*"},
 		{"role", stmt("WriteLogs", "Resource"), "*"},
 		{"role", stmt("WriteLogs", "NotResource"), "arn:aws:logs:*:*:*"},
 		{"role", fixed(props("StreamHandlerRole", "ManagedPolicyArns")...), []any{"arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"}},
@@ -1140,7 +1248,7 @@ func TestOutputs(t *testing.T) {
 	}
 	audit, _ := tpl.auditTable()
 	bucket, _ := tpl.bucket()
-	queue, _ := tpl.failureQueue()
+	failures, _ := tpl.failureBucket()
 	tests := []struct {
 		output string
 		want   any
@@ -1149,7 +1257,8 @@ func TestOutputs(t *testing.T) {
 		{"FunctionArn", map[string]any{"Fn::GetAtt": []any{fn, "Arn"}}},
 		{"AuditTableName", map[string]any{"Ref": audit}},
 		{"BucketName", map[string]any{"Ref": bucket}},
-		{"FailureQueueUrl", map[string]any{"Ref": queue}},
+		{"FailureBucketName", map[string]any{"Ref": failures}},
+		{"FailureBucketArn", map[string]any{"Fn::GetAtt": []any{failures, "Arn"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.output, func(t *testing.T) {

@@ -68,6 +68,7 @@
 //	'M' "obj/" object       → manifest  one ingested object
 //	'M' "src/" source       → empty     sources ingested from
 //	'M' "table/" table      → empty     tables seen
+//	'M' "fail/" object      → listing   failure record listed (IngestFailures)
 //	'M' "version"           → "2"       store format version
 //
 // What the store holds is read from these spaces, without a key of its
@@ -102,6 +103,13 @@
 // Version 1 stores (record format 1) carried an export's window in the
 // shard ID; Open refuses them, naming the sources to rebuild from with
 // `rewind index`.
+//
+// A failure listing entry is a format byte (1) and, as a varint, the Unix
+// microseconds at which Lambda wrote the failure record (from its key; 0
+// when the key does not say). IngestFailures writes one for every failure
+// record it lists, before ingesting them; a failure record listed but not in
+// the manifest ('M' "obj/") is a capture gap (Store.CaptureGaps): events the
+// stream had that the store does not hold.
 //
 // A manifest entry holds the object's ETag (for a local file, its
 // modification time and size), size, and the number of rows, new events and

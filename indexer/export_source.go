@@ -88,6 +88,22 @@ func (s *exportSource) Open(ctx context.Context, o Object) (Content, string, int
 	if !ok {
 		return nil, "", 0, fmt.Errorf("%s is not a data file of export %s", o.Name, s.exp.Location())
 	}
+	pq, err := parquetOf(func(yield func(*rewind.ChangeEvent) error) error {
+		return s.exp.ReadFile(ctx, f, yield)
+	})
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return exportContent{bytes.NewReader(pq)}, exportETag(f), int64(len(pq)), nil
+}
+
+type exportContent struct{ *bytes.Reader }
+
+func (exportContent) Close() error { return nil }
+
+// parquetOf encodes the events each yields as an uncompressed Parquet
+// object of rewind.ParquetRow, the form Ingest reads.
+func parquetOf(each func(yield func(*rewind.ChangeEvent) error) error) ([]byte, error) {
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[rewind.ParquetRow](&buf,
 		parquet.Compression(&parquet.Uncompressed),
@@ -102,7 +118,7 @@ func (s *exportSource) Open(ctx context.Context, o Object) (Content, string, int
 		return nil
 	}
 	n := 0
-	err := s.exp.ReadFile(ctx, f, func(ev *rewind.ChangeEvent) error {
+	err := each(func(ev *rewind.ChangeEvent) error {
 		rows = append(rows, rewind.ParquetRow{})
 		ev.ToParquetRow(&rows[len(rows)-1])
 		if len(rows) == cap(rows) {
@@ -131,11 +147,7 @@ func (s *exportSource) Open(ctx context.Context, o Object) (Content, string, int
 		}
 	}
 	if err != nil {
-		return nil, "", 0, err
+		return nil, err
 	}
-	return exportContent{bytes.NewReader(buf.Bytes())}, exportETag(f), int64(buf.Len()), nil
+	return buf.Bytes(), nil
 }
-
-type exportContent struct{ *bytes.Reader }
-
-func (exportContent) Close() error { return nil }

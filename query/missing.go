@@ -213,3 +213,18 @@ func editDistance(a, b string, limit int) int {
 	}
 	return prev[len(b)]
 }
+
+// FindCaptureGaps returns the capture failures the store knows of but does
+// not hold whose window overlaps q's: failure records that `rewind index
+// --failures` listed but could not ingest (see indexer.Store.CaptureGaps).
+// An answer over such a window may lack changes the table had.
+func FindCaptureGaps(st *indexer.Store, q Query) ([]indexer.CaptureGap, error) {
+	return st.CaptureGaps(q.Window())
+}
+
+// FindCaptureGapsBefore is FindCaptureGaps for a state rebuilt as of at
+// (patch --from-history): any gap up to at may hide a change the state
+// depends on.
+func FindCaptureGapsBefore(st *indexer.Store, at time.Time) ([]indexer.CaptureGap, error) {
+	return st.CaptureGaps(indexer.Window{To: at.UnixMicro() + 1, HasTo: true})
+}

@@ -508,3 +508,17 @@ func (d *decoder) imageAttrs(im rewind.Image, attrs []rewind.ImageAttribute) []r
 	}
 	return attrs
 }
+
+// DecodeEvent decodes an invocation payload (a DynamoDB stream event, such
+// as the payload of an on-failure record, rewind.FailureRecord.Event) into
+// change events exactly as the handler does, with cfg's Tenant, Images and
+// KeyAttributes; cfg is defaulted first. The events' slices point into
+// payload. A record that cannot be decoded is an event with DecodeError,
+// as in the handler; a payload that is not a stream event is an error.
+func DecodeEvent(cfg Config, payload []byte) ([]rewind.ChangeEvent, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Tenant.Validate(); err != nil {
+		return nil, err
+	}
+	return newDecoder(&cfg).decode(payload, nil)
+}

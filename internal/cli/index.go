@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ddbrewind/rewind"
@@ -25,7 +26,7 @@ func (*indexCmd) Synopsis() string {
 	return "index captured changes (S3 prefix or local copy) into the local store"
 }
 
-const indexUsage = `--source s3://bucket/prefix|DIR | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32] [--progress 10s]
+const indexUsage = `--source s3://bucket/prefix|DIR [--failures s3://bucket[/prefix]] | --failures s3://bucket[/prefix] | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32] [--progress 10s]
 
 Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
 from S3 or from a local directory of the same layout, and adds those the
@@ -38,10 +39,21 @@ export's window, its old image the state at the window's start. Each data
 file is checked against its MD5 and item count; tenants come from
 --tenant-attribute and --tenant-regex, which should be the capture's.
 
+--failures reads the capture's on-failure destination (the stack's
+FailureBucket output): the records Lambda wrote for batches it gave up on,
+` + rewind.FailureLayout + `,
+each holding the whole batch. Their stream records are decoded as the
+stream handler decodes them (tenants from --tenant-attribute and
+--tenant-regex, which should be the capture's) and stored once, like a
+capture object's. It is not implied by --source: give it with --source or
+on its own, on every run. The store keeps the listing, so query, stats and
+patch --from-history warn (exit 3) about a failure record in their window
+that could not be indexed.
+
 S3 uses the usual AWS configuration; AWS_ENDPOINT_URL_S3 and
 REWIND_S3_PATH_STYLE=true point it at a local S3 server.
 
-stdout: one JSON summary ("kind": "index"). stderr: progress and the
+stdout: one JSON summary ("kind": "index") per source. stderr: progress and the
 objects that failed. Exit 3 when some objects could not be read (the rest
 are indexed; a rerun retries them), or when --source holds no capture
 objects at all (an empty or mistyped prefix or directory). Exit 1 when
@@ -72,8 +84,9 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	store.register(fs, env)
 	source := fs.String("source", "", "s3://bucket/prefix or a directory of capture objects")
 	exportLoc := fs.String("export", "", "an incremental export: s3://bucket/prefix/AWSDynamoDB/<export-id>/ or a local copy")
-	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "with --export: key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
-	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "with --export: regex with one capture group extracting the tenant ($REWIND_TENANT_REGEX)")
+	failures := fs.String("failures", "", "the capture's S3 on-failure destination: s3://bucket[/prefix] (the stack's FailureBucket)")
+	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "with --export or --failures: key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
+	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "with --export or --failures: regex with one capture group extracting the tenant ($REWIND_TENANT_REGEX)")
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
@@ -86,8 +99,12 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	switch {
-	case (*source == "") == (*exportLoc == ""):
-		return usagef("give one of --source (capture objects) or --export (an incremental export)")
+	case *exportLoc != "" && (*source != "" || *failures != ""):
+		return usagef("--export goes alone: index --source and --failures in another run")
+	case *source == "" && *exportLoc == "" && *failures == "":
+		return usagef("give --source (capture objects), --failures (the on-failure destination) or --export (an incremental export)")
+	case *failures != "" && !strings.HasPrefix(*failures, "s3://"):
+		return usagef("--failures %q: want s3://bucket[/prefix], the capture's on-failure destination", *failures)
 	case cfg.Workers < 0:
 		return usagef("--workers %d is negative", cfg.Workers)
 	case *batchMB < 1:
@@ -97,7 +114,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	cfg.Log = env.Log
 
 	var s3c *s3.Client
-	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") {
+	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") || *failures != "" {
 		awsCfg, err := loadAWS(ctx, env)
 		if err != nil {
 			return err
@@ -105,20 +122,25 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		s3c = newS3(awsCfg, env)
 	}
 	// ingest and name are the source's: capture objects or an export.
-	var ingest func(*indexer.Store) (indexer.Result, error)
-	var name string
+	rule := rewind.TenantRule{Attribute: *tenantAttr}
+	if *tenantRegex != "" {
+		re, err := regexp.Compile(*tenantRegex)
+		if err != nil {
+			return usagef("--tenant-regex: %v", err)
+		}
+		rule.Regex = re
+	}
+	rule.EnsureDefaults()
+	if err := rule.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	type run struct {
+		name    string
+		ingest  func(*indexer.Store) (indexer.Result, error)
+		capture bool // a --source: holding no objects is worth a warning
+	}
+	var runs []run
 	if *exportLoc != "" {
-		rule := rewind.TenantRule{Attribute: *tenantAttr}
-		if *tenantRegex != "" {
-			re, err := regexp.Compile(*tenantRegex)
-			if err != nil {
-				return usagef("--tenant-regex: %v", err)
-			}
-			rule.Regex = re
-		}
-		if err := rule.Validate(); err != nil {
-			return usagef("%v", err)
-		}
 		ecfg := export.Config{Tenant: rule, Log: env.Log}
 		if s3c != nil {
 			ecfg.S3 = s3c
@@ -127,9 +149,9 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		name = exp.Location()
-		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.IngestExport(ctx, exp, cfg) }
-	} else {
+		runs = append(runs, run{name: exp.Location(), ingest: func(st *indexer.Store) (indexer.Result, error) { return st.IngestExport(ctx, exp, cfg) }})
+	}
+	if *source != "" {
 		var s3api indexer.S3API
 		if s3c != nil {
 			s3api = s3c
@@ -141,8 +163,14 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return usagef("%v", err)
 		}
-		name = src.Name()
-		ingest = func(st *indexer.Store) (indexer.Result, error) { return st.Ingest(ctx, src, cfg) }
+		runs = append(runs, run{name: src.Name(), capture: true, ingest: func(st *indexer.Store) (indexer.Result, error) { return st.Ingest(ctx, src, cfg) }})
+	}
+	if *failures != "" {
+		fsrc, err := indexer.ParseFailureSource(*failures, s3c, streamhandler.Config{Tenant: rule})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		runs = append(runs, run{name: fsrc.Name(), ingest: func(st *indexer.Store) (indexer.Result, error) { return st.IngestFailures(ctx, fsrc, cfg) }})
 	}
 	st, err := store.open(env, false)
 	if err != nil {
@@ -150,17 +178,37 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	defer st.Close()
 
-	r := newRenderer(env, pf.every)
+	var partial []string
+	for _, rn := range runs {
+		msg, err := indexOne(ctx, env, st, rn.name, rn.ingest, rn.capture, pf.every, &cfg)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			partial = append(partial, msg)
+		}
+	}
+	if len(partial) > 0 {
+		return partialf("%s", strings.Join(partial, "; "))
+	}
+	return nil
+}
+
+// indexOne ingests one source into st and prints its summary; it returns
+// the reason the run is partial ("" when it is not), or an error that
+// stops the command.
+func indexOne(ctx context.Context, env *Env, st *indexer.Store, name string, ingest func(*indexer.Store) (indexer.Result, error), capture bool, every time.Duration, cfg *indexer.Config) (string, error) {
+	r := newRenderer(env, every)
 	cfg.Progress, cfg.ProgressInterval = progressTo[indexer.Progress](r), r.interval()
 	res, err := ingest(st)
 	r.done()
 	var pe *indexer.PartialError
 	if err != nil && !errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", name, err)
+		return "", fmt.Errorf("%s: %w (batches committed so far are kept; rerun to resume)", name, err)
 	}
 	total, cerr := st.Count()
 	if cerr != nil {
-		return cerr
+		return "", cerr
 	}
 	sum := indexSummary{
 		Source: name, Store: st.Dir(), Listed: res.Listed, Skipped: res.Skipped, Ingested: res.Ingested,
@@ -171,18 +219,18 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		sum.Failed = append(sum.Failed, failedObject{Object: f.Object, Error: f.Err.Error()})
 	}
 	if err := emitJSON(env.Stdout, "index", sum); err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintf(env.Stderr, "index: %s: %d new object(s), %d new events (%d duplicates), %d already indexed; %d events in %s\n",
 		name, res.Ingested, res.Events, res.Duplicates, res.Skipped, total, st.Dir())
 	if pe != nil {
-		return partialf("%v", pe)
+		return fmt.Sprintf("%v", pe), nil
 	}
-	if res.Listed == 0 && *exportLoc == "" {
+	if res.Listed == 0 && capture {
 		// An empty or mistyped prefix or directory: say so rather than
 		// report a clean run of nothing.
-		return partialf("%s holds no capture objects, so nothing was indexed: capture objects are %s/%s, as the stream handler writes them under its bucket and REWIND_PREFIX (default %q); check the bucket, prefix or directory",
-			name, name, indexer.CaptureLayout, streamhandler.DefaultPrefix)
+		return fmt.Sprintf("%s holds no capture objects, so nothing was indexed: capture objects are %s/%s, as the stream handler writes them under its bucket and REWIND_PREFIX (default %q); check the bucket, prefix or directory",
+			name, name, indexer.CaptureLayout, streamhandler.DefaultPrefix), nil
 	}
-	return nil
+	return "", nil
 }

@@ -199,7 +199,7 @@ func TestIndexQueryUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"index", "--store", store}, "give one of --source (capture objects) or --export"},
+		{[]string{"index", "--store", store}, "give --source (capture objects), --failures (the on-failure destination) or --export"},
 		{[]string{"index", "--store", store, "--source", "ftp://x/y"}, "unknown scheme"},
 		{[]string{"query", "--store", store, "--from", "2026-11-20T10:00:00Z", "--to", "2026-11-20T09:00:00Z"}, "is not after"},
 		{[]string{"query", "--store", store, "--format", "csv"}, "--format"},

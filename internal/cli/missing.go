@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
 )
 
@@ -90,4 +91,37 @@ func openTime(t time.Time) string {
 		return "(open)"
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// warnCaptureGaps prints a WARNING on stderr for each capture failure the
+// store listed but does not hold in the command's window, and, when
+// jsonOut is set (stdout is JSON lines), a {"kind":"warning"} line on
+// stdout too; it returns a partial error (exit 3) when there is any. Key
+// sets, plans and tables keep their stdout pure: consumers read them as
+// they are.
+func warnCaptureGaps(env *Env, name string, gaps []indexer.CaptureGap, jsonOut bool) error {
+	if len(gaps) == 0 {
+		return nil
+	}
+	for _, g := range gaps {
+		span := "at an unknown time"
+		if !g.From.IsZero() {
+			span = fmt.Sprintf("written between %s and %s", g.From.Format(time.RFC3339), g.To.Format(time.RFC3339))
+		}
+		msg := fmt.Sprintf("capture failure %s (stream records %s) is not in the store: changes in that span may be missing; fix what made it fail to index and rerun rewind index --failures",
+			g.Object, span)
+		fmt.Fprintf(env.Stderr, "%s: WARNING: %s\n", name, msg)
+		if jsonOut {
+			w := struct {
+				Message string    `json:"message"`
+				Object  string    `json:"object"`
+				From    time.Time `json:"from,omitzero"`
+				To      time.Time `json:"to,omitzero"`
+			}{msg, g.Object, g.From, g.To}
+			if err := emitJSON(env.Stdout, "warning", w); err != nil {
+				return err
+			}
+		}
+	}
+	return partialf("the window overlaps %d capture %s the store does not hold (see the warnings above)", len(gaps), plural(len(gaps), "failure", "failures"))
 }

@@ -17,6 +17,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/query"
 	"github.com/ddbrewind/rewind/recover/patch"
 )
 
@@ -151,6 +152,16 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	out := bufio.NewWriterSize(env.Stdout, 64<<10)
 	defer out.Flush()
 	opts.Out, opts.Log = out, env.Log
+	// A state rebuilt from a history with a hole in it may be wrong:
+	// say so before the plan, and exit 3 after it.
+	var gapErr error
+	if hist != nil {
+		gaps, err := query.FindCaptureGapsBefore(hist.st, hist.at)
+		if err != nil {
+			return err
+		}
+		gapErr = warnCaptureGaps(env, "patch", gaps, false)
+	}
 	cfg := patch.Config{
 		Keys: *keys, Plan: *plan, From: *from, To: *to,
 		Apply: *yes, Force: *force, Limit: *limit, Shard: sh,
@@ -191,7 +202,10 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	sum, err := patch.Patch(ctx, client, cfg)
 	out.Flush()
-	return finishPatch(env, sum, err, next)
+	if err := finishPatch(env, sum, err, next); err != nil {
+		return err
+	}
+	return gapErr
 }
 
 // finishPatch prints the summary and maps the outcome to an exit code.

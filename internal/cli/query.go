@@ -41,7 +41,10 @@ stdout, by --format:
 stderr: a summary, and a warning for each table, tenant or window named that
 the store holds nothing of, naming what it does hold. Exit 3 when nothing
 matched and such a warning was given (most likely a typo); an empty answer
-to filters that name only what the store holds exits 0.`
+to filters that name only what the store holds exits 0. A WARNING (and,
+with --format json, a "kind": "warning" line on stdout) names each capture
+failure that overlaps the window and that rewind index --failures listed
+but could not index; exit 3.`
 
 func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "query", queryUsage)
@@ -123,7 +126,15 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
+	gaps, err := query.FindCaptureGaps(st, q)
+	if err != nil {
+		return err
+	}
+	merr := warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
+	if err := warnCaptureGaps(env, "query", gaps, *format == "json"); err != nil && merr == nil {
+		return err
+	}
+	return merr
 }
 
 // athena prints the DDL and SQL. The store, when there is one, gives the

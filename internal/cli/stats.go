@@ -29,7 +29,9 @@ changes counted, from the first to the last.
 stdout: the tables (default) or one JSON object (--format json). stderr: a
 summary, and a warning for each table, tenant or window named that the store
 holds nothing of. Exit 3 when nothing was counted and such a warning was
-given; as for rewind query.`
+given; as for rewind query. A WARNING (and, with --format json, a "kind":
+"warning" line on stdout after the object) names each capture failure in
+the window that rewind index --failures listed but could not index; exit 3.`
 
 func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stats", statsUsage)
@@ -85,5 +87,13 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return warnMissing(env, "stats", missing, q.From, q.To, s.Events == 0)
+	gaps, err := query.FindCaptureGaps(st, q)
+	if err != nil {
+		return err
+	}
+	merr := warnMissing(env, "stats", missing, q.From, q.To, s.Events == 0)
+	if err := warnCaptureGaps(env, "stats", gaps, *format == "json"); err != nil && merr == nil {
+		return err
+	}
+	return merr
 }

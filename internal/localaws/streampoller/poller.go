@@ -6,11 +6,36 @@
 // aws-lambda-go lambda.Handler) or as a bootstrap binary (lambdart).
 //
 // New builds a Poller; PollOnce delivers everything in the stream so far.
+//
+// # Retry exhaustion and the on-failure destination
+//
+// A batch that keeps failing is given up on after MaxRetries retries, or
+// at once when its first record is older than MaxRecordAge, as a mapping's
+// MaximumRetryAttempts and MaximumRecordAgeInSeconds do. With
+// Config.Failures set, the poller then writes the failure record an event
+// source mapping writes to an Amazon S3 on-failure destination: the key
+// aws/lambda/<ESM UUID>/<shard ID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<UUID> and
+// the JSON document with requestContext, responseContext, version,
+// timestamp, DDBStreamBatchInfo and the whole invocation payload, as
+// "Retain discarded records for a DynamoDB event source in Lambda"
+// (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html)
+// documents them (see rewind.FailureRecord). A record that cannot be
+// written stops the shard at the batch, to be retried by the next poll: the
+// poller never moves past records it neither delivered nor recorded.
+//
+// Not modelled: BisectBatchOnFunctionError (deploy/template.yaml sets it;
+// here a failing batch is retried whole, from the record the function
+// named with ReportBatchItemFailures, so the failure record covers the
+// whole remaining batch where Lambda's would cover a half after
+// splitting), ParallelizationFactor above 1, batching windows and
+// tumbling windows, and Lambda's retries with backoff (retries here are
+// immediate).
 package streampoller
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +47,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ddbrewind/rewind"
 )
 
 // Invoker runs a function on a payload and returns its response; a
@@ -78,7 +106,34 @@ type Config struct {
 	// Logf, when set, receives a line per invocation and per retry; pass
 	// t.Logf.
 	Logf func(format string, args ...any)
+
+	// Failures, when set, is the S3 on-failure destination: a failure
+	// record is written to FailureBucket for each batch given up on.
+	// Default nil: batches given up on are only in Failures().
+	Failures ObjectPutter
+	// FailureBucket is the destination bucket. Required with Failures.
+	FailureBucket string
+	// MappingUUID is the event source mapping's UUID, the second part of
+	// failure record keys. Default a random UUID.
+	MappingUUID string
+	// FunctionARN is the requestContext.functionArn of failure records.
+	// Default arn:aws:lambda:us-east-1:000000000000:function:streamhandler.
+	FunctionARN string
+	// MaxRecordAge is MaximumRecordAgeInSeconds: a batch whose first
+	// record is older than this (by its ApproximateCreationDateTime) is
+	// given up on without invoking the function. Default 0: no limit.
+	MaxRecordAge time.Duration
+	// Now is the clock for record ages and failure record times. Default
+	// time.Now.
+	Now func() time.Time
 }
+
+// ObjectPutter is the part of the S3 client the failure destination uses.
+type ObjectPutter interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ ObjectPutter = (*s3.Client)(nil)
 
 // Invocation is one call of the function, kept for tests and fixtures.
 type Invocation struct {
@@ -106,6 +161,12 @@ type BatchFailure struct {
 	Attempts      int
 	// Err says why the last attempt failed.
 	Err error
+	// Condition is requestContext.condition: RetryAttemptsExhausted or
+	// RecordAgeExceeded.
+	Condition string
+	// Object is the key of the failure record written for it, "" without
+	// Config.Failures.
+	Object string
 }
 
 func (f BatchFailure) String() string {
@@ -172,6 +233,18 @@ func New(cfg Config) (*Poller, error) {
 		cfg.MaxRetries = 3
 	case cfg.MaxRetries < 0:
 		cfg.MaxRetries = 0
+	}
+	if cfg.Failures != nil && cfg.FailureBucket == "" {
+		return nil, errors.New("streampoller: Config.FailureBucket is empty but Config.Failures is set")
+	}
+	if cfg.MappingUUID == "" {
+		cfg.MappingUUID = newUUID()
+	}
+	if cfg.FunctionARN == "" {
+		cfg.FunctionARN = "arn:aws:lambda:us-east-1:000000000000:function:streamhandler"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Poller{cfg: cfg, shards: map[string]*shardState{}}, nil
 }
@@ -351,15 +424,28 @@ func (p *Poller) pollShard(ctx context.Context, shardID string, closed bool, st 
 		}
 		batch := pending[:min(p.cfg.BatchSize, len(pending))]
 		attempt := attempts + 1
-		if attempt > 1 {
-			stats.Retries++
-		}
-		stats.Invocations++
-		failedAt, invErr := p.invoke(ctx, shardID, batch, attempt)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		condition := "RetryAttemptsExhausted"
+		var failedAt int
+		var invErr error
+		if age := p.age(batch[0]); p.cfg.MaxRecordAge > 0 && age > p.cfg.MaxRecordAge {
+			// Lambda discards records past MaximumRecordAgeInSeconds
+			// without invoking the function.
+			condition = "RecordAgeExceeded"
+			invErr = fmt.Errorf("record %s is %s old, past MaxRecordAge %s", seq(batch[0]), age.Round(time.Second), p.cfg.MaxRecordAge)
+			attempts = p.cfg.MaxRetries
+		} else {
+			if attempt > 1 {
+				stats.Retries++
+			}
+			stats.Invocations++
+			failedAt, invErr = p.invoke(ctx, shardID, batch, attempt)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 		switch {
+		case condition == "RecordAgeExceeded":
+			attempts++
 		case invErr == nil && failedAt < 0:
 			stats.Delivered += len(batch)
 			st.checkpoint = seq(batch[len(batch)-1])
@@ -392,6 +478,20 @@ func (p *Poller) pollShard(ctx context.Context, shardID string, closed bool, st 
 			Records:       len(batch),
 			Attempts:      attempts,
 			Err:           invErr,
+			Condition:     condition,
+		}
+		if condition == "RecordAgeExceeded" {
+			f.Attempts = attempt - 1
+		}
+		if p.cfg.Failures != nil {
+			key, err := p.writeFailure(ctx, shardID, batch, f)
+			if err != nil {
+				// Nothing holds these records but the stream: stay on
+				// them, as Lambda does when it cannot reach the
+				// destination, and let the next poll try again.
+				return errors.Join(gaveUp, fmt.Errorf("streampoller: %s: on-failure destination s3://%s: %w (the shard stays at %s)", f.batch(), p.cfg.FailureBucket, err, f.FirstSequence))
+			}
+			f.Object = key
 		}
 		p.logf("streampoller: giving up: %s", f)
 		p.mu.Lock()
@@ -409,6 +509,81 @@ func (p *Poller) pollShard(ctx context.Context, shardID string, closed bool, st 
 		st.done = true
 	}
 	return gaveUp
+}
+
+// age is how old r is by its ApproximateCreationDateTime; 0 without one.
+func (p *Poller) age(r types.Record) time.Duration {
+	if r.Dynamodb == nil || r.Dynamodb.ApproximateCreationDateTime == nil {
+		return 0
+	}
+	return p.cfg.Now().Sub(*r.Dynamodb.ApproximateCreationDateTime)
+}
+
+// writeFailure writes the failure record of a batch given up on and
+// returns its key.
+func (p *Poller) writeFailure(ctx context.Context, shardID string, batch []types.Record, f BatchFailure) (string, error) {
+	now := p.cfg.Now().UTC()
+	var rec rewind.FailureRecord
+	rec.RequestContext.RequestID = newUUID()
+	rec.RequestContext.FunctionARN = p.cfg.FunctionARN
+	rec.RequestContext.Condition = f.Condition
+	rec.RequestContext.ApproximateInvokeCount = f.Attempts
+	rec.ResponseContext.StatusCode = 200
+	rec.ResponseContext.ExecutedVersion = "$LATEST"
+	if f.Condition == "RetryAttemptsExhausted" {
+		rec.ResponseContext.FunctionError = "Unhandled"
+	}
+	rec.Version = "1.0"
+	rec.Timestamp = now.Format("2006-01-02T15:04:05.000Z")
+	arrival := func(r types.Record) string {
+		if r.Dynamodb == nil || r.Dynamodb.ApproximateCreationDateTime == nil {
+			return ""
+		}
+		return r.Dynamodb.ApproximateCreationDateTime.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	rec.BatchInfo = rewind.StreamBatchInfo{
+		ShardID:                         shardID,
+		StartSequenceNumber:             f.FirstSequence,
+		EndSequenceNumber:               f.LastSequence,
+		ApproximateArrivalOfFirstRecord: arrival(batch[0]),
+		ApproximateArrivalOfLastRecord:  arrival(batch[len(batch)-1]),
+		BatchSize:                       len(batch),
+		StreamARN:                       p.cfg.StreamARN,
+	}
+	// The payload as a JSON string holding the event (see
+	// rewind.FailureRecord.Event, which reads either form).
+	payload, err := json.Marshal(string(EventJSON(p.cfg.StreamARN, batch)))
+	if err != nil {
+		return "", err
+	}
+	rec.Payload = payload
+	body, err := json.Marshal(&rec)
+	if err != nil {
+		return "", err
+	}
+	key := rewind.FailureKey(p.cfg.MappingUUID, shardID, now, newUUID())
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := p.cfg.Failures.PutObject(pctx, &s3.PutObjectInput{
+		Bucket:      aws.String(p.cfg.FailureBucket),
+		Key:         aws.String(key),
+		Body:        bytes.NewReader(body),
+		ContentType: aws.String("application/json"),
+	}); err != nil {
+		return "", fmt.Errorf("PutObject %s: %w", key, err)
+	}
+	return key, nil
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func seq(r types.Record) string {
