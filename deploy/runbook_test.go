@@ -61,6 +61,7 @@ const (
 	runbookTable = "orders"
 	auditTable   = "rewind-audit"
 	captureBkt   = "acme-capture"
+	failureBkt   = "acme-capture-failures"
 	parquetPfx   = "changes"
 	exportBkt    = "acme-exports"
 	exportPfx    = "incident"
@@ -77,6 +78,7 @@ var placeholders = map[string]string{
 	"RESTORE_PREFIX":    runbookTable + "-rewind-",
 	"AUDIT_TABLE":       auditTable,
 	"CAPTURE_BUCKET":    captureBkt,
+	"FAILURE_BUCKET":    failureBkt,
 	"PARQUET_PREFIX":    parquetPfx,
 	"EXPORT_BUCKET":     exportBkt,
 	"EXPORT_PREFIX":     exportPfx,
@@ -126,7 +128,7 @@ func TestRunbookPermissions(t *testing.T) {
 	}
 	setupCfg.Region = testRegion
 	s3c := localaws.NewS3Client(setupCfg)
-	for _, b := range []string{captureBkt, exportBkt} {
+	for _, b := range []string{captureBkt, failureBkt, exportBkt} {
 		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +254,7 @@ func TestRunbookPermissions(t *testing.T) {
 	}
 
 	// 1. See what happened.
-	rewind("", "index", "--source", "s3://"+captureBkt+"/"+parquetPfx, "--store", store)
+	rewind("", "index", "--source", "s3://"+captureBkt+"/"+parquetPfx, "--failures", "s3://"+failureBkt, "--store", store)
 	rewind("", "stats", "--store", store, "--from", "-1h")
 	// 2. Freeze writes.
 	rewind("", "readonly", "on", "--tenants", "tenant01,tenant02", "--table", runbookTable, "--roles", appRole, "--tenant-regex", traffic.TenantRegex)

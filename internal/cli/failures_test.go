@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -229,6 +232,21 @@ func TestIndexFailuresCLI(t *testing.T) {
 	}
 	if code, _, errs := run("stats", "--store", store); code != exitPartial || !strings.Contains(errs, "stats: WARNING: capture failure") {
 		t.Fatalf("stats over a gap: exit %d, want 3\n%s", code, errs)
+	}
+	// A patch from that history is refused before it writes anything,
+	// unless told to write anyway; the production table is untouched.
+	keyFile := filepath.Join(t.TempDir(), "keys.jsonl")
+	if err := os.WriteFile(keyFile, []byte(`{"table":"orders","key":{"pk":{"S":"t1#1"}}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prodBefore := scanAll(t, ddb.DynamoDB, "orders")
+	code, _, errs = run("patch", "--keys", keyFile, "--from-history", "--at", k.Written.Format(time.RFC3339Nano), "--store", store,
+		"--to", "orders", "--yes", "--journal", filepath.Join(t.TempDir(), "j"), "--progress", "0")
+	if code != exitError || !strings.Contains(errs, "patch: WARNING: capture failure") || !strings.Contains(errs, "refusing to write") || !strings.Contains(errs, "--accept-capture-gaps") {
+		t.Fatalf("patch --from-history --yes over a gap: exit %d, want 1 refusing\n%s", code, errs)
+	}
+	if after := scanAll(t, ddb.DynamoDB, "orders"); !reflect.DeepEqual(after, prodBefore) {
+		t.Fatalf("the refused patch changed the production table")
 	}
 	// A window that ends a day before the failure record holds no gap.
 	before := k.Written.Add(-25 * 60 * 60e9).Format("2006-01-02T15:04:05Z")

@@ -128,6 +128,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	shard := fs.String("shard", "0/1", "i/n: handle only the keys whose hash is i modulo n, to split a key set across machines")
 	journal := fs.String("journal", "", "journal of pre-images (default: next to --keys, <keys>.patch-<time>.journal)")
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
+	acceptGaps := fs.Bool("accept-capture-gaps", false, "with --from-history --yes: write even though the store knows of capture failures it does not hold (states rebuilt across them may be wrong)")
 	opts := patch.DefaultOptions()
 	var pf progressFlag
 	bindOptions(fs, env, &opts, &pf, true)
@@ -153,7 +154,8 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	defer out.Flush()
 	opts.Out, opts.Log = out, env.Log
 	// A state rebuilt from a history with a hole in it may be wrong:
-	// say so before the plan, and exit 3 after it.
+	// say so before the plan, and exit 3 after it; refuse to write from
+	// it unless told to.
 	var gapErr error
 	if hist != nil {
 		gaps, err := query.FindCaptureGapsBefore(hist.st, hist.at)
@@ -161,6 +163,10 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		gapErr = warnCaptureGaps(env, "patch", gaps, false)
+		if gapErr != nil && *yes && !*acceptGaps {
+			return fmt.Errorf("refusing to write: the history behind --from-history has %d capture %s the store does not hold, so a state it rebuilds may be wrong; nothing was written. Index them (rewind index --failures s3://...), patch from a restored table (--from), or pass --accept-capture-gaps to write anyway",
+				len(gaps), plural(len(gaps), "failure", "failures"))
+		}
 	}
 	cfg := patch.Config{
 		Keys: *keys, Plan: *plan, From: *from, To: *to,
