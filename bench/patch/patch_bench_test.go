@@ -178,8 +178,8 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 					var sum *patch.Summary
 					sum, err = patch.Patch(ctx, client, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
-						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)), Concurrency: benchConcurrency,
-						Progress: progressOut(), ProgressEvery: time.Second,
+						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)),
+						Options: patch.Options{Concurrency: benchConcurrency, Progress: progressOut(), ProgressEvery: time.Second},
 					})
 					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
 						err = fmt.Errorf("patch: %+v", sum.Counts)
@@ -305,7 +305,7 @@ func writeBigKeySet(path string, n int) error {
 // planChild plans the key set at path against fakeDDB and prints the
 // counts; its parent measures its peak RSS.
 func planChild(path string) int {
-	sum, err := patch.Patch(context.Background(), fakeDDB{}, patch.Config{Keys: path, From: "orders-restored", To: "orders", Out: io.Discard})
+	sum, err := patch.Patch(context.Background(), fakeDDB{}, patch.Config{Keys: path, From: "orders-restored", To: "orders", Options: patch.Options{Out: io.Discard}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
