@@ -2,18 +2,22 @@ package patch_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
 
 	"github.com/ddbrewind/rewind"
 )
 
 // fastDDB is a DynamoDB JSON-protocol server that keeps items in memory and
-// answers at once: DescribeTable, CreateTable, GetItem, PutItem, DeleteItem
-// and BatchGetItem, enough for the seed loop, patch and verify. It does not
+// answers at once: DescribeTable, CreateTable, GetItem, PutItem, UpdateItem (SET and
+// REMOVE), DeleteItem and BatchGetItem, enough for the seed loop, patch and verify. It does not
 // evaluate condition expressions (the benchmark has no conflicts). Behind
 // the 5 ms proxy it shows what batching and concurrency buy when the server
 // is not the bottleneck, as with DynamoDB itself, unlike DynamoDB Local on
@@ -24,6 +28,13 @@ type fastDDB struct {
 
 	mu     sync.RWMutex
 	tables map[string]*fastTable
+
+	// writeLimit, when set, throttles writes (PutItem, UpdateItem,
+	// DeleteItem) above its rate with ProvisionedThroughputExceededException,
+	// as a provisioned table does once its burst capacity is spent (HTTP
+	// 400, retryable by the SDK). throttled counts them.
+	writeLimit *rate.Limiter
+	throttled  atomic.Int64
 }
 
 type fastTable struct {
@@ -81,13 +92,16 @@ func (t *fastTable) keyOf(raw json.RawMessage) (string, error) {
 
 func (f *fastDDB) handle(op string, body []byte) ([]byte, int) {
 	var in struct {
-		TableName            string
-		Item                 json.RawMessage
-		Key                  json.RawMessage
-		ReturnValues         string
-		KeySchema            []struct{ AttributeName, KeyType string }
-		AttributeDefinitions []struct{ AttributeName, AttributeType string }
-		RequestItems         map[string]struct {
+		TableName                 string
+		Item                      json.RawMessage
+		Key                       json.RawMessage
+		ReturnValues              string
+		UpdateExpression          string
+		ExpressionAttributeNames  map[string]string
+		ExpressionAttributeValues map[string]json.RawMessage
+		KeySchema                 []struct{ AttributeName, KeyType string }
+		AttributeDefinitions      []struct{ AttributeName, AttributeType string }
+		RequestItems              map[string]struct {
 			Keys []json.RawMessage
 		}
 	}
@@ -153,6 +167,10 @@ func (f *fastDDB) handle(op string, body []byte) ([]byte, int) {
 		b, _ := json.Marshal(map[string]any{"Responses": resp, "UnprocessedKeys": map[string]any{}})
 		return b, 200
 	}
+	if f.writeLimit != nil && op != "GetItem" && !f.writeLimit.Allow() {
+		f.throttled.Add(1)
+		return fastErr("ProvisionedThroughputExceededException", "The level of configured provisioned throughput for the table was exceeded.")
+	}
 	t, ok := f.table(in.TableName)
 	if !ok {
 		return fastErr("ResourceNotFoundException", "no table "+in.TableName)
@@ -172,6 +190,18 @@ func (f *fastDDB) handle(op string, body []byte) ([]byte, int) {
 		t.items[enc] = append(json.RawMessage(nil), in.Item...)
 	case "DeleteItem":
 		delete(t.items, enc)
+	case "UpdateItem":
+		item := map[string]json.RawMessage{}
+		if had {
+			json.Unmarshal(old, &item)
+		} else {
+			json.Unmarshal(in.Key, &item)
+		}
+		if err := applyUpdate(item, in.UpdateExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues); err != nil {
+			f.mu.Unlock()
+			return fastErr("ValidationException", err.Error())
+		}
+		t.items[enc], _ = json.Marshal(item)
 	case "GetItem":
 	default:
 		f.mu.Unlock()
@@ -188,6 +218,34 @@ func (f *fastDDB) handle(op string, body []byte) ([]byte, int) {
 	}
 	b, _ := json.Marshal(out)
 	return b, 200
+}
+
+// applyUpdate applies the UpdateExpressions the patcher writes: "SET #a =
+// :v, ..." then "REMOVE #b, ...", nothing else.
+func applyUpdate(item map[string]json.RawMessage, expr string, names map[string]string, values map[string]json.RawMessage) error {
+	set, remove := expr, ""
+	if i := strings.Index(expr, "REMOVE "); i >= 0 {
+		set, remove = expr[:i], expr[i+len("REMOVE "):]
+	}
+	set = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(set), "SET "))
+	if set != "" {
+		for _, a := range strings.Split(set, ", ") {
+			n, v, ok := strings.Cut(a, " = ")
+			if !ok || names[n] == "" || values[v] == nil {
+				return fmt.Errorf("fastDDB: unsupported SET action %q", a)
+			}
+			item[names[n]] = values[v]
+		}
+	}
+	if remove = strings.TrimSpace(remove); remove != "" {
+		for _, n := range strings.Split(remove, ", ") {
+			if names[n] == "" {
+				return fmt.Errorf("fastDDB: unsupported REMOVE action %q", n)
+			}
+			delete(item, names[n])
+		}
+	}
+	return nil
 }
 
 func (f *fastDDB) describe(name string) ([]byte, int) {

@@ -48,6 +48,7 @@ import (
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/patch"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
+	"golang.org/x/time/rate"
 )
 
 func TestMain(m *testing.M) {
@@ -67,10 +68,9 @@ func TestMain(m *testing.M) {
 // benchKeys is the number of impacted keys; items are about 1 KB.
 var benchKeys = envInt("REWIND_BENCH_KEYS", 1000)
 
-// benchConcurrency is rewind's --concurrency. DynamoDB Local serializes
-// much of its work, so more writers than the latency needs only add
-// contention.
-var benchConcurrency = envInt("REWIND_BENCH_CONCURRENCY", 16)
+// benchConcurrency is rewind's --concurrency, the cap of its adaptive
+// writes in flight; 0 (the default) is the library's default.
+var benchConcurrency = envInt("REWIND_BENCH_CONCURRENCY", 0)
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -86,20 +86,46 @@ func BenchmarkPatch(b *testing.B) {
 	for _, server := range []string{"dynamodb-local", "fast"} {
 		for _, latency := range []time.Duration{0, 5 * time.Millisecond} {
 			b.Run(fmt.Sprintf("server=%s/latency=%dms", server, latency.Milliseconds()), func(b *testing.B) {
-				benchPatch(b, server, latency)
+				benchPatch(b, server, latency, 0, 0)
 			})
 		}
 	}
 }
 
-func benchPatch(b *testing.B, server string, latency time.Duration) {
+// BenchmarkPatchThrottled runs the fast server at 5 ms behind a write
+// capacity (writes/s above it are throttled, as a provisioned table's):
+// the patcher should settle near capacity × latency writes in flight with
+// few throttled attempts instead of hammering. It reports the achieved
+// writes/s against the capacity, the throttled share of attempts and the
+// settled range.
+func BenchmarkPatchThrottled(b *testing.B) {
+	for _, capacity := range []float64{500, 2000} {
+		b.Run(fmt.Sprintf("server=fast/latency=5ms/capacity=%g", capacity), func(b *testing.B) {
+			benchPatch(b, "fast", 5*time.Millisecond, capacity, 0)
+		})
+	}
+}
+
+// BenchmarkPatchRate: at --rate R against the fast server at 5 ms, the
+// achieved rate (reported as of-rate) should be at least 0.8.
+func BenchmarkPatchRate(b *testing.B) {
+	for _, r := range []float64{500, 2000} {
+		b.Run(fmt.Sprintf("server=fast/latency=5ms/rate=%g", r), func(b *testing.B) {
+			benchPatch(b, "fast", 5*time.Millisecond, 0, r)
+		})
+	}
+}
+
+func benchPatch(b *testing.B, server string, latency time.Duration, capacity, writeRate float64) {
 	var env *localaws.DynamoDBEnv
+	var fast *fastDDB
 	if server == "fast" {
 		f, err := startFastDDB()
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer f.Close()
+		fast = f
 		cfg, err := localaws.Config(b.Context(), f.URL, "fast")
 		if err != nil {
 			b.Fatal(err)
@@ -162,6 +188,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 	client := dynamodb.NewFromConfig(cfg)
 
 	rates := map[string]float64{}
+	var last *patch.Summary
 	for _, impl := range []string{"seed", "rewind"} {
 		b.Run(impl, func(b *testing.B) {
 			table := "orders-" + impl
@@ -171,6 +198,13 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 						b.Fatal(err)
 					}
 				}
+				if fast != nil && capacity > 0 && impl == "rewind" {
+					// Throttle rewind's writes only (the seed loop is
+					// serial, far below the capacity); a fresh bucket
+					// with 100 ms of burst.
+					fast.writeLimit = rate.NewLimiter(rate.Limit(capacity), max(1, int(capacity/10)))
+					fast.throttled.Store(0)
+				}
 				start := time.Now()
 				if impl == "seed" {
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
@@ -178,14 +212,18 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 					var sum *patch.Summary
 					sum, err = patch.Patch(ctx, client, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
-						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)), Concurrency: benchConcurrency,
-						Progress: progressOut(), ProgressEvery: time.Second,
+						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)),
+						Options: patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second},
 					})
+					last = sum
 					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
 						err = fmt.Errorf("patch: %+v", sum.Counts)
 					}
 				}
 				el := time.Since(start)
+				if fast != nil {
+					fast.writeLimit = nil
+				}
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -199,9 +237,22 @@ func benchPatch(b *testing.B, server string, latency time.Duration) {
 			if impl == "rewind" && rates["seed"] > 0 {
 				b.ReportMetric(rates["rewind"]/rates["seed"], "x-seed")
 			}
+			if impl == "rewind" && last != nil {
+				w := last.Writes
+				b.ReportMetric(float64(w.Low), "writers-low")
+				b.ReportMetric(float64(w.High), "writers-high")
+				b.ReportMetric(100*float64(w.Throttled)/float64(max(1, w.Attempts)), "throttled-%")
+				writes := float64(last.Written) / last.Elapsed.Seconds()
+				if capacity > 0 {
+					b.ReportMetric(writes/capacity, "of-capacity")
+				}
+				if writeRate > 0 {
+					b.ReportMetric(writes/writeRate, "of-rate")
+				}
+			}
 		})
 	}
-	b.Logf("%s, latency %s, %d keys: seed %.0f keys/s, rewind %.0f keys/s, ratio %.1fx", server, latency, len(s.Keys), rates["seed"], rates["rewind"], rates["rewind"]/rates["seed"])
+	b.Logf("%s, latency %s, %d keys: seed %.0f keys/s, rewind %.0f keys/s, ratio %.1fx; rewind's writers: %s", server, latency, len(s.Keys), rates["seed"], rates["rewind"], rates["rewind"]/rates["seed"], last.Writes)
 }
 
 func progressOut() func(patch.Progress) {
@@ -305,7 +356,7 @@ func writeBigKeySet(path string, n int) error {
 // planChild plans the key set at path against fakeDDB and prints the
 // counts; its parent measures its peak RSS.
 func planChild(path string) int {
-	sum, err := patch.Patch(context.Background(), fakeDDB{}, patch.Config{Keys: path, From: "orders-restored", To: "orders", Out: io.Discard})
+	sum, err := patch.Patch(context.Background(), fakeDDB{}, patch.Config{Keys: path, From: "orders-restored", To: "orders", Options: patch.Options{Out: io.Discard}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

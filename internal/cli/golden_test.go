@@ -123,6 +123,9 @@ var goldenPatterns = []struct {
 	{regexp.MustCompile(`(127\.0\.0\.1|localhost|\[::1\]):\d+`), "$1:<PORT>"},
 	{regexp.MustCompile(`"(\w*([sS]econds|Ns))":[0-9.e+-]+`), `"$1":<N>`},
 	{regexp.MustCompile(`[0-9.]+(e[+-]?\d+)? ([a-z]+)/s\b`), "<N> $2/s"},
+	// The adaptive concurrency's settled range, peak and attempts depend
+	// on timing (the throttled count and the cap do not).
+	{regexp.MustCompile(`settled at \d+(-\d+)? (writes?) in flight \(peak \d+, cap (\d+)\); none of \d+ write attempts?`), "settled at <N> $2 in flight (peak <N>, cap $3); none of <N> write attempts"},
 	{regexp.MustCompile(`\b(\d+(\.\d+)?(h|ms|µs|us|ns|m|s))+\b`), "<DUR>"},
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ type chunk struct {
 
 // engine runs a plan, and for an apply its writes, over a stream of chunks:
 //
-//	producer -> planners (Readers) -> dispatcher (in order) -> writers (Concurrency) -> collector
+//	producer -> planners (Readers) -> dispatcher (in order) -> writers (adaptive, up to Concurrency) -> collector
 //
 // The producer cuts the input into chunks; each planner reads one chunk's
 // wanted and production items (two BatchGetItem calls in parallel) and
@@ -58,7 +59,9 @@ type engine struct {
 	cpBase  checkpoint // the identity fields of the checkpoint
 	base    Counts     // totals of an earlier run, when resumed
 	limiter *rate.Limiter
-	total   int64 // keys expected this run, for the ETA; 0 when unknown
+	// adapt limits the writes in flight to what the table takes.
+	adapt *adaptive
+	total int64 // keys expected this run, for the ETA; 0 when unknown
 
 	inflight chan struct{} // tokens for chunks in flight
 
@@ -98,8 +101,12 @@ func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*e
 		schema: schema,
 		opts:   opts,
 		target: &Table{Client: client, Name: schema.Call, Options: opts},
-		writer: &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: opts},
+		adapt:  newAdaptive(cfg.Concurrency),
 	}
+	// Writes alone are observed: their capacity is the table's write
+	// capacity, which the reads do not share.
+	wopts := append(slices.Clip(opts), observeOption(e.adapt))
+	e.writer = &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: wopts}
 	if !math.IsInf(cfg.Rate, 1) {
 		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
 	}
@@ -368,6 +375,10 @@ func (e *engine) write(ctx context.Context, s *Step) result {
 	if ctx.Err() != nil {
 		return result{step: s, status: StatusSkipped}
 	}
+	if err := e.adapt.acquire(ctx); err != nil {
+		return result{step: s, status: StatusSkipped}
+	}
+	defer e.adapt.release()
 	if e.limiter != nil {
 		if err := e.limiter.Wait(ctx); err != nil {
 			return result{step: s, status: StatusSkipped}
@@ -564,7 +575,7 @@ func (e *engine) startProgress() (stop func()) {
 		e.mu.Lock()
 		run.Keys = e.done.Keys // keys finished, not merely planned
 		e.mu.Unlock()
-		p := Progress{Tool: e.tool, Counts: run, Total: e.total, Elapsed: time.Since(start), Final: final}
+		p := Progress{Tool: e.tool, Counts: run, Total: e.total, Elapsed: time.Since(start), Final: final, Writes: e.adapt.stats()}
 		if n, idle := e.calls.Load(), time.Since(time.Unix(0, e.lastCall.Load())); n > 0 && idle >= stall && !final {
 			p.InFlight, p.Idle = n, idle
 		}
@@ -609,6 +620,9 @@ type Progress struct {
 	// one ended.
 	InFlight int64
 	Idle     time.Duration
+	// Writes is the adaptive concurrency so far: the writes in flight it
+	// allows now and the write attempts throttled.
+	Writes WriteStats
 	// Final is set on the report made when the work ends.
 	Final bool
 }
@@ -626,6 +640,11 @@ func (p Progress) Report() rewind.Progress {
 			{Name: "failures", N: p.Counts.Failures},
 		},
 		Final: p.Final,
+	}
+	if p.Writes.Attempts > 0 {
+		r.Counts = append(r.Counts,
+			rewind.ProgressCount{Name: "writers", N: int64(p.Writes.Concurrency)},
+			rewind.ProgressCount{Name: "throttled", N: p.Writes.Throttled})
 	}
 	if p.InFlight > 0 {
 		r.Note = fmt.Sprintf("waiting on DynamoDB for %s (%d %s in flight)", p.Idle.Round(time.Second), p.InFlight, plural(int(p.InFlight), "call", "calls"))

@@ -2,7 +2,9 @@ package patch
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -79,5 +81,54 @@ func TestPatchThroughFaults(t *testing.T) {
 		if n == 0 {
 			t.Errorf("no %s fault was injected: the test proves nothing about it", name)
 		}
+	}
+}
+
+// TestPatchAdaptsToThrottledWrites: write attempts throttled in both
+// shapes, which the SDK's retryer absorbs, are each seen by the adaptive
+// concurrency through the real client's middleware stack: the summary
+// counts exactly the throttles the proxy injected on writes, and the
+// writes in flight fell below where they started. Before, the patcher
+// kept its fixed writers and reported nothing of it.
+func TestPatchAdaptsToThrottledWrites(t *testing.T) {
+	o := defaultOpts()
+	o.Seed = 5
+	env, s, keys := scenario(t, o)
+	ctx := t.Context()
+	p, err := faultproxy.Start(faultproxy.Config{
+		Upstream:                      env.Endpoint,
+		Seed:                          3,
+		ProvisionedThroughputExceeded: 0.1,
+		Throttling:                    0.1,
+		Operations:                    []string{"PutItem", "UpdateItem", "DeleteItem"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ac, err := localaws.Config(ctx, p.URL, env.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dynamodb.NewFromConfig(ac)
+	var out bytes.Buffer
+	sum, err := Patch(ctx, c, Config{Keys: keys, From: "orders-restored", To: "orders", Apply: true,
+		Journal: filepath.Join(t.TempDir(), "j"), Options: Options{Out: &out, MaxAttempts: 20}})
+	if err != nil || sum.Partial() {
+		t.Fatalf("patch: %v %+v\n%s", err, sum.Counts, out.String())
+	}
+	assertTable(t, env.DynamoDB, "orders", s.Expected, "after a patch through throttling")
+	st, w := p.Stats(), sum.Writes
+	if injected := st.ProvisionedThroughputExceeded + st.Throttling; w.Throttled != injected || injected == 0 {
+		t.Errorf("summary counts %d throttled write attempts, the proxy injected %d", w.Throttled, injected)
+	}
+	if want := sum.Written + w.Throttled; w.Attempts != want {
+		t.Errorf("attempts %d, want %d written + %d throttled", w.Attempts, sum.Written, w.Throttled)
+	}
+	if w.Concurrency >= startConcurrency || w.Cap != DefaultConcurrency {
+		t.Errorf("writes in flight %+v: want below the start %d after throttling, cap %d", w, startConcurrency, DefaultConcurrency)
+	}
+	if !strings.Contains(sum.String(), fmt.Sprintf("%d of %d write attempts throttled", w.Throttled, w.Attempts)) {
+		t.Errorf("summary does not show the throttled attempts:\n%s", sum)
 	}
 }

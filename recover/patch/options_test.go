@@ -12,7 +12,7 @@ import (
 // verify and undo, and a zero Options means them.
 func TestDefaultOptions(t *testing.T) {
 	o := DefaultOptions()
-	if o.Rate != 1000 || o.Concurrency != 16 || o.Readers != 4 || o.BatchSize != 100 || o.MaxAttempts != 10 ||
+	if !math.IsInf(o.Rate, 1) || o.Concurrency != DefaultConcurrency || o.Readers != 4 || o.BatchSize != 100 || o.MaxAttempts != 10 ||
 		o.WriteTimeout != 10*time.Second || o.ProgressEvery != 10*time.Second || o.Out == nil || o.Log == nil {
 		t.Fatalf("DefaultOptions() = %+v", o)
 	}
@@ -21,16 +21,16 @@ func TestDefaultOptions(t *testing.T) {
 	}
 	var c Config
 	c.EnsureDefaults()
-	if c.Rate != DefaultRate || c.Shard != (Shard{0, 1}) {
-		t.Errorf("a zero Config defaults to rate %g, shard %s; want %d, 0/1", c.Rate, c.Shard, DefaultRate)
+	if !math.IsInf(c.Rate, 1) || c.Shard != (Shard{0, 1}) {
+		t.Errorf("a zero Config defaults to rate %g, shard %s; want NoRateLimit, 0/1", c.Rate, c.Shard)
 	}
 	var u UndoConfig
 	u.EnsureDefaults()
-	if u.Options.Rate != DefaultRate || u.Concurrency != 16 {
+	if !math.IsInf(u.Options.Rate, 1) || u.Concurrency != DefaultConcurrency {
 		t.Errorf("a zero UndoConfig defaults to rate %g, concurrency %d", u.Rate, u.Concurrency)
 	}
-	if o := (Options{Rate: NoRateLimit}); func() bool { o.EnsureDefaults(); return !math.IsInf(o.Rate, 1) }() {
-		t.Errorf("EnsureDefaults replaced NoRateLimit")
+	if o := (Options{Rate: 250}); func() bool { o.EnsureDefaults(); return o.Rate != 250 }() {
+		t.Errorf("EnsureDefaults replaced a Rate of 250")
 	}
 }
 

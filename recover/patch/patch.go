@@ -187,6 +187,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	defer f.Close()
 	runErr := e.run(ctx, inputChunks(f, &cfg, in, resumed.Line, settled, inflight))
 	sum.Run, sum.Counts = e.counts()
+	sum.Writes = e.adapt.stats()
 	sum.Repaired = e.repaired
 	sum.Elapsed = time.Since(start)
 	if runErr != nil {
@@ -426,7 +427,10 @@ type Summary struct {
 	// Counts are the totals, including the run resumed from.
 	Counts
 	// Run are the counts of this run alone.
-	Run         Counts
+	Run Counts
+	// Writes is where this run's adaptive concurrency settled and the
+	// write attempts throttled; zero Attempts when nothing was written.
+	Writes      WriteStats
 	Elapsed     time.Duration
 	Interrupted bool
 	// Err is the error that stopped the run, if any.
@@ -572,6 +576,9 @@ func (s *Summary) String() string {
 		row("failures", s.Failures)
 		if s.Repaired > 0 {
 			fmt.Fprintf(&b, "  %-10s %d (items the interrupted run overwrote although they had changed, put back first)\n", "repaired", s.Repaired)
+		}
+		if s.Writes.Attempts > 0 {
+			fmt.Fprintf(&b, "  %-10s %s\n", "writers", s.Writes)
 		}
 	}
 	rate := 0.0
