@@ -39,7 +39,7 @@ func (*patchCmd) Synopsis() string {
 // --progress, the renderer's (withProgress).
 func bindOptions(fs *flag.FlagSet, env *Env, o *patch.Options, pf *progressFlag, writes bool) {
 	if writes {
-		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second, to leave the application capacity (0: no limit but the table's, which the writes in flight adapt to); see the capacity math in the README")
+		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second, to leave the application capacity; auto: half the table's provisioned write capacity (or its on-demand maximum), no cap on other on-demand tables; 0: no cap but the table's, which the writes in flight adapt to; see the capacity math in the README")
 		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "most writes in flight: it starts at 16 (or this) and adapts, growing while write latency holds, backing off when DynamoDB throttles; 1: one at a time")
 	}
 	fs.IntVar(&o.Readers, "readers", o.Readers, fmt.Sprintf("chunks of %d keys being read at once (each is one BatchGetItem per table)", o.BatchSize))
@@ -48,20 +48,27 @@ func bindOptions(fs *flag.FlagSet, env *Env, o *patch.Options, pf *progressFlag,
 }
 
 // rateValue is --rate: writes per second, where 0 spells no limit
-// (patch.NoRateLimit).
+// (patch.NoRateLimit) and auto the library's default (patch.AutoRate).
 type rateValue float64
 
 func (r *rateValue) String() string {
-	if math.IsInf(float64(*r), 1) {
+	switch {
+	case r == nil || float64(*r) == patch.AutoRate:
+		return "auto"
+	case math.IsInf(float64(*r), 1):
 		return "0"
 	}
 	return strconv.FormatFloat(float64(*r), 'g', -1, 64)
 }
 
 func (r *rateValue) Set(s string) error {
+	if s == "auto" {
+		*r = rateValue(patch.AutoRate)
+		return nil
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return fmt.Errorf("want a number of writes per second: %w", err)
+		return fmt.Errorf("want a number of writes per second, 0 or auto: %w", err)
 	}
 	if v == 0 {
 		v = patch.NoRateLimit

@@ -28,7 +28,10 @@ func TestPatchHelpShowsLibraryDefaults(t *testing.T) {
 		}
 		if cmd != "verify" {
 			want["concurrency"] = fmt.Sprint(d.Concurrency)
-			if !math.IsInf(d.Rate, 1) { // no limit is --rate's zero, which flag shows no default for
+			switch {
+			case d.Rate == patch.AutoRate:
+				want["rate"] = "auto"
+			case !math.IsInf(d.Rate, 1): // no limit is --rate's zero, which flag shows no default for
 				want["rate"] = fmt.Sprint(d.Rate)
 			}
 		}

@@ -36,9 +36,12 @@ var _ Client = (*dynamodb.Client)(nil)
 // for a command line to bind its flags to).
 type Options struct {
 	// Rate caps writes per second, to leave the application part of the
-	// table's capacity. Default NoRateLimit (+Inf): no cap but the table's
-	// own, which the adaptive concurrency finds (it backs off on
-	// throttling; see Concurrency).
+	// table's capacity. Default AutoRate: half the production table's
+	// provisioned write capacity (DescribeTable's WriteCapacityUnits) on a
+	// PROVISIONED table, or half its maximum on an on-demand table with a
+	// maximum write throughput set; no cap on any other on-demand table,
+	// whose capacity the adaptive concurrency finds (it backs off on
+	// throttling; see Concurrency). NoRateLimit lifts the cap.
 	Rate float64
 	// Concurrency is the most writes in flight. The patcher starts at 16
 	// (or Concurrency, if lower) and adapts: it doubles the writes in
@@ -87,6 +90,10 @@ type Options struct {
 // takes less.
 const DefaultConcurrency = 128
 
+// AutoRate as Options.Rate (its default) takes the cap from the production
+// table's capacity; see Options.Rate.
+const AutoRate = -1.0
+
 // NoRateLimit as Options.Rate lifts the cap on writes per second.
 var NoRateLimit = math.Inf(1)
 
@@ -102,7 +109,7 @@ func DefaultOptions() Options {
 // EnsureDefaults fills in the default of every zero field.
 func (o *Options) EnsureDefaults() {
 	if o.Rate == 0 {
-		o.Rate = NoRateLimit
+		o.Rate = AutoRate
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
@@ -138,8 +145,8 @@ func (o *Options) EnsureDefaults() {
 // negative. The error is a *ConfigError naming the bad field.
 func (o *Options) Validate() error {
 	switch {
-	case !(o.Rate > 0): // also NaN
-		return configErrorf("Rate", "Rate %g: must be more than 0 writes per second", o.Rate)
+	case !(o.Rate > 0) && o.Rate != AutoRate: // also NaN
+		return configErrorf("Rate", "Rate %g: must be more than 0 writes per second (or AutoRate)", o.Rate)
 	case o.Concurrency < 1:
 		return configErrorf("Concurrency", "Concurrency %d: must be at least 1", o.Concurrency)
 	case o.Readers < 1:

@@ -59,6 +59,7 @@ type engine struct {
 	cpBase  checkpoint // the identity fields of the checkpoint
 	base    Counts     // totals of an earlier run, when resumed
 	limiter *rate.Limiter
+	rate    string // the cap on writes per second, and why (Summary.Rate)
 	// adapt limits the writes in flight to what the table takes.
 	adapt *adaptive
 	total int64 // keys expected this run, for the ETA; 0 when unknown
@@ -107,8 +108,16 @@ func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*e
 	// capacity, which the reads do not share.
 	wopts := append(slices.Clip(opts), observeOption(e.adapt))
 	e.writer = &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: wopts}
-	if !math.IsInf(cfg.Rate, 1) {
-		e.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/10)))
+	r := cfg.Rate
+	e.rate = fmt.Sprintf("%g writes/s", r)
+	switch {
+	case r == AutoRate:
+		r, e.rate = schema.autoRate()
+	case math.IsInf(r, 1):
+		e.rate = "no cap (--rate 0)"
+	}
+	if !math.IsInf(r, 1) {
+		e.limiter = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
 	}
 	return e, nil
 }

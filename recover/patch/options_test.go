@@ -12,7 +12,7 @@ import (
 // verify and undo, and a zero Options means them.
 func TestDefaultOptions(t *testing.T) {
 	o := DefaultOptions()
-	if !math.IsInf(o.Rate, 1) || o.Concurrency != DefaultConcurrency || o.Readers != 4 || o.BatchSize != 100 || o.MaxAttempts != 10 ||
+	if o.Rate != AutoRate || o.Concurrency != DefaultConcurrency || o.Readers != 4 || o.BatchSize != 100 || o.MaxAttempts != 10 ||
 		o.WriteTimeout != 10*time.Second || o.ProgressEvery != 10*time.Second || o.Out == nil || o.Log == nil {
 		t.Fatalf("DefaultOptions() = %+v", o)
 	}
@@ -21,12 +21,12 @@ func TestDefaultOptions(t *testing.T) {
 	}
 	var c Config
 	c.EnsureDefaults()
-	if !math.IsInf(c.Rate, 1) || c.Shard != (Shard{0, 1}) {
-		t.Errorf("a zero Config defaults to rate %g, shard %s; want NoRateLimit, 0/1", c.Rate, c.Shard)
+	if c.Rate != AutoRate || c.Shard != (Shard{0, 1}) {
+		t.Errorf("a zero Config defaults to rate %g, shard %s; want AutoRate, 0/1", c.Rate, c.Shard)
 	}
 	var u UndoConfig
 	u.EnsureDefaults()
-	if !math.IsInf(u.Options.Rate, 1) || u.Concurrency != DefaultConcurrency {
+	if u.Options.Rate != AutoRate || u.Concurrency != DefaultConcurrency {
 		t.Errorf("a zero UndoConfig defaults to rate %g, concurrency %d", u.Rate, u.Concurrency)
 	}
 	if o := (Options{Rate: 250}); func() bool { o.EnsureDefaults(); return o.Rate != 250 }() {
@@ -53,7 +53,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"Limit", func(c *Config) { c.Limit = -1 }},
 		{"Resume", func(c *Config) { c.Resume = true }},
 		{"Shard", func(c *Config) { c.Shard = Shard{2, 2} }},
-		{"Rate", func(c *Config) { c.Rate = -1 }},
+		{"Rate", func(c *Config) { c.Rate = -2 }},
 		{"Rate", func(c *Config) { c.Rate = math.NaN() }},
 		{"Concurrency", func(c *Config) { c.Concurrency = 0 }},
 		{"Readers", func(c *Config) { c.Readers = -3 }},

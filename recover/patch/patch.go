@@ -187,7 +187,7 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	defer f.Close()
 	runErr := e.run(ctx, inputChunks(f, &cfg, in, resumed.Line, settled, inflight))
 	sum.Run, sum.Counts = e.counts()
-	sum.Writes = e.adapt.stats()
+	sum.Writes, sum.Rate = e.adapt.stats(), e.rate
 	sum.Repaired = e.repaired
 	sum.Elapsed = time.Since(start)
 	if runErr != nil {
@@ -430,7 +430,10 @@ type Summary struct {
 	Run Counts
 	// Writes is where this run's adaptive concurrency settled and the
 	// write attempts throttled; zero Attempts when nothing was written.
-	Writes      WriteStats
+	Writes WriteStats
+	// Rate is the cap the writes ran under, and why ("500 writes/s (auto:
+	// half the table's 1000 provisioned write capacity units)").
+	Rate        string
 	Elapsed     time.Duration
 	Interrupted bool
 	// Err is the error that stopped the run, if any.
@@ -579,6 +582,9 @@ func (s *Summary) String() string {
 		}
 		if s.Writes.Attempts > 0 {
 			fmt.Fprintf(&b, "  %-10s %s\n", "writers", s.Writes)
+			if s.Rate != "" {
+				fmt.Fprintf(&b, "  %-10s %s\n", "rate", s.Rate)
+			}
 		}
 	}
 	rate := 0.0

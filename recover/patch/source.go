@@ -174,6 +174,29 @@ type keySchema struct {
 	ARN    string
 	ID     string
 	Status string // ACTIVE, UPDATING, CREATING, ...
+
+	// WriteCapacity is the table's provisioned write capacity units
+	// (PROVISIONED), or the maximum write request units per second set on
+	// an on-demand table (OnDemandThroughput); 0 when neither is.
+	WriteCapacity int64
+	// OnDemand is true for a PAY_PER_REQUEST table.
+	OnDemand bool
+}
+
+// autoRate is the cap AutoRate gives writes to the table described by s,
+// and a sentence saying why: half its write capacity, so that the
+// application keeps the other half, or none when the table has no fixed
+// capacity.
+func (s keySchema) autoRate() (float64, string) {
+	switch {
+	case s.WriteCapacity > 0 && s.OnDemand:
+		r := max(1, float64(s.WriteCapacity)/2)
+		return r, fmt.Sprintf("%g writes/s (auto: half the on-demand table's maximum of %d write units/s)", r, s.WriteCapacity)
+	case s.WriteCapacity > 0:
+		r := max(1, float64(s.WriteCapacity)/2)
+		return r, fmt.Sprintf("%g writes/s (auto: half the table's %d provisioned write capacity units)", r, s.WriteCapacity)
+	}
+	return NoRateLimit, "no cap (auto: an on-demand table without a maximum; the writes in flight back off when DynamoDB throttles)"
 }
 
 // sameTable reports whether s and o are one table, however each was
@@ -272,6 +295,14 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 	}
 	s := keySchema{Table: table, Call: call, Name: aws.ToString(td.TableName), ARN: aws.ToString(td.TableArn),
 		ID: aws.ToString(td.TableId), Status: string(td.TableStatus)}
+	s.OnDemand = td.BillingModeSummary != nil && string(td.BillingModeSummary.BillingMode) == "PAY_PER_REQUEST"
+	switch {
+	case s.OnDemand && td.OnDemandThroughput != nil:
+		s.WriteCapacity = max(0, aws.ToInt64(td.OnDemandThroughput.MaxWriteRequestUnits))
+	case !s.OnDemand && td.ProvisionedThroughput != nil:
+		s.WriteCapacity = aws.ToInt64(td.ProvisionedThroughput.WriteCapacityUnits)
+		s.OnDemand = s.WriteCapacity == 0 // DynamoDB Local omits the billing mode of on-demand tables
+	}
 	if s.Name == "" {
 		s.Name = table
 	}

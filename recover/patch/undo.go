@@ -138,7 +138,7 @@ func Undo(ctx context.Context, client Client, ucfg UndoConfig) (*Summary, error)
 	defer f.Close()
 	runErr := e.run(ctx, idx.chunks(f, cfg.BatchSize))
 	sum.Run, sum.Counts = e.counts()
-	sum.Writes = e.adapt.stats()
+	sum.Writes, sum.Rate = e.adapt.stats(), e.rate
 	sum.Elapsed = time.Since(start)
 	if runErr != nil {
 		sum.Err = runErr
