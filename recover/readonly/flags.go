@@ -368,21 +368,39 @@ func (l *FlagList) update(ctx context.Context, fn func([]string) []string) (Chan
 	}
 	ch := Change{Parameter: l.Name()}
 	attempts := max(l.MaxAttempts, 1)
+	// redo is set after a first version was created without a locking
+	// token (there was nothing to lock on) and turned out not to be the
+	// first: another writer created one in between, and ours replaced it.
+	// The change is then reapplied on top of theirs (as TenantList does
+	// for SSM), locked on ours.
+	var redo *struct {
+		lock   int32
+		doc    flagDoc
+		stored []string
+	}
 	for attempt := 0; ; attempt++ {
-		n, doc, err := l.latest(ctx)
-		if err != nil {
+		var n int32
+		var doc flagDoc
+		var err error
+		if redo != nil {
+			n, doc = redo.lock, redo.doc
+		} else if n, doc, err = l.latest(ctx); err != nil {
 			return Change{}, err
 		}
 		base, err := doc.tenants(l.Flag)
 		if err != nil {
 			return Change{}, fmt.Errorf("%s: version %d: %w", l.Name(), n, err)
 		}
+		stored := base
+		if redo != nil {
+			stored, redo = redo.stored, nil
+		}
 		next := fn(base)
 		ch.Before, ch.After = orEmpty(base), orEmpty(next)
 		ch.Added, ch.Removed = diff(ch.Before, ch.After)
 		ch.Changed = len(ch.Added)+len(ch.Removed) > 0
 		version := n
-		if ch.Changed {
+		if !slices.Equal(next, stored) {
 			if attempt == attempts {
 				return Change{}, fmt.Errorf("%s: still racing with other writers after %d attempts; check `rewind readonly status` and retry", l.Name(), attempts)
 			}
@@ -411,6 +429,23 @@ func (l *FlagList) update(ctx context.Context, fn func([]string) []string) (Chan
 				return Change{}, fmt.Errorf("%s: create hosted configuration version: %w", l.Name(), err)
 			}
 			version = out.VersionNumber
+			if n == 0 && version > 1 {
+				ch.Retries++
+				prev, err := l.client.GetHostedConfigurationVersion(ctx, &appconfig.GetHostedConfigurationVersionInput{ApplicationId: aws.String(l.appID), ConfigurationProfileId: aws.String(l.profID), VersionNumber: aws.Int32(version - 1)})
+				if err != nil {
+					return Change{}, fmt.Errorf("%s: a concurrent first version was replaced by ours (%d) and version %d cannot be read back to merge it: %w", l.Name(), version, version-1, err)
+				}
+				pd, err := parseFlagDoc(prev.Content)
+				if err != nil {
+					return Change{}, fmt.Errorf("%s: hosted configuration version %d: %w", l.Name(), version-1, err)
+				}
+				redo = &struct {
+					lock   int32
+					doc    flagDoc
+					stored []string
+				}{version, pd, next}
+				continue
+			}
 		}
 		ch.Version = int64(version)
 		if version == 0 {
