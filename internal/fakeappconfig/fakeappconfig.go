@@ -393,7 +393,6 @@ func match(r *http.Request) (route, map[string]string, bool) {
 	return route{}, nil, false
 }
 
-
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, vars, ok := match(r)
 	if !ok {
