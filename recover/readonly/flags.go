@@ -129,37 +129,45 @@ func (l *FlagList) resolve(ctx context.Context) error {
 	if l.profID != "" {
 		return nil
 	}
-	apps, err := l.client.ListApplications(ctx, &appconfig.ListApplicationsInput{})
-	if err != nil {
-		return fmt.Errorf("list AppConfig applications: %w", err)
-	}
 	appID := ""
-	for _, a := range apps.Items {
-		if aws.ToString(a.Id) == l.app || aws.ToString(a.Name) == l.app {
-			appID = aws.ToString(a.Id)
+	for p := appconfig.NewListApplicationsPaginator(l.client, &appconfig.ListApplicationsInput{}); p.HasMorePages() && appID == ""; {
+		apps, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list AppConfig applications: %w", err)
+		}
+		for _, a := range apps.Items {
+			if aws.ToString(a.Id) == l.app || aws.ToString(a.Name) == l.app {
+				appID = aws.ToString(a.Id)
+			}
 		}
 	}
 	if appID == "" {
 		return fmt.Errorf("%s: no AppConfig application %q in this account and region (create it, or check --flags and AWS_REGION)", l.Name(), l.app)
 	}
-	envs, err := l.client.ListEnvironments(ctx, &appconfig.ListEnvironmentsInput{ApplicationId: aws.String(appID)})
-	if err != nil {
-		return fmt.Errorf("%s: list environments: %w", l.Name(), err)
-	}
 	envID := ""
-	for _, e := range envs.Items {
-		if aws.ToString(e.Id) == l.env || aws.ToString(e.Name) == l.env {
-			envID = aws.ToString(e.Id)
+	for p := appconfig.NewListEnvironmentsPaginator(l.client, &appconfig.ListEnvironmentsInput{ApplicationId: aws.String(appID)}); p.HasMorePages() && envID == ""; {
+		envs, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: list environments: %w", l.Name(), err)
+		}
+		for _, e := range envs.Items {
+			if aws.ToString(e.Id) == l.env || aws.ToString(e.Name) == l.env {
+				envID = aws.ToString(e.Id)
+			}
 		}
 	}
 	if envID == "" {
 		return fmt.Errorf("%s: application %s has no environment %q", l.Name(), l.app, l.env)
 	}
-	profs, err := l.client.ListConfigurationProfiles(ctx, &appconfig.ListConfigurationProfilesInput{ApplicationId: aws.String(appID)})
-	if err != nil {
-		return fmt.Errorf("%s: list configuration profiles: %w", l.Name(), err)
+	var profiles []types.ConfigurationProfileSummary
+	for p := appconfig.NewListConfigurationProfilesPaginator(l.client, &appconfig.ListConfigurationProfilesInput{ApplicationId: aws.String(appID)}); p.HasMorePages(); {
+		profs, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: list configuration profiles: %w", l.Name(), err)
+		}
+		profiles = append(profiles, profs.Items...)
 	}
-	for _, p := range profs.Items {
+	for _, p := range profiles {
 		if aws.ToString(p.Id) == l.profile || aws.ToString(p.Name) == l.profile {
 			if t := aws.ToString(p.Type); t != "AWS.AppConfig.FeatureFlags" {
 				return fmt.Errorf("%s: configuration profile %s is of type %q, not AWS.AppConfig.FeatureFlags (create a feature flag profile)", l.Name(), l.profile, t)
@@ -268,13 +276,17 @@ func (d *flagDoc) withTenants(flag string, ids []string) error {
 
 // latest reads the latest hosted version (0 and an empty doc when none).
 func (l *FlagList) latest(ctx context.Context) (int32, flagDoc, error) {
-	vs, err := l.client.ListHostedConfigurationVersions(ctx, &appconfig.ListHostedConfigurationVersionsInput{ApplicationId: aws.String(l.appID), ConfigurationProfileId: aws.String(l.profID)})
-	if err != nil {
-		return 0, flagDoc{}, fmt.Errorf("%s: list hosted configuration versions: %w", l.Name(), err)
-	}
+	// The highest version number over every page: the API does not
+	// document the order.
 	var n int32
-	for _, v := range vs.Items {
-		n = max(n, v.VersionNumber)
+	for p := appconfig.NewListHostedConfigurationVersionsPaginator(l.client, &appconfig.ListHostedConfigurationVersionsInput{ApplicationId: aws.String(l.appID), ConfigurationProfileId: aws.String(l.profID)}); p.HasMorePages(); {
+		vs, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, flagDoc{}, fmt.Errorf("%s: list hosted configuration versions: %w", l.Name(), err)
+		}
+		for _, v := range vs.Items {
+			n = max(n, v.VersionNumber)
+		}
 	}
 	if n == 0 {
 		return 0, flagDoc{Version: "1"}, nil
@@ -293,19 +305,21 @@ func (l *FlagList) latest(ctx context.Context) (int32, flagDoc, error) {
 // deployment returns the latest deployment of the profile to the
 // environment, nil when there is none.
 func (l *FlagList) deployment(ctx context.Context) (*FlagDeployment, error) {
-	out, err := l.client.ListDeployments(ctx, &appconfig.ListDeploymentsInput{ApplicationId: aws.String(l.appID), EnvironmentId: aws.String(l.envID)})
-	if err != nil {
-		return nil, fmt.Errorf("%s: list deployments: %w", l.Name(), err)
-	}
-	// ListDeployments lists the newest first; the environment may carry
-	// other profiles' deployments.
+	// The environment may carry other profiles' deployments: the highest
+	// deployment number of this profile's, over every page.
 	var best *types.DeploymentSummary
-	for i, d := range out.Items {
-		if aws.ToString(d.ConfigurationName) != l.profileName {
-			continue
+	for p := appconfig.NewListDeploymentsPaginator(l.client, &appconfig.ListDeploymentsInput{ApplicationId: aws.String(l.appID), EnvironmentId: aws.String(l.envID)}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: list deployments: %w", l.Name(), err)
 		}
-		if best == nil || d.DeploymentNumber > best.DeploymentNumber {
-			best = &out.Items[i]
+		for i, d := range out.Items {
+			if aws.ToString(d.ConfigurationName) != l.profileName {
+				continue
+			}
+			if best == nil || d.DeploymentNumber > best.DeploymentNumber {
+				best = &out.Items[i]
+			}
 		}
 	}
 	if best == nil {
