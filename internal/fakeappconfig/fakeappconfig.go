@@ -39,11 +39,21 @@
 //     flag profile only its "values" object, as the Agent and
 //     GetLatestConfiguration deliver flags. Before any deployment it is
 //     404.
+//   - The data plane (appconfigdata, same endpoint):
+//     StartConfigurationSession (names or ids;
+//     RequiredMinimumPollIntervalInSeconds 15..86400, else
+//     BadRequestException) and GetLatestConfiguration: each token is good
+//     for one call (a used or unknown one is BadRequestException), the
+//     answer carries Next-Poll-Configuration-Token and
+//     Next-Poll-Interval-In-Seconds (the session's minimum, 60 s by
+//     default), and the body is empty when the session already has the
+//     deployed version.
 //
 // What it does not model: growth (every target gets a deployment's
 // version as soon as it starts, as AllAtOnce does), rollback on alarms,
-// StopDeployment, validators, extensions, KMS, tags, pagination, the
-// appconfigdata session API, multi-variant flags, and request signatures
+// StopDeployment, validators, extensions, KMS, tags, pagination, token
+// expiry after 24 h, polling before the interval, multi-variant flags,
+// and request signatures
 // (a control-plane request must only carry an Authorization header).
 //
 // Hook fails requests by operation (ErrThrottled: HTTP 429
@@ -99,6 +109,17 @@ type Server struct {
 	strategies map[string]strategy
 	counts     map[string]int
 	hook       func(op string) error
+	sessions   map[string]*session // by token
+}
+
+// session is an appconfigdata configuration session.
+type session struct {
+	app       *app
+	env       *env
+	prof      *profile
+	interval  int32   // seconds
+	delivered *hosted // what the session last returned
+	used      bool    // the token has been used
 }
 
 type app struct {
@@ -149,6 +170,7 @@ func Start(ctx context.Context) (*Server, error) {
 		Endpoint: "http://" + ln.Addr().String(),
 		now:      time.Now,
 		counts:   map[string]int{},
+		sessions: map[string]*session{},
 		strategies: map[string]strategy{
 			"AppConfig.AllAtOnce":                     {"AppConfig.AllAtOnce", "AppConfig.AllAtOnce", 0, 10, 100},
 			"AppConfig.Linear50PercentEvery30Seconds": {"AppConfig.Linear50PercentEvery30Seconds", "AppConfig.Linear50PercentEvery30Seconds", 1, 1, 50},
@@ -177,6 +199,14 @@ func (s *Server) SetHook(fn func(op string) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hook = fn
+}
+
+// ExpireSessions makes every configuration token invalid, as AppConfig
+// does 24 hours after it was issued.
+func (s *Server) ExpireSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.sessions)
 }
 
 // Count returns how many requests for op the server has received.
@@ -358,6 +388,8 @@ var routes = func() []route {
 		{"StartDeployment", "POST", "/applications/{a}/environments/{e}/deployments"},
 		{"GetDeployment", "GET", "/applications/{a}/environments/{e}/deployments/{d}"},
 		{"Agent", "GET", "/applications/{a}/environments/{e}/configurations/{p}"},
+		{"StartConfigurationSession", "POST", "/configurationsessions"},
+		{"GetLatestConfiguration", "GET", "/configuration"},
 	}
 	var rs []route
 	for _, d := range def {
@@ -429,6 +461,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLocked(w http.ResponseWriter, r *http.Request, op string, v map[string]string, body []byte) *apiError {
+	switch op {
+	case "StartConfigurationSession":
+		return s.startSessionLocked(w, body)
+	case "GetLatestConfiguration":
+		return s.latestLocked(w, r.URL.Query().Get("configuration_token"))
+	}
 	if op == "ListApplications" {
 		items := []map[string]string{}
 		for _, a := range s.apps {
@@ -697,43 +735,129 @@ func (s *Server) deploymentJSON(a *app, e *env, d *deployment) map[string]any {
 // agentLocked answers as the AppConfig Agent does: the latest deployed
 // configuration of the profile; a feature flag profile's values only.
 func (s *Server) agentLocked(w http.ResponseWriter, a *app, v map[string]string) *apiError {
-	var e *env
-	for _, x := range a.envs {
-		if x.id == v["e"] || x.name == v["e"] {
-			e = x
-		}
-	}
-	var p *profile
-	for _, x := range a.profiles {
-		if x.id == v["p"] || x.name == v["p"] {
-			p = x
-		}
-	}
+	e, p := a.envByRef(v["e"]), a.profileByRef(v["p"])
 	if e == nil || p == nil {
 		return notFound("Configuration", v["e"]+"/"+v["p"])
 	}
-	var h *hosted
-	for _, d := range slices.Backward(e.deployments) {
-		if d.profileID == p.id {
-			h = p.version(d.version)
-			break
-		}
-	}
+	h := deployed(e, p)
 	if h == nil {
 		return notFound("deployed configuration", p.name)
 	}
-	content := h.content
-	if p.typ == FeatureFlagsType {
-		var doc struct {
-			Values json.RawMessage `json:"values"`
-		}
-		_ = json.Unmarshal(h.content, &doc)
-		content = doc.Values
-		if len(content) == 0 {
-			content = []byte("{}")
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(delivered(p, h)) //nolint:errcheck
+	return nil
+}
+
+func (a *app) envByRef(ref string) *env {
+	for _, x := range a.envs {
+		if x.id == ref || x.name == ref {
+			return x
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(content) //nolint:errcheck
+	return nil
+}
+
+func (a *app) profileByRef(ref string) *profile {
+	for _, x := range a.profiles {
+		if x.id == ref || x.name == ref {
+			return x
+		}
+	}
+	return nil
+}
+
+// deployed is the version of p most recently deployed to e, nil if none.
+func deployed(e *env, p *profile) *hosted {
+	for _, d := range slices.Backward(e.deployments) {
+		if d.profileID == p.id {
+			return p.version(d.version)
+		}
+	}
+	return nil
+}
+
+// delivered is what the data plane hands applications: a feature flag
+// profile's values only.
+func delivered(p *profile, h *hosted) []byte {
+	if p.typ != FeatureFlagsType {
+		return h.content
+	}
+	var doc struct {
+		Values json.RawMessage `json:"values"`
+	}
+	_ = json.Unmarshal(h.content, &doc)
+	if len(doc.Values) == 0 {
+		return []byte("{}")
+	}
+	return doc.Values
+}
+
+// defaultPollInterval is NextPollIntervalInSeconds when the session asked
+// for no minimum (AppConfig documents 60 s).
+const defaultPollInterval = 60
+
+func (s *Server) startSessionLocked(w http.ResponseWriter, body []byte) *apiError {
+	var in struct {
+		ApplicationIdentifier, EnvironmentIdentifier, ConfigurationProfileIdentifier string
+		RequiredMinimumPollIntervalInSeconds                                         *int32
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return badRequest("body: %v", err)
+	}
+	if in.ApplicationIdentifier == "" || in.EnvironmentIdentifier == "" || in.ConfigurationProfileIdentifier == "" {
+		return badRequest("ApplicationIdentifier, EnvironmentIdentifier and ConfigurationProfileIdentifier are required")
+	}
+	interval := int32(defaultPollInterval)
+	if m := in.RequiredMinimumPollIntervalInSeconds; m != nil {
+		if *m < 15 || *m > 86400 {
+			return badRequest("RequiredMinimumPollIntervalInSeconds %d: must be between 15 and 86400", *m)
+		}
+		interval = *m
+	}
+	a := s.findApp(in.ApplicationIdentifier, true)
+	if a == nil {
+		return notFound("Application", in.ApplicationIdentifier)
+	}
+	e, p := a.envByRef(in.EnvironmentIdentifier), a.profileByRef(in.ConfigurationProfileIdentifier)
+	if e == nil || p == nil {
+		return notFound("Configuration", in.EnvironmentIdentifier+"/"+in.ConfigurationProfileIdentifier)
+	}
+	tok := s.newToken()
+	s.sessions[tok] = &session{app: a, env: e, prof: p, interval: interval}
+	writeJSON(w, 201, map[string]string{"InitialConfigurationToken": tok})
+	return nil
+}
+
+func (s *Server) newToken() string {
+	s.seq++
+	return fmt.Sprintf("tok-%06d", s.seq)
+}
+
+// latestLocked is GetLatestConfiguration: each token is good for one call
+// and the answer carries the next; the body is empty when the session
+// already has the deployed version.
+func (s *Server) latestLocked(w http.ResponseWriter, tok string) *apiError {
+	se, ok := s.sessions[tok]
+	if !ok || se.used {
+		return badRequest("Request is not valid: the configuration token is not valid, expired or already used; start a new session")
+	}
+	se.used = true
+	next := &session{app: se.app, env: se.env, prof: se.prof, interval: se.interval, delivered: se.delivered}
+	h := deployed(se.env, se.prof)
+	var body []byte
+	if h != nil && h != se.delivered {
+		body, next.delivered = delivered(se.prof, h), h
+	}
+	nt := s.newToken()
+	s.sessions[nt] = next
+	hd := w.Header()
+	hd.Set("Next-Poll-Configuration-Token", nt)
+	hd.Set("Next-Poll-Interval-In-Seconds", strconv.Itoa(int(se.interval)))
+	hd.Set("Content-Type", "application/json")
+	if h != nil {
+		hd.Set("Version-Label", strconv.Itoa(int(h.number)))
+	}
+	w.WriteHeader(200)
+	w.Write(body) //nolint:errcheck
 	return nil
 }

@@ -118,3 +118,64 @@ func TestAgentSourceThrottledAndMissing(t *testing.T) {
 		t.Fatal("no read after the backoff")
 	}
 }
+
+// The data-plane source: a session, one token per call (the stand-in
+// refuses a reused one), no call before NextPollIntervalInSeconds, an
+// empty answer keeping the list, a new deployment seen on the next poll,
+// and a refused token replaced by a new session.
+func TestSessionSource(t *testing.T) {
+	srv, list, _, clk := agentSetup(t, guard.Config{})
+	ctx := t.Context()
+	if _, err := list.On(ctx, []string{"t1"}); err != nil {
+		t.Fatal(err)
+	}
+	awsCfg, err := localaws.Config(ctx, srv.Endpoint, "AKIDTEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &guard.SessionSource{Client: guard.NewDataClient(awsCfg, ""), Application: "shop", Environment: "prod", Profile: "flags", MinPollInterval: 30 * time.Second, Now: clk.Now}
+	g, err := guard.NewFromSource(src, guard.Config{TTL: 10 * time.Second, Now: clk.Now, Rand: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro, err := g.IsReadOnly(ctx, "t1"); !ro || err != nil {
+		t.Fatalf("first read: %v, %v", ro, err)
+	}
+	if n := srv.Count("StartConfigurationSession"); n != 1 {
+		t.Fatalf("sessions: %d", n)
+	}
+	if _, err := list.On(ctx, []string{"t2"}); err != nil {
+		t.Fatal(err)
+	}
+	// Two guard refreshes inside the 30 s poll interval: no call.
+	for range 2 {
+		clk.Add(10 * time.Second)
+		if ro, _ := g.IsReadOnly(ctx, "t2"); ro {
+			t.Fatal("t2 seen before the poll interval allowed a call")
+		}
+	}
+	if n := srv.Count("GetLatestConfiguration"); n != 1 {
+		t.Fatalf("GetLatestConfiguration before the interval: %d calls, want 1", n)
+	}
+	clk.Add(10 * time.Second)
+	if ro, err := g.IsReadOnly(ctx, "t2"); !ro || err != nil {
+		t.Fatalf("after the interval: t2 %v, %v", ro, err)
+	}
+	// Unchanged: an empty answer keeps the list.
+	clk.Add(30 * time.Second)
+	if ro, err := g.IsReadOnly(ctx, "t1"); !ro || err != nil {
+		t.Fatalf("unchanged poll: t1 %v, %v", ro, err)
+	}
+	if n := srv.Count("GetLatestConfiguration"); n != 3 {
+		t.Fatalf("GetLatestConfiguration calls %d, want 3", n)
+	}
+	// A refused token (as after 24 h): a new session, same answer.
+	srv.ExpireSessions()
+	clk.Add(30 * time.Second)
+	if ro, err := g.IsReadOnly(ctx, "t1"); !ro || err != nil {
+		t.Fatalf("after expiry: t1 %v, %v", ro, err)
+	}
+	if n := srv.Count("StartConfigurationSession"); n != 2 {
+		t.Fatalf("sessions after expiry: %d, want 2", n)
+	}
+}

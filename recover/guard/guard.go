@@ -8,7 +8,8 @@
 // "all", or the empty-list placeholder "none"); NewFromSource takes any
 // Source, such as AgentSource, which reads the list from an AppConfig
 // feature flag through the AppConfig Agent (`rewind readonly --flags
-// appconfig:APP/ENV/PROFILE`). Guard.IsReadOnly answers from a cache
+// appconfig:APP/ENV/PROFILE`), or SessionSource, which polls AppConfig's
+// data plane (appconfigdata sessions) itself. Guard.IsReadOnly answers from a cache
 // refreshed about every TTL (default 10 s, jittered by +-20 %), and
 // Guard.Middleware wraps an http.Handler:
 //
