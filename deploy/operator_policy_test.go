@@ -177,8 +177,9 @@ func TestOperatorPolicyShape(t *testing.T) {
 		}
 		for _, r := range s.Resource {
 			// dax:DescribeClusters without cluster names is on every
-			// cluster: the only action here that takes no resource.
-			if r == "*" && slices.Equal(s.Action, []string{"dax:DescribeClusters"}) {
+			// cluster, and appconfig:ListApplications has no resource
+			// type: the only actions here that take no resource.
+			if r == "*" && (slices.Equal(s.Action, []string{"dax:DescribeClusters"}) || slices.Equal(s.Action, []string{"appconfig:ListApplications"})) {
 				continue
 			}
 			if r == "*" || !strings.HasPrefix(r, "arn:aws:") {
@@ -261,6 +262,7 @@ func TestOperatorPolicyGrants(t *testing.T) {
 		{"rewrite captured history", false, each(parquet, "s3:PutObject", "s3:DeleteObject"), "the Parquet copy is the evidence"},
 		{"touch other tables", false, append(each(other, "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:RestoreTableToPointInTime"), each(table, "dynamodb:DeleteTable", "dynamodb:UpdateTable")...), ""},
 		{"other parameters", false, each("arn:aws:ssm:REGION:ACCOUNT:parameter/db-password", "ssm:GetParameter", "ssm:PutParameter"), ""},
+		{"other AppConfig applications", false, each("arn:aws:appconfig:REGION:ACCOUNT:application/otherap/configurationprofile/p123456", "appconfig:CreateHostedConfigurationVersion", "appconfig:StartDeployment"), ""},
 		{"read other export objects", false, each("arn:aws:s3:::EXPORT_BUCKET/other/x.json", "s3:GetObject"), ""},
 		{"list other prefixes", false, []req{{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "private/"}}}, ""},
 	}

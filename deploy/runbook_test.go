@@ -41,6 +41,7 @@ import (
 
 	"github.com/ddbrewind/rewind/internal/awsrec"
 	"github.com/ddbrewind/rewind/internal/cli"
+	"github.com/ddbrewind/rewind/internal/fakeappconfig"
 	"github.com/ddbrewind/rewind/internal/fakeiam"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
 	"github.com/ddbrewind/rewind/internal/fakessm"
@@ -84,6 +85,7 @@ var placeholders = map[string]string{
 	"EXPORT_PREFIX":     exportPfx,
 	"DENY_WRITE_POLICY": denyPolicy,
 	"APP_ROLE":          appRole,
+	"APPCONFIG_APP_ID":  "a1b2c01", // the first id fakeappconfig gives
 }
 
 // fillPlaceholders replaces each placeholder as a whole word, so TABLE
@@ -149,6 +151,17 @@ func TestRunbookPermissions(t *testing.T) {
 	}
 	t.Cleanup(func() { iamSrv.Close() })
 	iamSrv.AddRole(appRole)
+	acSrv, err := fakeappconfig.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { acSrv.Close() })
+	if id := acSrv.AddApplication("orders-app"); id != placeholders["APPCONFIG_APP_ID"] {
+		t.Fatalf("AppConfig application id %s, want the placeholder's %s", id, placeholders["APPCONFIG_APP_ID"])
+	}
+	acSrv.AddEnvironment(placeholders["APPCONFIG_APP_ID"], "prod")
+	acSrv.AddProfile(placeholders["APPCONFIG_APP_ID"], "readonly", fakeappconfig.FeatureFlagsType)
+	immediate := acSrv.AddStrategy("rewind-immediate", 0, 0)
 
 	ddbViaFront := rec.Proxy(t, front.Endpoint)
 	ddbDirect := rec.Proxy(t, ddb.Endpoint)
@@ -186,6 +199,7 @@ func TestRunbookPermissions(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB":   ddbViaFront,
 		"AWS_ENDPOINT_URL_S3":         s3Proxy,
 		"AWS_ENDPOINT_URL_SSM":        rec.Proxy(t, ssmSrv.Endpoint),
+		"AWS_ENDPOINT_URL_APPCONFIG":  rec.Proxy(t, acSrv.Endpoint),
 		"AWS_ENDPOINT_URL_IAM":        rec.Proxy(t, iamSrv.Endpoint),
 		"AWS_ENDPOINT_URL_STS":        rec.Proxy(t, iamSrv.Endpoint),
 		"AWS_ENDPOINT_URL_DAX":        rec.Proxy(t, iamSrv.Endpoint),
@@ -275,6 +289,14 @@ func TestRunbookPermissions(t *testing.T) {
 	rewind("", "patch", "--plan", plan, "--from", restored, "--to", runbookTable, "--yes", "--journal", filepath.Join(work, "patch.journal"), "--progress", "0")
 	rewind("", "verify", "--keys", keys, "--from", restored, "--to", runbookTable, "--progress", "0")
 	rewind("", "readonly", "off", "--table", runbookTable, "--roles", appRole)
+	// The same freeze with the list in an AppConfig feature flag (README
+	// "Read-only at fleet scale"), with the default strategy and a custom
+	// one without bake time.
+	flags := "appconfig:orders-app/prod/readonly"
+	rewind("", "readonly", "on", "--tenants", "tenant01,tenant02", "--flags", flags)
+	rewind("", "readonly", "status", "--flags", flags, "--table", runbookTable)
+	acSrv.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) }) // AllAtOnce's bake is over
+	rewind("", "readonly", "off", "--flags", flags, "--flags-strategy", immediate)
 	// 6. Once verify passed, delete the restored table.
 	rewind("", "restore", "--cleanup", "--target", restored, "--table", runbookTable)
 	rewind("", "restore", "--cleanup", "--target", restored, "--table", runbookTable, "--yes")

@@ -37,7 +37,8 @@ import (
 type Call struct {
 	// Caller is what As named when the call was made.
 	Caller string
-	// Service is the SigV4 signing name (dynamodb, s3, ssm, iam, sts).
+	// Service is the SigV4 signing name (dynamodb, s3, ssm, appconfig, iam,
+	// sts).
 	Service string
 	// Operation is the API operation, such as PutItem or
 	// ListObjectsV2 (S3 operations are inferred from method and URL).
@@ -138,6 +139,11 @@ func decode(req *http.Request, body []byte) Call {
 	case "iam", "sts":
 		c.Form, _ = url.ParseQuery(string(body))
 		c.Operation = c.Form.Get("Action")
+	case "appconfig":
+		// REST-JSON: the operation is in the method and path.
+		c.Method, c.Path, c.Query = req.Method, req.URL.Path, req.URL.Query()
+		_ = json.Unmarshal(body, &c.Body)
+		c.Operation = appconfigOperation(c)
 	case "s3":
 		c.Method, c.Path, c.Query = req.Method, req.URL.Path, req.URL.Query()
 		c.Header = http.Header{}
@@ -215,6 +221,8 @@ func Requests(c Call, account, region string) ([]Request, error) {
 		return m.s3(c)
 	case "ssm":
 		return m.ssm(c)
+	case "appconfig":
+		return m.appconfig(c)
 	case "iam":
 		return m.iam(c)
 	case "dax":
@@ -396,6 +404,65 @@ func (m mapper) ssm(c Call) ([]Request, error) {
 		return []Request{req("ssm:"+c.Operation, param(str(c.Body["Name"])))}, nil
 	}
 	return nil, fmt.Errorf("awsrec: %v: no IAM mapping for this SSM operation", c)
+}
+
+// appconfigOperation names the AppConfig control-plane operations
+// `rewind readonly --flags` makes, from their REST paths.
+func appconfigOperation(c Call) string {
+	seg := strings.Split(strings.Trim(c.Path, "/"), "/")
+	get := c.Method == http.MethodGet
+	switch {
+	case len(seg) == 1 && seg[0] == "applications" && get:
+		return "ListApplications"
+	case len(seg) == 3 && seg[2] == "environments" && get:
+		return "ListEnvironments"
+	case len(seg) == 3 && seg[2] == "configurationprofiles" && get:
+		return "ListConfigurationProfiles"
+	case len(seg) == 5 && seg[4] == "hostedconfigurationversions" && get:
+		return "ListHostedConfigurationVersions"
+	case len(seg) == 5 && seg[4] == "hostedconfigurationversions" && c.Method == http.MethodPost:
+		return "CreateHostedConfigurationVersion"
+	case len(seg) == 6 && seg[4] == "hostedconfigurationversions" && get:
+		return "GetHostedConfigurationVersion"
+	case len(seg) == 5 && seg[4] == "deployments" && get:
+		return "ListDeployments"
+	case len(seg) == 5 && seg[4] == "deployments" && c.Method == http.MethodPost:
+		return "StartDeployment"
+	}
+	return c.Method + " " + c.Path
+}
+
+// appconfig maps AppConfig calls as the Service Authorization Reference
+// lists their resource types: StartDeployment needs the application, the
+// environment, the configuration profile and the deployment strategy, so
+// it is one request per resource.
+func (m mapper) appconfig(c Call) ([]Request, error) {
+	arn := func(rest string) string { return fmt.Sprintf("arn:aws:appconfig:%s:%s:%s", m.region, m.account, rest) }
+	seg := strings.Split(strings.Trim(c.Path, "/"), "/")
+	op := "appconfig:" + c.Operation
+	switch c.Operation {
+	case "ListApplications":
+		return []Request{req(op, "*")}, nil
+	case "ListEnvironments", "ListConfigurationProfiles":
+		return []Request{req(op, arn("application/"+seg[1]))}, nil
+	case "ListHostedConfigurationVersions", "CreateHostedConfigurationVersion":
+		return []Request{req(op, arn("application/"+seg[1])), req(op, arn("application/"+seg[1]+"/configurationprofile/"+seg[3]))}, nil
+	case "GetHostedConfigurationVersion":
+		// The catalogue gives the hostedconfigurationversion the profile's
+		// ARN pattern (application/ID/configurationprofile/ID), so that
+		// ARN matches two of the action's resource types and iam-simulate
+		// refuses to evaluate it ("multiple.resource.types"). The
+		// application is checked; the operator policy grants the profile
+		// in the same statement as the application.
+		return []Request{req(op, arn("application/"+seg[1]))}, nil
+	case "ListDeployments":
+		return []Request{req(op, arn("application/"+seg[1])), req(op, arn("application/"+seg[1]+"/environment/"+seg[3]))}, nil
+	case "StartDeployment":
+		return []Request{req(op, arn("application/"+seg[1])), req(op, arn("application/"+seg[1]+"/environment/"+seg[3])),
+			req(op, arn("application/"+seg[1]+"/configurationprofile/"+str(c.Body["ConfigurationProfileId"]))),
+			req(op, arn("deploymentstrategy/"+str(c.Body["DeploymentStrategyId"])))}, nil
+	}
+	return nil, fmt.Errorf("awsrec: %v: no IAM mapping for this AppConfig operation", c)
 }
 
 func (m mapper) iam(c Call) ([]Request, error) {

@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"regexp"
 
+	"github.com/aws/aws-sdk-go-v2/service/appconfig"
 	"github.com/aws/aws-sdk-go-v2/service/dax"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -32,7 +35,7 @@ func (*readonlyCmd) Synopsis() string {
 	return "freeze or unfreeze writes: on|off|status (SSM tenant list and deny-write IAM policy)"
 }
 
-const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--iam tenants|whole-table] [--tenant-attribute pk --tenant-regex RE] [--wait 2m] [--parameter NAME] [--policy NAME] [--layer-timeout 30s]
+const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --roles r1,r2] [--iam tenants|whole-table] [--tenant-attribute pk --tenant-regex RE] [--wait 2m] [--parameter NAME | --flags appconfig:APP/ENV/PROFILE [--flags-strategy ID]] [--policy NAME] [--layer-timeout 30s]
 
   on      --tenants/--all adds tenants to the SSM list the application's guard
           reads; --roles (with --table) attaches the deny-write policy to
@@ -53,6 +56,14 @@ const readonlyUsage = `on|off|status [--tenants t1,t2 | --all] [--table T --role
   status  shows both layers, IAM's evaluation of the deny, and warns where
           they disagree.
 
+The application layer is the SSM StringList --parameter, or with --flags
+the feature flag "readonly" (attribute "tenants") in an AppConfig feature
+flag profile: on/off create a hosted configuration version and deploy it
+to ENV with --flags-strategy (default AppConfig.AllAtOnce, which bakes 10
+min: a second change within that fails with ConflictException; give a
+strategy with no bake time for incidents). The guard reads the flag
+through the AppConfig Agent.
+
 Each layer is tried even when the other fails, under its own deadline
 (--layer-timeout). One layer failed and the other done: the summary says
 INCOMPLETE, gives the aws CLI commands for the failed layer, and the exit
@@ -71,6 +82,8 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&tenants, "tenants", "comma-separated tenant ids")
 	all := fs.Bool("all", false, "every tenant (on: adds \"all\"; off: clears the list)")
 	parameter := fs.String("parameter", readonly.DefaultParameter, "SSM StringList parameter the application's guard reads")
+	flagsRef := fs.String("flags", "", "appconfig:APP/ENV/PROFILE: keep the tenant list in an AppConfig feature flag instead of SSM (names or ids)")
+	flagsStrategy := fs.String("flags-strategy", readonly.DefaultStrategy, "with --flags: AppConfig deployment strategy id")
 	policyName := fs.String("policy", readonly.DefaultPolicy, "name of the deny-write managed policy (one per table)")
 	table := fs.String("table", "", "DynamoDB table the IAM layer freezes")
 	fs.Var(&roles, "roles", "comma-separated application IAM role names (never the role you run as)")
@@ -91,6 +104,18 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	verb := args[0]
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	parameterSet := false
+	fs.Visit(func(f *flag.Flag) { parameterSet = parameterSet || f.Name == "parameter" })
+	var flagApp, flagEnv, flagProfile string
+	if *flagsRef != "" {
+		if parameterSet {
+			return usagef("readonly %s: --parameter (SSM) and --flags (AppConfig) together; the list lives in one of them", verb)
+		}
+		var err error
+		if flagApp, flagEnv, flagProfile, err = readonly.ParseFlagsRef(*flagsRef); err != nil {
+			return usagef("readonly %s: %v", verb, err)
+		}
 	}
 	if *all && len(tenants) > 0 {
 		return usagef("readonly %s: --tenants and --all together", verb)
@@ -140,7 +165,12 @@ func (c *readonlyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	list := readonly.NewTenantList(ssm.NewFromConfig(cfg), *parameter)
+	var list readonly.AppLayer = readonly.NewTenantList(ssm.NewFromConfig(cfg), *parameter)
+	if *flagsRef != "" {
+		fl := readonly.NewFlagList(appconfig.NewFromConfig(cfg), flagApp, flagEnv, flagProfile)
+		fl.Strategy = *flagsStrategy
+		list = fl
+	}
 	var policy *readonly.DenyPolicy
 	// `on` without roles leaves IAM alone; everything else reads or
 	// changes the deny.
@@ -222,7 +252,7 @@ func renderReport(ctx context.Context, env *Env, verb string, rep readonly.Repor
 	case readonly.OK:
 		summary = append(summary, appSummary(*app.Change))
 	case readonly.Failed:
-		summary = append(summary, fmt.Sprintf("application layer (SSM %s): FAILED: %s", app.Parameter, app.Reason))
+		summary = append(summary, fmt.Sprintf("application layer (%s): FAILED: %s", storeWords(app.Parameter), app.Reason))
 	default:
 		summary = append(summary, "application layer: skipped ("+app.Reason+")")
 	}
@@ -320,7 +350,10 @@ func handCommands(verb string, rep readonly.Report) []string {
 			}
 		}
 	}
-	if app.Outcome == readonly.Failed {
+	if app.Outcome == readonly.Failed && strings.HasPrefix(app.Parameter, readonly.FlagsScheme) {
+		ref := strings.TrimPrefix(app.Parameter, readonly.FlagsScheme)
+		cmds = append(cmds, "rerun with --flags appconfig:"+ref+" (a hosted version created but not deployed is deployed by the rerun), or in the AppConfig console edit flag \""+readonly.DefaultFlag+"\" (attribute \""+readonly.TenantsAttribute+"\") of "+ref+" and deploy it")
+	} else if app.Outcome == readonly.Failed {
 		put := fmt.Sprintf("aws ssm put-parameter --name %s --type StringList --overwrite --value ", app.Parameter)
 		switch {
 		case verb == "on" && slices.Contains(app.Tenants, readonly.All):
@@ -352,12 +385,15 @@ func renderStatus(ctx context.Context, env *Env, st readonly.Status, now string)
 		}{st.Application.Outcome, st.Parameter, st.Tenants}); err != nil {
 			return err
 		}
-		summary = append(summary, fmt.Sprintf("application layer (SSM %s v%d): %s", st.Parameter, st.Tenants.Version, tenantWords(st.Tenants.IDs)))
+		summary = append(summary, fmt.Sprintf("application layer (%s v%d%s): %s", storeWords(st.Parameter), st.Tenants.Version, deploymentWords(st.Tenants.Deployment), tenantWords(st.Tenants.IDs)))
+		if d := st.Tenants.Deployment; d != nil && d.ConfigurationVersion != strconv.FormatInt(st.Tenants.Version, 10) {
+			summary = append(summary, fmt.Sprintf("WARNING: AppConfig version %d is not deployed (environment has version %s, %s): the guards read the deployed one; rerun the last `readonly on|off` to deploy it", st.Tenants.Version, d.ConfigurationVersion, d.State))
+		}
 	} else {
 		if err := emitJSON(env.Stdout, "application", appLine{Outcome: st.Application.Outcome, Reason: st.Application.Reason, TimedOut: st.Application.TimedOut, Parameter: st.Parameter}); err != nil {
 			return err
 		}
-		summary = append(summary, fmt.Sprintf("application layer (SSM %s): cannot read: %s", st.Parameter, st.Application.Reason))
+		summary = append(summary, fmt.Sprintf("application layer (%s): cannot read: %s", storeWords(st.Parameter), st.Application.Reason))
 		errs = append(errs, fmt.Errorf("application layer: %w", st.Application.Err))
 	}
 	switch st.IAMRead.Outcome {
@@ -431,7 +467,22 @@ func appSummary(ch readonly.Change) string {
 	case len(ch.Removed) > 0:
 		what = "removed " + strings.Join(ch.Removed, ", ")
 	}
-	return fmt.Sprintf("application layer (SSM %s v%d): %s (%s)", ch.Parameter, ch.Version, tenantWords(ch.After), what)
+	return fmt.Sprintf("application layer (%s v%d%s): %s (%s)", storeWords(ch.Parameter), ch.Version, deploymentWords(ch.Deployment), tenantWords(ch.After), what)
+}
+
+// storeWords names the application layer's store.
+func storeWords(name string) string {
+	if rest, ok := strings.CutPrefix(name, readonly.FlagsScheme); ok {
+		return "AppConfig " + rest
+	}
+	return "SSM " + name
+}
+
+func deploymentWords(d *readonly.FlagDeployment) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf(", deployment %d %s", d.Number, d.State)
 }
 
 func roleWords(rs []readonly.RoleChange) string {

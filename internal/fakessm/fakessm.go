@@ -103,7 +103,9 @@ func (s *Server) Close() error { return s.srv.Close() }
 // SetHook installs fn, called with the operation and parameter name before
 // each request is handled (outside the server's lock, so fn may call Put).
 // A non-nil error fails the request with HTTP 500 InternalServerError, as
-// an SSM outage would. nil removes the hook.
+// an SSM outage would, except ErrThrottled, which fails it as SSM does
+// past its throughput quota: HTTP 400 ThrottlingException "Rate
+// exceeded". nil removes the hook.
 func (s *Server) SetHook(fn func(op, name string) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,7 +204,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hook := s.hook
 	s.mu.Unlock()
 	if hook != nil {
-		if err := hook(op, name); err != nil {
+		if err := hook(op, name); errors.Is(err, ErrThrottled) {
+			writeErr(w, clientErr("ThrottlingException", "Rate exceeded"))
+			return
+		} else if err != nil {
 			writeErr(w, &apiError{status: http.StatusInternalServerError, typ: "InternalServerError", msg: err.Error()})
 			return
 		}
@@ -402,3 +407,8 @@ func (s *Server) deleteParameter(body []byte) (any, *apiError) {
 
 // ErrDown is a convenient error for hooks that simulate an outage.
 var ErrDown = errors.New("fakessm: simulated outage")
+
+// ErrThrottled, returned by a hook, answers the request as SSM does when
+// the account's Parameter Store throughput (40 TPS by default, shared by
+// GetParameter, GetParameters and PutParameter) is exceeded.
+var ErrThrottled = errors.New("fakessm: simulated throttling")

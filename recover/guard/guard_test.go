@@ -43,6 +43,9 @@ func setup(t *testing.T, cfg guard.Config) (*fakessm.Server, *guard.Guard, *cloc
 	}
 	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	cfg.Now = clk.Now
+	if cfg.Rand == nil {
+		cfg.Rand = func() float64 { return 0.5 } // no jitter unless asked
+	}
 	g, err := guard.New(ssm.NewFromConfig(awsCfg), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -238,5 +241,110 @@ func TestSSMDownNothingKnown(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	if _, err := guard.New(nil, guard.Config{TTL: -time.Second}); err == nil {
 		t.Error("negative TTL accepted")
+	}
+}
+
+// The refresh is jittered by +-Jitter of the TTL: with the random source at
+// its extremes, the next read is due after 8 s or 12 s, not 10 s.
+func TestRefreshJitter(t *testing.T) {
+	for _, tc := range []struct {
+		rand       float64
+		quiet, due time.Duration // no read yet at quiet; a read at due
+	}{
+		{0, 7900 * time.Millisecond, 8 * time.Second},
+		{0.999999, 11900 * time.Millisecond, 12 * time.Second},
+	} {
+		r := tc.rand
+		srv, g, clk := setup(t, guard.Config{TTL: 10 * time.Second, Rand: func() float64 { return r }})
+		g.IsReadOnly(t.Context(), "t1")
+		clk.Add(tc.quiet)
+		g.IsReadOnly(t.Context(), "t1")
+		if n := srv.Count("GetParameter"); n != 1 {
+			t.Errorf("rand %v: %d reads by %v, want 1", r, n, tc.quiet)
+		}
+		clk.Add(tc.due - tc.quiet)
+		g.IsReadOnly(t.Context(), "t1")
+		if n := srv.Count("GetParameter"); n != 2 {
+			t.Errorf("rand %v: %d reads by %v, want 2", r, n, tc.due)
+		}
+	}
+	if _, err := guard.New(nil, guard.Config{Jitter: 1}); err == nil {
+		t.Error("Jitter 1 accepted")
+	}
+}
+
+// A throttled SSM (ThrottlingException, as past the account's 40 TPS):
+// the guard keeps the last known list and backs off exponentially, capped
+// at MaxBackoff; the first good read resets the wait to the TTL.
+func TestThrottledBacksOff(t *testing.T) {
+	srv, g, clk := setup(t, guard.Config{TTL: 10 * time.Second, MaxBackoff: 60 * time.Second})
+	ctx := t.Context()
+	srv.Put(guard.DefaultParameter, "StringList", "t1")
+	if ro, _ := g.IsReadOnly(ctx, "t1"); !ro {
+		t.Fatal("t1 not read-only")
+	}
+	srv.SetHook(func(op, name string) error { return fakessm.ErrThrottled })
+	// reads counts the guard's refreshes: the SDK retries each throttled
+	// call itself (3 attempts with the test config).
+	reads := func() int { return srv.Count("GetParameter") }
+	clk.Add(10 * time.Second)
+	before := reads()
+	if ro, err := g.IsReadOnly(ctx, "t1"); !ro || err != nil {
+		t.Fatalf("throttled: IsReadOnly = %v, %v; want the last known true, nil", ro, err)
+	}
+	perRefresh := reads() - before
+	if perRefresh < 1 {
+		t.Fatal("no GetParameter after the TTL")
+	}
+	// Waits after 1, 2, 3, 4 throttled reads: 20 s, 40 s, 60 s (cap), 60 s.
+	for i, wait := range []time.Duration{20 * time.Second, 40 * time.Second, 60 * time.Second, 60 * time.Second} {
+		n := reads()
+		clk.Add(wait - time.Second)
+		g.IsReadOnly(ctx, "t1")
+		if reads() != n {
+			t.Fatalf("throttled read %d: the guard read again %v after, before its backoff of %v", i+1, wait-time.Second, wait)
+		}
+		clk.Add(time.Second)
+		if ro, err := g.IsReadOnly(ctx, "t1"); !ro || err != nil {
+			t.Fatalf("throttled read %d: IsReadOnly = %v, %v; want the last known true, nil", i+2, ro, err)
+		}
+		if reads() != n+perRefresh {
+			t.Fatalf("throttled read %d: no read after the backoff of %v", i+2, wait)
+		}
+	}
+	// Throttling ends: the next read succeeds and the TTL applies again.
+	srv.SetHook(nil)
+	srv.Put(guard.DefaultParameter, "StringList", "none")
+	clk.Add(60 * time.Second)
+	if ro, err := g.IsReadOnly(ctx, "t1"); ro || err != nil {
+		t.Fatalf("after throttling: IsReadOnly = %v, %v; want false, nil", ro, err)
+	}
+	n := reads()
+	clk.Add(10 * time.Second)
+	g.IsReadOnly(ctx, "t1")
+	if reads() != n+1 {
+		t.Fatalf("after throttling: no read one TTL later (backoff not reset)")
+	}
+}
+
+// Throttled from the start: no value known, so the fail mode answers,
+// and the retries back off from one second instead of hammering SSM.
+func TestThrottledNothingKnown(t *testing.T) {
+	srv, g, clk := setup(t, guard.Config{TTL: 10 * time.Second})
+	srv.SetHook(func(op, name string) error { return fakessm.ErrThrottled })
+	ro, err := g.IsReadOnly(t.Context(), "t1")
+	if ro || !errors.Is(err, guard.ErrUnavailable) || !guard.IsThrottle(err) {
+		t.Fatalf("IsReadOnly = %v, %v; want fail open with a throttling ErrUnavailable", ro, err)
+	}
+	n := srv.Count("GetParameter")
+	clk.Add(1900 * time.Millisecond) // first backoff: 1 s x 2
+	g.IsReadOnly(t.Context(), "t1")
+	if srv.Count("GetParameter") != n {
+		t.Fatal("read again within the 2 s backoff")
+	}
+	clk.Add(100 * time.Millisecond)
+	g.IsReadOnly(t.Context(), "t1")
+	if srv.Count("GetParameter") == n {
+		t.Fatal("no read after the 2 s backoff")
 	}
 }

@@ -6,7 +6,12 @@
 //     (DefaultParameter, "read-only-customers") of tenant ids, or All. The
 //     application reads it through package recover/guard and answers writes
 //     by those tenants with 503. SSM cannot store an empty StringList, so
-//     an empty list is stored as Placeholder ("none").
+//     an empty list is stored as Placeholder ("none"). Or FlagList: the
+//     feature flag DefaultFlag ("readonly", attribute "tenants") of an
+//     AppConfig feature flag profile, changed by creating a hosted
+//     configuration version and deploying it (`--flags
+//     appconfig:APP/ENV/PROFILE`), which the guard reads through the
+//     AppConfig Agent. Both are an AppLayer.
 //   - The IAM layer, DenyPolicy: a managed policy (DefaultPolicy,
 //     "DenyWrite") attached to the application's roles (inline where a
 //     role is at its managed-policy quota). For the whole table, statement

@@ -250,7 +250,7 @@ type ThawRequest struct {
 //
 // Freeze returns an error only for a request it cannot start (nothing
 // asked, bad options); the layers' failures are in the Report.
-func Freeze(ctx context.Context, list *TenantList, policy *DenyPolicy, req FreezeRequest, opts Options) (Report, error) {
+func Freeze(ctx context.Context, list AppLayer, policy *DenyPolicy, req FreezeRequest, opts Options) (Report, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return Report{}, err
@@ -376,7 +376,7 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 // application layer. As in Freeze, each layer runs under its own
 // LayerTimeout and is tried even when the other failed. policy may be nil
 // when req asks nothing of the IAM layer.
-func Thaw(ctx context.Context, list *TenantList, policy *DenyPolicy, req ThawRequest, opts Options) (Report, error) {
+func Thaw(ctx context.Context, list AppLayer, policy *DenyPolicy, req ThawRequest, opts Options) (Report, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return Report{}, err

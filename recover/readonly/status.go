@@ -38,7 +38,7 @@ func (s Status) State() State { return stateOf(s.Application, s.IAMRead) }
 // rule names the tenants of the IAM layer's per-tenant deny; unless
 // opts.SkipEffectCheck, IAM evaluates the deny once for every role
 // holding it (PolicyStatus.Effect).
-func ReadStatus(ctx context.Context, list *TenantList, policy *DenyPolicy, table string, rule rewind.TenantRule, opts Options) (Status, error) {
+func ReadStatus(ctx context.Context, list AppLayer, policy *DenyPolicy, table string, rule rewind.TenantRule, opts Options) (Status, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return Status{}, err

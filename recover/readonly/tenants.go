@@ -75,8 +75,12 @@ type Tenants struct {
 	IDs []string `json:"tenants"`
 	// Exists is false when the parameter has never been written.
 	Exists bool `json:"exists"`
-	// Version is the parameter's version (0 when it does not exist).
+	// Version is the parameter's version (0 when it does not exist); for
+	// the AppConfig backend the latest hosted configuration version.
 	Version int64 `json:"version"`
+	// Deployment is, for the AppConfig backend, the latest deployment of
+	// the profile to the environment (nil: never deployed, or SSM).
+	Deployment *FlagDeployment `json:"deployment,omitempty"`
 }
 
 // ReadOnly reports whether tenant is read-only in this list.
@@ -86,6 +90,8 @@ func (t Tenants) ReadOnly(tenant string) bool {
 
 // Change is what On or Off did.
 type Change struct {
+	// Parameter names the store: the SSM parameter, or
+	// appconfig:APP/ENV/PROFILE.
 	Parameter string   `json:"parameter"`
 	Before    []string `json:"before"`
 	After     []string `json:"after"`
@@ -94,8 +100,12 @@ type Change struct {
 	// Changed is false when the list already was as asked and nothing was
 	// written.
 	Changed bool `json:"changed"`
-	// Version is the parameter's version after the change.
+	// Version is the parameter's version after the change (AppConfig: the
+	// hosted configuration version).
 	Version int64 `json:"version"`
+	// Deployment is, for AppConfig, the deployment started (or the one
+	// already carrying the version).
+	Deployment *FlagDeployment `json:"deployment,omitempty"`
 	// Retries counts compare-and-set conflicts with concurrent writers.
 	Retries int `json:"retries,omitempty"`
 }
