@@ -10,6 +10,26 @@ import (
 	"github.com/ddbrewind/rewind/query"
 )
 
+// warnStore prints what a query or stats over q should know of the store
+// st: the filters' names it does not hold (warnMissing) and the capture
+// failures in the window it lacks (warnCaptureGaps, also on stdout when
+// jsonOut). It returns the partial error of the first that has one.
+func warnStore(env *Env, name string, st *indexer.Store, q query.Query, emptyAnswer, jsonOut bool) error {
+	missing, err := query.FindMissing(st, q)
+	if err != nil {
+		return err
+	}
+	gaps, err := query.FindCaptureGaps(st, q)
+	if err != nil {
+		return err
+	}
+	merr := warnMissing(env, name, missing, q.From, q.To, emptyAnswer)
+	if err := warnCaptureGaps(env, name, gaps, jsonOut); err != nil && merr == nil {
+		return err
+	}
+	return merr
+}
+
 // warnMissing prints, on stderr, one warning for each thing the command's
 // filters name that the store does not hold, saying what it does hold. When
 // the answer is empty and something named is missing, the empty answer is

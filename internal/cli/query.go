@@ -122,19 +122,7 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if counts.Undecodable > 0 {
 		fmt.Fprintf(env.Stderr, "query: warning: %d undecodable change(s) in the window have no key and are not in the output; see the capture's raw_record column\n", counts.Undecodable)
 	}
-	missing, err := query.FindMissing(st, q)
-	if err != nil {
-		return err
-	}
-	gaps, err := query.FindCaptureGaps(st, q)
-	if err != nil {
-		return err
-	}
-	merr := warnMissing(env, "query", missing, q.From, q.To, counts.Matched == 0)
-	if err := warnCaptureGaps(env, "query", gaps, *format == "json"); err != nil && merr == nil {
-		return err
-	}
-	return merr
+	return warnStore(env, "query", st, q, counts.Matched == 0, *format == "json")
 }
 
 // athena prints the DDL and SQL. The store, when there is one, gives the

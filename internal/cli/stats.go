@@ -83,17 +83,5 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "stats: %d change(s) in %d tenant(s)\n", s.Events, len(s.Tenants))
-	missing, err := query.FindMissing(st, q)
-	if err != nil {
-		return err
-	}
-	gaps, err := query.FindCaptureGaps(st, q)
-	if err != nil {
-		return err
-	}
-	merr := warnMissing(env, "stats", missing, q.From, q.To, s.Events == 0)
-	if err := warnCaptureGaps(env, "stats", gaps, *format == "json"); err != nil && merr == nil {
-		return err
-	}
-	return merr
+	return warnStore(env, "stats", st, q, s.Events == 0, *format == "json")
 }

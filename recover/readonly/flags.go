@@ -354,26 +354,20 @@ func (l *FlagList) Get(ctx context.Context) (Tenants, error) {
 
 // On makes tenants read-only (adds them to the flag).
 func (l *FlagList) On(ctx context.Context, tenants []string) (Change, error) {
-	if len(tenants) == 0 {
-		return Change{}, errors.New("readonly on: no tenants given (use readonly.All for every tenant)")
-	}
-	if err := validate(tenants); err != nil {
+	add, err := adding(tenants)
+	if err != nil {
 		return Change{}, err
 	}
-	return l.update(ctx, func(ids []string) []string { return union(ids, tenants) })
+	return l.update(ctx, add)
 }
 
 // Off makes tenants writable again; with no tenants it clears the flag.
 func (l *FlagList) Off(ctx context.Context, tenants []string) (Change, error) {
-	if err := validate(tenants); err != nil {
+	remove, err := removing(tenants)
+	if err != nil {
 		return Change{}, err
 	}
-	return l.update(ctx, func(ids []string) []string {
-		if len(tenants) == 0 {
-			return nil
-		}
-		return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(tenants, id) })
-	})
+	return l.update(ctx, remove)
 }
 
 func (l *FlagList) update(ctx context.Context, fn func([]string) []string) (Change, error) {

@@ -162,27 +162,46 @@ func (l *TenantList) Get(ctx context.Context) (Tenants, error) {
 
 // On makes tenants read-only (adds them to the list).
 func (l *TenantList) On(ctx context.Context, tenants []string) (Change, error) {
-	if len(tenants) == 0 {
-		return Change{}, errors.New("readonly on: no tenants given (use readonly.All for every tenant)")
-	}
-	if err := validate(tenants); err != nil {
+	add, err := adding(tenants)
+	if err != nil {
 		return Change{}, err
 	}
-	return l.update(ctx, func(ids []string) []string { return union(ids, tenants) })
+	return l.update(ctx, add)
 }
 
 // Off makes tenants writable again (removes only them from the list); with
 // no tenants it clears the list.
 func (l *TenantList) Off(ctx context.Context, tenants []string) (Change, error) {
-	if err := validate(tenants); err != nil {
+	remove, err := removing(tenants)
+	if err != nil {
 		return Change{}, err
 	}
-	return l.update(ctx, func(ids []string) []string {
+	return l.update(ctx, remove)
+}
+
+// adding returns the change On makes to a tenant list, or why it cannot.
+func adding(tenants []string) (func([]string) []string, error) {
+	if len(tenants) == 0 {
+		return nil, errors.New("readonly on: no tenants given (use readonly.All for every tenant)")
+	}
+	if err := validate(tenants); err != nil {
+		return nil, err
+	}
+	return func(ids []string) []string { return union(ids, tenants) }, nil
+}
+
+// removing returns the change Off makes to a tenant list: without tenants
+// it clears the list.
+func removing(tenants []string) (func([]string) []string, error) {
+	if err := validate(tenants); err != nil {
+		return nil, err
+	}
+	return func(ids []string) []string {
 		if len(tenants) == 0 {
 			return nil
 		}
 		return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(tenants, id) })
-	})
+	}, nil
 }
 
 func validate(tenants []string) error {
