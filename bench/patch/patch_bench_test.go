@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -189,6 +190,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 
 	rates := map[string]float64{}
 	var last *patch.Summary
+	var journals atomic.Int64
 	for _, impl := range []string{"seed", "rewind"} {
 		b.Run(impl, func(b *testing.B) {
 			table := "orders-" + impl
@@ -212,7 +214,8 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					var sum *patch.Summary
 					sum, err = patch.Patch(ctx, client, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
-						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, i)),
+						// One journal per run: -count runs this again with i from 0.
+						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
 						Options: patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second},
 					})
 					last = sum
@@ -251,6 +254,9 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 				}
 			}
 		})
+	}
+	if last == nil {
+		return
 	}
 	b.Logf("%s, latency %s, %d keys: seed %.0f keys/s, rewind %.0f keys/s, ratio %.1fx; rewind's writers: %s", server, latency, len(s.Keys), rates["seed"], rates["rewind"], rates["rewind"]/rates["seed"], last.Writes)
 }
