@@ -110,12 +110,11 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	title := fmt.Sprintf("RESTORE of %s as of %s", r.SourceTable, r.Time.UTC().Format(time.RFC3339))
 	started := r.Started.UTC().Format(time.RFC3339)
-	report := restoreReport(r)
+	facts, deletion := restoreReport(r)
 	if !*wait {
-		printSummary(env, title+" STARTED", started, append([]string{
-			fmt.Sprintf("into new table %s, %s, %s (status %s)", r.TargetTable, indexes, r.BillingMode, r.Status),
-			fmt.Sprintf("wait for it: aws dynamodb wait table-exists --table-name %s", r.TargetTable),
-		}, report...))
+		lines := append([]string{fmt.Sprintf("into new table %s, %s, %s (status %s)", r.TargetTable, indexes, r.BillingMode, r.Status)}, facts...)
+		lines = append(lines, fmt.Sprintf("wait for it: aws dynamodb wait table-exists --table-name %s", r.TargetTable))
+		printSummary(env, title+" STARTED", started, append(lines, deletion...))
 		return nil
 	}
 	fmt.Fprintf(env.Stderr, "restoring %s into %s; waiting up to %s\n", r.SourceTable, r.TargetTable, *timeout)
@@ -134,16 +133,16 @@ func (c *restoreCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}); err != nil {
 		return err
 	}
-	printSummary(env, title+" DONE", time.Now().UTC().Format(time.RFC3339), append([]string{
-		fmt.Sprintf("new table %s is ACTIVE, %s, %s; took %s", r.TargetTable, indexes, r.BillingMode, roundElapsed(elapsed)),
-		fmt.Sprintf("next: rewind patch --keys impacted.jsonl --from %s --to %s", r.TargetTable, r.SourceTable),
-	}, report...))
+	lines := append([]string{fmt.Sprintf("new table %s is ACTIVE, %s, %s; took %s", r.TargetTable, indexes, r.BillingMode, roundElapsed(elapsed))}, facts...)
+	lines = append(lines, fmt.Sprintf("next: rewind patch --keys impacted.jsonl --from %s --to %s", r.TargetTable, r.SourceTable))
+	printSummary(env, title+" DONE", time.Now().UTC().Format(time.RFC3339), append(lines, deletion...))
 	return nil
 }
 
-// restoreReport renders what the restored table lacks, what it costs and
-// how to delete it, as summary lines.
-func restoreReport(r pitr.Restore) []string {
+// restoreReport renders what the restored table lacks and what it costs
+// (facts), and how to delete it once verify passed (cleanup), as summary
+// lines: the facts go before the next step, the cleanup after it.
+func restoreReport(r pitr.Restore) (facts, cleanup []string) {
 	var lines []string
 	if s := lackSummary(r.Lacks); s != "" {
 		lines = append(lines, fmt.Sprintf("the source has %s: the restored table has none of these (it is a read-only source for the patch; you need none of them unless you keep it)", s))
@@ -164,11 +163,11 @@ func restoreReport(r pitr.Restore) []string {
 		cost += fmt.Sprintf("; PROVISIONED %d RCU / %d WCU: $%.4f an hour whether used or not", c.ReadCapacity, c.WriteCapacity, c.ProvisionedUSDPerHour)
 	}
 	lines = append(lines, cost)
-	lines = append(lines, "once verify passed, delete it (a dry run first, then --yes):")
+	cleanup = append(cleanup, "once verify passed, delete it (a dry run first, then --yes):")
 	for _, cmd := range r.Cleanup {
-		lines = append(lines, "  "+cmd)
+		cleanup = append(cleanup, "  "+cmd)
 	}
-	return lines
+	return lines, cleanup
 }
 
 // lackSummary says in a phrase what the source has that the restored
