@@ -128,13 +128,6 @@ func stallingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		n.Add(1)
 		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 		w.Header().Set("Content-Length", "1000")
-		// No connection reuse: the SDK's cleanup of a timed-out attempt
-		// (discarding, then closing its body) can close a connection the
-		// next attempt just took from the pool, ending that attempt at
-		// once with "use of closed network connection" (about 1 run in
-		// 15 under -race), which the retryer retries like any dropped
-		// connection but which is not the deadline this test is about.
-		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, `{"Table":`)
 		w.(http.Flusher).Flush()
