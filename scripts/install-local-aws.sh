@@ -22,27 +22,14 @@ NPM_PACKAGE=amplify-dynamodb-simulator@2.9.30
 # sha256 of emulator/DynamoDBLocal.jar in that package (DynamoDB Local 1.25.1).
 JAR_SHA256=454305e9bc3e6ebcca5b62569869e31563b8d7e346474e94557b2600702146c7
 
-log() { printf 'install-local-aws: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=install-local-aws USAGE_LINES=2,18
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_args "$@"
 
-force=0
-for arg in "$@"; do
-	case "$arg" in
-	--force) force=1 ;;
-	-h | --help)
-		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
-		exit 0
-		;;
-	*) die "unknown argument $arg (usage: $0 [--force])" ;;
-	esac
-done
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[[ -f "$root/go.mod" ]] || die "cannot find the repository root (no go.mod in $root)"
 dest="$root/.local/dynamodb-local"
 src="$root/internal/localaws/java/LocalLauncher.java"
 
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
 need java "install a JDK 17 or later, e.g. apt-get install openjdk-17-jdk-headless"
 need javac "install a JDK 17 or later, e.g. apt-get install openjdk-17-jdk-headless"
 
@@ -71,13 +58,9 @@ else
 	sum=$(sha256sum "$tmp/package/emulator/DynamoDBLocal.jar" | cut -d' ' -f1)
 	[[ "$sum" == "$JAR_SHA256" ]] ||
 		die "DynamoDBLocal.jar has sha256 $sum, want $JAR_SHA256"
-	mkdir -p "$root/.local"
-	# Replace the directory in one rename so a half-extracted install never
-	# looks complete; keep a launcher compiled earlier out of the way too.
-	rm -rf "$dest.old"
-	[[ ! -e "$dest" ]] || mv "$dest" "$dest.old"
-	mv "$tmp/package/emulator" "$dest"
-	rm -rf "$dest.old"
+	# A launcher compiled earlier goes with the old directory; it is
+	# compiled again below.
+	replace_dir "$tmp/package/emulator" "$dest"
 	log "installed DynamoDB Local into $dest"
 fi
 
