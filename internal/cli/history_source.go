@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -86,4 +87,57 @@ func (h *historyFlags) source(env *Env, keys, from, table string) (*historySourc
 		return nil, nil, err
 	}
 	return &historySource{st: st, table: table, at: h.at.t}, func() { st.Close() }, nil
+}
+
+// engineFlags are what patch and verify share: the engine's options and
+// --progress, --shard, and the wanted state's source (--from, or
+// --from-history --at with the store).
+type engineFlags struct {
+	opts  patch.Options
+	pf    progressFlag
+	hist  historyFlags
+	shard string
+}
+
+func (e *engineFlags) register(fs *flag.FlagSet, env *Env, writes bool, shardUsage string) {
+	fs.StringVar(&e.shard, "shard", "0/1", shardUsage)
+	e.opts = patch.DefaultOptions()
+	bindOptions(fs, env, &e.opts, &e.pf, writes)
+	e.hist.register(fs, env)
+}
+
+// config checks the flags after parsing and returns the engine's Config
+// with the input, the tables, the shard, the options (progress on stderr,
+// plans on a buffered stdout) and the history source filled in, and the
+// history source itself (nil with --from). done flushes stdout and closes
+// the store; call it once the engine has returned (again is a no-op).
+func (e *engineFlags) config(env *Env, input, keys, from, to string) (patch.Config, *historySource, func(), error) {
+	hist, closeHist, err := e.hist.source(env, input, from, to)
+	if err != nil {
+		return patch.Config{}, nil, nil, err
+	}
+	sh, err := patch.ParseShard(e.shard)
+	if err != nil {
+		closeHist()
+		return patch.Config{}, nil, nil, usagef("--shard: %v", err)
+	}
+	if err := withProgress(&e.opts, env, &e.pf); err != nil {
+		closeHist()
+		return patch.Config{}, nil, nil, err
+	}
+	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	e.opts.Out, e.opts.Log = out, env.Log
+	cfg := patch.Config{Keys: keys, From: from, To: to, Shard: sh, Options: e.opts}
+	if hist != nil {
+		cfg.Source = hist
+	}
+	closed := false
+	done := func() {
+		if !closed {
+			closed = true
+			out.Flush()
+			closeHist()
+		}
+	}
+	return cfg, hist, done, nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -132,34 +131,20 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	yes := fs.Bool("yes", false, "write; without it, print the plan and write nothing")
 	force := fs.Bool("force", false, "overwrite items changed since they were planned against (default: report them as conflicts)")
 	limit := fs.Int64("limit", 0, "patch only the first N keys of the key set (0: all)")
-	shard := fs.String("shard", "0/1", "i/n: handle only the keys whose hash is i modulo n, to split a key set across machines")
 	journal := fs.String("journal", "", "journal of pre-images (default: next to --keys, <keys>.patch-<time>.journal)")
 	resume := fs.Bool("resume", false, "continue the patch recorded in --journal after a crash or interrupt")
 	acceptGaps := fs.Bool("accept-capture-gaps", false, "with --from-history --yes: write even though the store knows of capture failures it does not hold (states rebuilt across them may be wrong)")
-	opts := patch.DefaultOptions()
-	var pf progressFlag
-	bindOptions(fs, env, &opts, &pf, true)
-	var hf historyFlags
-	hf.register(fs, env)
+	var ef engineFlags
+	ef.register(fs, env, true, "i/n: handle only the keys whose hash is i modulo n, to split a key set across machines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	input := cmp.Or(*plan, *keys)
-	hist, closeHist, err := hf.source(env, input, *from, *to)
+	cfg, hist, done, err := ef.config(env, input, *keys, *from, *to)
 	if err != nil {
 		return err
 	}
-	defer closeHist()
-	sh, err := patch.ParseShard(*shard)
-	if err != nil {
-		return usagef("--shard: %v", err)
-	}
-	if err := withProgress(&opts, env, &pf); err != nil {
-		return err
-	}
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
-	defer out.Flush()
-	opts.Out, opts.Log = out, env.Log
+	defer done()
 	// A state rebuilt from a history with a hole in it may be wrong:
 	// say so before the plan, and exit 3 after it; refuse to write from
 	// it unless told to.
@@ -175,15 +160,8 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 				len(gaps), plural(len(gaps), "failure", "failures"))
 		}
 	}
-	cfg := patch.Config{
-		Keys: *keys, Plan: *plan, From: *from, To: *to,
-		Apply: *yes, Force: *force, Limit: *limit, Shard: sh,
-		Journal: *journal, Resume: *resume,
-		Options: opts,
-	}
-	if hist != nil {
-		cfg.Source = hist
-	}
+	cfg.Plan, cfg.Apply, cfg.Force, cfg.Limit = *plan, *yes, *force, *limit
+	cfg.Journal, cfg.Resume = *journal, *resume
 	if err := validate(&cfg); err != nil {
 		return err
 	}
@@ -214,7 +192,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	sum, err := patch.Patch(ctx, client, cfg)
-	out.Flush()
+	done()
 	if err := finishPatch(env, sum, err, next); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 
 	"github.com/ddbrewind/rewind/recover/patch"
@@ -23,34 +22,16 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	keys := fs.String("keys", "", "key set of the impacted items, JSON Lines (required)")
 	from := fs.String("from", "", "table holding the wanted state (or use --from-history)")
 	to := fs.String("to", "", "production table (required)")
-	shard := fs.String("shard", "0/1", "i/n: check only the keys whose hash is i modulo n")
-	opts := patch.DefaultOptions()
-	var pf progressFlag
-	bindOptions(fs, env, &opts, &pf, false)
-	var hf historyFlags
-	hf.register(fs, env)
+	var ef engineFlags
+	ef.register(fs, env, false, "i/n: check only the keys whose hash is i modulo n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	hist, closeHist, err := hf.source(env, *keys, *from, *to)
+	cfg, _, done, err := ef.config(env, *keys, *keys, *from, *to)
 	if err != nil {
 		return err
 	}
-	defer closeHist()
-	sh, err := patch.ParseShard(*shard)
-	if err != nil {
-		return usagef("--shard: %v", err)
-	}
-	if err := withProgress(&opts, env, &pf); err != nil {
-		return err
-	}
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
-	defer out.Flush()
-	opts.Out, opts.Log = out, env.Log
-	cfg := patch.Config{Keys: *keys, From: *from, To: *to, Shard: sh, Options: opts}
-	if hist != nil {
-		cfg.Source = hist
-	}
+	defer done()
 	if err := validate(&cfg); err != nil {
 		return err
 	}
@@ -60,6 +41,6 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	sum, err := patch.Verify(ctx, client, cfg)
-	out.Flush()
+	done()
 	return finishPatch(env, sum, err, "")
 }
