@@ -1,12 +1,12 @@
 package streampoller
 
 import (
-	"encoding/base64"
-	"slices"
 	"strconv"
 	"time"
 
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/ddbrewind/rewind"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -146,93 +146,64 @@ func appendEpochSeconds(dst []byte, t time.Time) []byte {
 	return strconv.AppendFloat(dst, float64(ms)/1000, 'f', -1, 64)
 }
 
-// AppendItemJSON appends item as DynamoDB JSON with attribute names sorted.
+// AppendItemJSON appends item as DynamoDB JSON with attribute names
+// sorted, in the rewind package's encoding (rewind.AppendItemJSON) of the
+// same values.
 func AppendItemJSON(dst []byte, item map[string]types.AttributeValue) []byte {
-	names := make([]string, 0, len(item))
-	for n := range item {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	dst = append(dst, '{')
-	for i, n := range names {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, n)
-		dst = append(dst, ':')
-		dst = AppendAttributeValueJSON(dst, item[n])
-	}
-	return append(dst, '}')
+	return rewind.AppendItemJSON(dst, ddbItem(item))
 }
 
 // AppendAttributeValueJSON appends a DynamoDB Streams attribute value as
 // DynamoDB JSON: {"S":"x"}, {"N":"1.5"}, {"B":"<base64>"}, {"BOOL":true},
 // {"NULL":true}, {"SS":[...]}, {"NS":[...]}, {"BS":[<base64>...]},
 // {"L":[...]}, {"M":{...}}.
-//
-// The Streams SDK has its own AttributeValue types, distinct from the
-// DynamoDB SDK's that the rewind package encodes, hence this copy.
 func AppendAttributeValueJSON(dst []byte, av types.AttributeValue) []byte {
-	switch v := av.(type) {
-	case *types.AttributeValueMemberS:
-		dst = append(dst, `{"S":`...)
-		dst = appendString(dst, v.Value)
-	case *types.AttributeValueMemberN:
-		dst = append(dst, `{"N":`...)
-		dst = appendString(dst, v.Value)
-	case *types.AttributeValueMemberB:
-		dst = append(dst, `{"B":"`...)
-		dst = base64.StdEncoding.AppendEncode(dst, v.Value)
-		dst = append(dst, '"')
-	case *types.AttributeValueMemberBOOL:
-		dst = append(dst, `{"BOOL":`...)
-		dst = strconv.AppendBool(dst, v.Value)
-	case *types.AttributeValueMemberNULL:
-		dst = append(dst, `{"NULL":true`...)
-	case *types.AttributeValueMemberSS:
-		dst = appendStrings(append(dst, `{"SS":`...), v.Value)
-	case *types.AttributeValueMemberNS:
-		dst = appendStrings(append(dst, `{"NS":`...), v.Value)
-	case *types.AttributeValueMemberBS:
-		dst = append(dst, `{"BS":[`...)
-		for i, b := range v.Value {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, '"')
-			dst = base64.StdEncoding.AppendEncode(dst, b)
-			dst = append(dst, '"')
-		}
-		dst = append(dst, ']')
-	case *types.AttributeValueMemberL:
-		dst = append(dst, `{"L":[`...)
-		for i, e := range v.Value {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = AppendAttributeValueJSON(dst, e)
-		}
-		dst = append(dst, ']')
-	case *types.AttributeValueMemberM:
-		dst = append(dst, `{"M":`...)
-		dst = AppendItemJSON(dst, v.Value)
-	default:
-		// Unknown (a type newer than this SDK) or nil: NULL is the closest
-		// value that still parses.
-		dst = append(dst, `{"NULL":true`...)
-	}
-	return append(dst, '}')
+	return rewind.AppendAttributeValueJSON(dst, ddbValue(av))
 }
 
-func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
+// The Streams SDK has its own AttributeValue types, distinct from the
+// DynamoDB SDK's that the rewind package encodes; ddbValue converts.
+func ddbItem(item map[string]types.AttributeValue) rewind.Item {
+	if item == nil {
+		return nil
 	}
-	return append(dst, ']')
+	out := make(rewind.Item, len(item))
+	for n, v := range item {
+		out[n] = ddbValue(v)
+	}
+	return out
+}
+
+func ddbValue(av types.AttributeValue) ddbtypes.AttributeValue {
+	switch v := av.(type) {
+	case *types.AttributeValueMemberS:
+		return &ddbtypes.AttributeValueMemberS{Value: v.Value}
+	case *types.AttributeValueMemberN:
+		return &ddbtypes.AttributeValueMemberN{Value: v.Value}
+	case *types.AttributeValueMemberB:
+		return &ddbtypes.AttributeValueMemberB{Value: v.Value}
+	case *types.AttributeValueMemberBOOL:
+		return &ddbtypes.AttributeValueMemberBOOL{Value: v.Value}
+	case *types.AttributeValueMemberNULL:
+		return &ddbtypes.AttributeValueMemberNULL{Value: v.Value}
+	case *types.AttributeValueMemberSS:
+		return &ddbtypes.AttributeValueMemberSS{Value: v.Value}
+	case *types.AttributeValueMemberNS:
+		return &ddbtypes.AttributeValueMemberNS{Value: v.Value}
+	case *types.AttributeValueMemberBS:
+		return &ddbtypes.AttributeValueMemberBS{Value: v.Value}
+	case *types.AttributeValueMemberL:
+		l := make([]ddbtypes.AttributeValue, len(v.Value))
+		for i, e := range v.Value {
+			l[i] = ddbValue(e)
+		}
+		return &ddbtypes.AttributeValueMemberL{Value: l}
+	case *types.AttributeValueMemberM:
+		return &ddbtypes.AttributeValueMemberM{Value: ddbItem(v.Value)}
+	}
+	// Unknown (a type newer than this SDK) or nil: the rewind encoding
+	// writes NULL, the closest value that still parses.
+	return nil
 }
 
 // appendString appends s as a JSON string. Unlike encoding/json it does not
