@@ -16,7 +16,6 @@ import (
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer/indextest"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
-	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/internal/reliability"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
@@ -251,18 +250,7 @@ func shortError(msg, dir string) string {
 // a moment ago.
 func restoreCases(t *testing.T) []badInput {
 	t.Helper()
-	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1" // the region recoverEnv gives the CLI: same database
-	c := dynamodb.NewFromConfig(cfg)
+	front, c, ddb := pitrFront(t, fakepitr.Config{})
 	if _, err := c.CreateTable(t.Context(), &dynamodb.CreateTableInput{
 		TableName:            aws.String("orders"),
 		BillingMode:          types.BillingModePayPerRequest,

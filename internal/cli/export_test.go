@@ -28,22 +28,11 @@ type exportStack struct {
 
 func newExportStack(t *testing.T) *exportStack {
 	t.Helper()
-	ddb := localaws.DynamoDBForTest(t)
 	s3env := localaws.S3ForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, S3: s3env.Client, ExportingFor: 150 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
+	front, c, ddb := pitrFront(t, fakepitr.Config{S3: s3env.Client, ExportingFor: 150 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	recoverEnv(t, front.Endpoint, ddb.AccessKeyID)
 	t.Setenv("AWS_ENDPOINT_URL_S3", s3env.Endpoint)
 	t.Setenv("REWIND_S3_PATH_STYLE", "true")
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1" // the region the CLI signs with: the same database
-	c := dynamodb.NewFromConfig(cfg)
 	if _, err := c.CreateTable(t.Context(), &dynamodb.CreateTableInput{
 		TableName:            aws.String("orders"),
 		BillingMode:          types.BillingModePayPerRequest,

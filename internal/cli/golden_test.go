@@ -15,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/ddbrewind/rewind/indexer/indextest"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
-	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
 
@@ -299,21 +297,10 @@ func TestGoldenPatch(t *testing.T) {
 // TestGoldenRestore records pitr status/enable and restore, with and
 // without --wait, against DynamoDB Local behind the PITR front.
 func TestGoldenRestore(t *testing.T) {
-	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: 100 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
+	front, c, ddb := pitrFront(t, fakepitr.Config{CreatingFor: 100 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	recoverEnv(t, front.Endpoint, ddb.AccessKeyID)
 	g := newGolden(t, "restore")
 	g.replace(ddb.AccessKeyID, "<access-key>")
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1"
-	c := dynamodb.NewFromConfig(cfg)
 	if err := patchtest.CreateTable(t.Context(), c, "orders"); err != nil {
 		t.Fatal(err)
 	}

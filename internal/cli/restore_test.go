@@ -24,19 +24,8 @@ import (
 // TestPITRRestoreCLI runs the restore step of the runbook against DynamoDB
 // Local behind the PITR front.
 func TestPITRRestoreCLI(t *testing.T) {
-	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: 200 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
+	front, c, ddb := pitrFront(t, fakepitr.Config{CreatingFor: 200 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	recoverEnv(t, front.Endpoint, ddb.AccessKeyID)
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1" // the region the CLI signs with: same database
-	c := dynamodb.NewFromConfig(cfg)
 	ctx := t.Context()
 	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String("orders"),
@@ -132,19 +121,8 @@ func TestPITRRestoreCLI(t *testing.T) {
 // stream, TTL on "expires", a GSI and PITR on, and the CLI pointed at it.
 func honestStack(t *testing.T) (*dynamodb.Client, string) {
 	t.Helper()
-	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
+	front, c, ddb := pitrFront(t, fakepitr.Config{CreatingFor: 100 * time.Millisecond})
 	recoverEnv(t, front.Endpoint, ddb.AccessKeyID)
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1" // the region the CLI signs with: same database
-	c := dynamodb.NewFromConfig(cfg)
 	ctx := t.Context()
 	out, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String("orders"),
@@ -369,19 +347,8 @@ func TestRestoreReportBillingCleanupCLI(t *testing.T) {
 // TestPatchVerifyRefuseRestoringSourceCLI: patch and verify refuse a
 // restored table that is still CREATING, and production is untouched.
 func TestPatchVerifyRefuseRestoringSourceCLI(t *testing.T) {
-	ddb := localaws.DynamoDBForTest(t)
-	front, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: ddb.Endpoint, CreatingFor: time.Hour, LatestRestorableLag: fakepitr.NoLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { front.Close() })
+	front, c, ddb := pitrFront(t, fakepitr.Config{CreatingFor: time.Hour, LatestRestorableLag: fakepitr.NoLag})
 	recoverEnv(t, front.Endpoint, ddb.AccessKeyID)
-	cfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Region = "eu-west-1"
-	c := dynamodb.NewFromConfig(cfg)
 	if _, err := c.CreateTable(t.Context(), &dynamodb.CreateTableInput{
 		TableName:            aws.String("orders"),
 		BillingMode:          types.BillingModePayPerRequest,
@@ -422,4 +389,25 @@ func TestPatchVerifyRefuseRestoringSourceCLI(t *testing.T) {
 	if got := scanAll(t, c, "orders"); !cmp.Equal(got, prodBefore, cmpopts.IgnoreUnexported(types.AttributeValueMemberS{})) {
 		t.Fatalf("production changed:\n%s", cmp.Diff(prodBefore, got, cmpopts.IgnoreUnexported(types.AttributeValueMemberS{})))
 	}
+}
+
+// pitrFront starts DynamoDB Local behind the PITR front (cfg's Upstream is
+// filled in) and returns the front, a client of the front that signs in
+// the region recoverEnv gives the CLI (so the same database), and the
+// DynamoDB Local environment.
+func pitrFront(t *testing.T, cfg fakepitr.Config) (*fakepitr.Server, *dynamodb.Client, *localaws.DynamoDBEnv) {
+	t.Helper()
+	ddb := localaws.DynamoDBForTest(t)
+	cfg.Upstream = ddb.Endpoint
+	front, err := fakepitr.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	acfg, err := localaws.Config(t.Context(), front.Endpoint, ddb.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg.Region = "eu-west-1"
+	return front, dynamodb.NewFromConfig(acfg), ddb
 }
