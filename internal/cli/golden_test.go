@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/ddbrewind/rewind/indexer/indextest"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
