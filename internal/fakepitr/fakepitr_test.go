@@ -18,17 +18,50 @@ import (
 
 func setup(t *testing.T) (*fakepitr.Server, *dynamodb.Client, fakepitr.DB) {
 	t.Helper()
+	return setupWith(t, fakepitr.Config{CreatingFor: 200 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
+}
+
+// setupWith starts DynamoDB Local behind a front configured by cfg (its
+// Upstream filled in) and returns a client of the front.
+func setupWith(t *testing.T, cfg fakepitr.Config) (*fakepitr.Server, *dynamodb.Client, fakepitr.DB) {
+	t.Helper()
 	env := localaws.DynamoDBForTest(t)
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: 200 * time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
+	cfg.Upstream = env.Endpoint
+	srv, err := fakepitr.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	cfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
+	acfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, dynamodb.NewFromConfig(cfg), fakepitr.DB{AccessKeyID: env.AccessKeyID, Region: localaws.Region}
+	return srv, dynamodb.NewFromConfig(acfg), fakepitr.DB{AccessKeyID: env.AccessKeyID, Region: localaws.Region}
+}
+
+// restoredValues waits for the restored table name to become ACTIVE and
+// returns the "v" attribute of each of its items.
+func restoredValues(t *testing.T, c *dynamodb.Client, name string) []string {
+	t.Helper()
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 100*time.Millisecond
+	})
+	if err := w.Wait(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := c.Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, it := range sc.Items {
+		v, _ := it["v"].(*types.AttributeValueMemberS)
+		if v == nil {
+			t.Fatalf("restored item %v has no string v", it)
+		}
+		vs = append(vs, v.Value)
+	}
+	return vs
 }
 
 func createTable(t *testing.T, c *dynamodb.Client, name string) {
@@ -134,22 +167,12 @@ func TestRestoreThroughRealClient(t *testing.T) {
 	if len(out.TableDescription.GlobalSecondaryIndexes) != 1 {
 		t.Fatalf("restored table has %d GSIs, want the source's 1", len(out.TableDescription.GlobalSecondaryIndexes))
 	}
-	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
-		o.MinDelay = 50 * time.Millisecond
-		o.MaxDelay = 100 * time.Millisecond
-	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("dst")}, 10*time.Second); err != nil {
-		t.Fatal(err)
+	vs := restoredValues(t, c, "dst")
+	if len(vs) != 30 {
+		t.Fatalf("restored %d items, want 30", len(vs))
 	}
-	sc, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("dst")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sc.Items) != 30 {
-		t.Fatalf("restored %d items, want 30", len(sc.Items))
-	}
-	for _, it := range sc.Items {
-		if v := it["v"].(*types.AttributeValueMemberS).Value; v != "old" {
+	for _, v := range vs {
+		if v != "old" {
 			t.Fatalf("restored item has v=%q, want the value before t1", v)
 		}
 	}
@@ -172,17 +195,7 @@ func TestRestoreThroughRealClient(t *testing.T) {
 }
 
 func TestPeriodicSnapshots(t *testing.T) {
-	env := localaws.DynamoDBForTest(t)
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, SnapshotEvery: 50 * time.Millisecond, CreatingFor: time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := dynamodb.NewFromConfig(cfg)
+	_, c, _ := setupWith(t, fakepitr.Config{SnapshotEvery: 50 * time.Millisecond, CreatingFor: time.Millisecond, LatestRestorableLag: fakepitr.NoLag})
 	ctx := t.Context()
 	createTable(t, c, "src")
 	if _, err := c.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
@@ -199,22 +212,12 @@ func TestPeriodicSnapshots(t *testing.T) {
 	if _, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"), RestoreDateTime: aws.Time(good)}); err != nil {
 		t.Fatal(err)
 	}
-	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
-		o.MinDelay = 50 * time.Millisecond
-		o.MaxDelay = 100 * time.Millisecond
-	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("dst")}, 10*time.Second); err != nil {
-		t.Fatal(err)
+	vs := restoredValues(t, c, "dst")
+	if len(vs) != 3 {
+		t.Fatalf("restored %d items, want the 3 of the periodic snapshot", len(vs))
 	}
-	sc, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("dst")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sc.Items) != 3 {
-		t.Fatalf("restored %d items, want the 3 of the periodic snapshot", len(sc.Items))
-	}
-	for _, it := range sc.Items {
-		if v := it["v"].(*types.AttributeValueMemberS).Value; v != "good" {
+	for _, v := range vs {
+		if v != "good" {
 			t.Fatalf("restored v=%q, want good", v)
 		}
 	}
@@ -223,18 +226,8 @@ func TestPeriodicSnapshots(t *testing.T) {
 // TestLatestRestorableLag checks the window's lag behind now and the
 // refusal of a restore inside it, with AWS's exception and message.
 func TestLatestRestorableLag(t *testing.T) {
-	env := localaws.DynamoDBForTest(t)
 	const lag = 400 * time.Millisecond
-	srv, err := fakepitr.Start(t.Context(), fakepitr.Config{Upstream: env.Endpoint, CreatingFor: time.Millisecond, LatestRestorableLag: lag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cfg, err := localaws.Config(t.Context(), srv.Endpoint, env.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := dynamodb.NewFromConfig(cfg)
+	_, c, _ := setupWith(t, fakepitr.Config{CreatingFor: time.Millisecond, LatestRestorableLag: lag})
 	ctx := t.Context()
 	createTable(t, c, "src")
 	put(t, c, "src", 3, "old")
@@ -264,7 +257,7 @@ func TestLatestRestorableLag(t *testing.T) {
 		t.Fatalf("latest restorable %s is %v behind now, want about %v", l, behind, lag)
 	}
 	var irt *types.InvalidRestoreTimeException
-	_, err = c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"), RestoreDateTime: aws.Time(asked)})
+	_, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String("dst"), RestoreDateTime: aws.Time(asked)})
 	if !errors.As(err, &irt) || !strings.Contains(aws.ToString(irt.Message), "RestoreDateTime must be between EarliestRestorableDateTime and LatestRestorableDateTime") {
 		t.Fatalf("restore to now, inside the lag: got %v, want InvalidRestoreTimeException with AWS's message", err)
 	}
@@ -278,18 +271,9 @@ func TestLatestRestorableLag(t *testing.T) {
 		if _, err := c.RestoreTableToPointInTime(ctx, &dynamodb.RestoreTableToPointInTimeInput{SourceTableName: aws.String("src"), TargetTableName: aws.String(name), RestoreDateTime: aws.Time(at)}); err != nil {
 			t.Fatalf("restore to %s inside [%s, %s]: %v", at, e, l, err)
 		}
-		w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
-			o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
-		})
-		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 10*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		sc, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(name)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(sc.Items) != 3 {
-			t.Errorf("restore to %s: %d items, want the 3 of the snapshot taken when PITR was enabled", at, len(sc.Items))
+		vs := restoredValues(t, c, name)
+		if len(vs) != 3 {
+			t.Errorf("restore to %s: %d items, want the 3 of the snapshot taken when PITR was enabled", at, len(vs))
 		}
 	}
 }
