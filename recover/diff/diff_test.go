@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,8 +165,24 @@ func TestDiffReadRate(t *testing.T) {
 	// At 400 units/s a table, with a burst of 400: the rest of each
 	// table's units take (units-400)/400 s, both tables at once.
 	start = time.Now()
-	_, _, sum = run(t, c, Config{From: "restored", To: "prod", Options: Options{Segments: 3, Workers: 6, ReadRate: 400}})
+	var reports []Progress
+	var mu sync.Mutex
+	_, _, sum = run(t, c, Config{From: "restored", To: "prod", Options: Options{Segments: 3, Workers: 6, ReadRate: 400,
+		ProgressEvery: 50 * time.Millisecond, Progress: func(p Progress) { mu.Lock(); reports = append(reports, p); mu.Unlock() }}})
 	took := time.Since(start)
+	// Progress while it waits, with the ETA's total from DescribeTable,
+	// and a final report of everything scanned.
+	if len(reports) < 3 {
+		t.Fatalf("%d progress reports in %s at one per 50ms", len(reports), took)
+	}
+	last := reports[len(reports)-1]
+	total := int64(len(c.tables["restored"]) + len(c.tables["prod"]))
+	if r := last.Report(); !last.Final || r.Done != sum.FromScanned+sum.ToScanned || r.Total != total || r.Phase != "diff" {
+		t.Fatalf("final report %+v (%+v); scanned %d+%d of %d", last, r, sum.FromScanned, sum.ToScanned, total)
+	}
+	if mid := reports[len(reports)/2].Report(); mid.Final || mid.Done <= 0 || mid.Done >= total || mid.Remaining() <= 0 {
+		t.Fatalf("a report midway: %+v, remaining %s", mid, mid.Remaining())
+	}
 	perTable := sum.ConsumedRCU / 2
 	if want := time.Duration((perTable - 400) / 400 * 0.9 * float64(time.Second)); took < want || want < 300*time.Millisecond {
 		t.Fatalf("ReadRate 400 read %g units a table in %s; want at least %s", perTable, took, want)
