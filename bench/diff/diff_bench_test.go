@@ -274,15 +274,19 @@ func (s synthClient) Scan(_ context.Context, in *dynamodb.ScanInput, _ ...func(*
 }
 
 // BenchmarkDiffRSS reports the peak RSS of a child process diffing two
-// synthetic tables of n items with rewind (a 64 MiB memory budget) and
-// with the in-memory comparison.
+// synthetic tables of n items with rewind (memory budgets of 16 and 64
+// MiB) and with the in-memory comparison.
 func BenchmarkDiffRSS(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
-		for _, how := range []string{"rewind", "in-memory"} {
+		for _, how := range []string{"rewind/memory=16MiB", "rewind/memory=64MiB", "in-memory"} {
 			b.Run(fmt.Sprintf("items=%d/%s", n, how), func(b *testing.B) {
 				for b.Loop() {
 					cmd := exec.Command(os.Args[0], "-test.run=^$")
-					cmd.Env = append(os.Environ(), fmt.Sprintf("REWIND_BENCH_DIFF_CHILD=%s:%d:%s", how, n, b.TempDir()))
+					budget := "0"
+					if mib, ok := strings.CutPrefix(how, "rewind/memory="); ok {
+						budget = strings.TrimSuffix(mib, "MiB")
+					}
+					cmd.Env = append(os.Environ(), fmt.Sprintf("REWIND_BENCH_DIFF_CHILD=%s:%d:%s:%s", strings.SplitN(how, "/", 2)[0], n, budget, b.TempDir()))
 					out, err := cmd.CombinedOutput()
 					if err != nil {
 						b.Fatalf("child: %v\n%s", err, out)
@@ -299,15 +303,16 @@ func BenchmarkDiffRSS(b *testing.B) {
 }
 
 func rssChild(spec string) int {
-	parts := strings.SplitN(spec, ":", 3)
+	parts := strings.SplitN(spec, ":", 4) // how:items:budget MiB:temp dir
 	n, _ := strconv.Atoi(parts[1])
+	mib, _ := strconv.Atoi(parts[2])
 	c := synthClient{n: n}
 	ctx := context.Background()
 	start := time.Now()
 	got := 0
 	switch parts[0] {
 	case "rewind":
-		_, err := diff.Diff(ctx, c, diff.Config{From: "orders-restored", To: "orders", Options: diff.Options{Segments: 16, Workers: 2, MemoryBudget: 64 << 20, TempDir: parts[2]}}, func(diff.Difference) error {
+		_, err := diff.Diff(ctx, c, diff.Config{From: "orders-restored", To: "orders", Options: diff.Options{Segments: 16, Workers: 2, MemoryBudget: int64(mib) << 20, TempDir: parts[3]}}, func(diff.Difference) error {
 			got++
 			return nil
 		})

@@ -113,6 +113,11 @@ func (c *diffCmd) Run(ctx context.Context, env *Env, args []string) error {
 		err = fmt.Errorf("diff: write the key set: %w", ferr)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// The key set is written as the tables are matched, after both
+			// scans: what stdout holds is a prefix, or nothing.
+			return &interruptedError{fmt.Errorf("%w: stdout holds part of the key set at most: do not patch from it; run the diff again (it writes nothing to either table)", err)}
+		}
 		return err
 	}
 	fmt.Fprint(env.Stderr, sum)

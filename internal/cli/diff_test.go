@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -278,5 +280,17 @@ func TestDiffRefusesSameTable(t *testing.T) {
 	}
 	if code, _, stderr = runPatchCLI(t, "diff", "--from", "orders-restored", "--to", "nosuch"); code != exitError || !strings.Contains(stderr, `table "nosuch" does not exist`) {
 		t.Fatalf("missing table: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestDiffInterrupted(t *testing.T) {
+	diffStack(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &errb, Log: slog.New(slog.NewTextHandler(&errb, nil)), Getenv: os.Getenv}
+	code := Run(ctx, env, []string{"diff", "--from", "orders-restored", "--to", "orders"})
+	if code != exitInterrupted || out.Len() != 0 || !strings.Contains(errb.String(), "do not patch from it; run the diff again") {
+		t.Fatalf("interrupted diff: exit %d, stdout %q\n%s", code, out.String(), errb.String())
 	}
 }
