@@ -41,13 +41,13 @@ func (c *diffCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs.Var((*readRateValue)(&opts.ReadRate), "read-rate", "at most this many read capacity `units` per second on each table, as DynamoDB reports them; 0: no cap but the table's")
 	pageLimit := fs.Int("page-limit", 0, "items evaluated per Scan call (0: as many as fit DynamoDB's 1 MB page)")
 	fs.BoolVar(&opts.ConsistentRead, "consistent", false, "strongly consistent Scans (twice the read units)")
-	fs.Var((*byteSize)(&opts.MemoryBudget), "memory", "bytes of scanned keys and digests held in memory before sorted runs spill to disk (suffixes KiB, MiB, GiB)")
+	fs.Var((*byteSize)(&opts.MemoryBudget), "memory", "bytes of scanned keys and digests (and items, with --format json) held in memory before sorted runs spill to disk (suffixes KiB, MiB, GiB)")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the spilled runs (default: the system's)")
 	fs.IntVar(&opts.MaxAttempts, "max-attempts", opts.MaxAttempts, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")
 	sinceAttr := fs.String("since-attribute", "", "with --since: compare only production items whose ATTRIBUTE is at least --since (cannot see deletes, nor writes that do not set it)")
 	var since timeFlag
 	fs.Var(&since, "since", "with --since-attribute: the time (RFC 3339, epoch seconds, or -2h)")
-	sinceFormat := fs.String("since-format", "iso", "how the attribute holds a time: iso (a string, RFC 3339 in UTC), epoch (a number of seconds), epoch-ms (a number of milliseconds)")
+	sinceFormat := fs.String("since-format", "iso", "how the attribute holds a time: iso (a string, RFC 3339 in UTC with Z, compared byte by byte, so as the application writes it), epoch (a number of seconds), epoch-ms (a number of milliseconds)")
 	var pf progressFlag
 	pf.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
