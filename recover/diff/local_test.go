@@ -76,3 +76,44 @@ func TestDiffThrottledLocal(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// TestDiffBinaryKeyLocal diffs tables keyed by a binary partition key
+// alone, with keys of bytes that are not UTF-8.
+func TestDiffBinaryKeyLocal(t *testing.T) {
+	ddb := localaws.DynamoDBForTest(t)
+	ctx := t.Context()
+	for _, name := range []string{"blobs", "blobs-restored"} {
+		if err := patchtest.CreateTableHashOnly(ctx, ddb.DynamoDB, name, "id", types.ScalarAttributeTypeB); err != nil {
+			t.Fatal(err)
+		}
+	}
+	item := func(id []byte, v string) rewind.Item {
+		return rewind.Item{"id": &types.AttributeValueMemberB{Value: id}, "v": &types.AttributeValueMemberS{Value: v}}
+	}
+	from := []rewind.Item{item([]byte{0xff, 0x00}, "a"), item([]byte{0x00}, "b"), item([]byte{0x80, 0x81}, "c"), item([]byte{0x01}, "d")}
+	to := []rewind.Item{item([]byte{0xff, 0x00}, "a"), item([]byte{0x00}, "B"), item([]byte{0x01}, "d"), item([]byte{0xfe}, "e")}
+	if err := patchtest.Put(ctx, ddb.DynamoDB, "blobs-restored", from); err != nil {
+		t.Fatal(err)
+	}
+	if err := patchtest.Put(ctx, ddb.DynamoDB, "blobs", to); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_, err := Diff(ctx, ddb.DynamoDB, Config{From: "blobs-restored", To: "blobs"}, func(d Difference) error {
+		got = append(got, fmt.Sprintf("%s %s %s", d.Table, d.Key, d.Kind.Action()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Canonical order: the encoding puts a value's length before its
+	// bytes, so the one-byte keys come first.
+	want := []string{
+		`blobs {"id":{"B":"AA=="}} MODIFY`,
+		`blobs {"id":{"B":"/g=="}} INSERT`,
+		`blobs {"id":{"B":"gIE="}} REMOVE`,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("binary-key diff (-want +got):\n%s", d)
+	}
+}
