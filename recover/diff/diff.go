@@ -331,7 +331,7 @@ func Diff(ctx context.Context, c Client, cfg Config, emit func(Difference) error
 	sum.ToEvaluated = sides[1].evaluated.Load()
 	sum.ConsumedRCU = sides[0].rcu() + sides[1].rcu()
 	for _, sd := range sides {
-		sum.Runs += len(sd.sp.runs)
+		sum.Runs += sd.sp.spilled
 		sum.SpilledBytes += sd.sp.spillBytes
 	}
 	if err := match(ctx, sides[0].sp, sides[1].sp, sum, o.AttributeDiffs, emit); err != nil {

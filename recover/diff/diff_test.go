@@ -128,6 +128,13 @@ func TestDiffSpillsAndMatchesInKeyOrder(t *testing.T) {
 	if d := cmp.Diff(inMemory, spilled); d != "" {
 		t.Fatalf("spilled diff differs from the in-memory one (-in memory +spilled):\n%s", d)
 	}
+	// A cap on run files merges runs as it goes; the result is the same.
+	defer func(n int) { maxRuns = n }(maxRuns)
+	maxRuns = 3
+	_, compacted, sum2 := run(t, c, Config{From: "restored", To: "prod", Options: Options{MemoryBudget: 4 << 10, TempDir: t.TempDir(), Segments: 5, Workers: 3}})
+	if d := cmp.Diff(inMemory, compacted); d != "" || sum2.Runs < 10 {
+		t.Fatalf("%d runs merged 3 at a time: differs from the in-memory diff (-in memory +merged):\n%s", sum2.Runs, d)
+	}
 	// Canonical key order is the key set's; numbers do not sort by value.
 	for i := 1; i < len(keys); i++ {
 		if keys[i-1].Compare(keys[i]) >= 0 {

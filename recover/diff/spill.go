@@ -46,11 +46,13 @@ type spiller struct {
 	limit int64
 	log   *slog.Logger
 
-	mu         sync.Mutex
-	buf        []record
-	bytes      int64
-	runs       []string
-	spillBytes int64
+	mu          sync.Mutex
+	buf         []record
+	bytes       int64
+	runs        []string
+	spillBytes  int64
+	compactions int
+	spilled     int // runs written, before any compaction
 }
 
 func newSpiller(side, dir string, limit int64, log *slog.Logger) *spiller {
@@ -82,6 +84,7 @@ func (s *spiller) spill() error {
 		return fmt.Errorf("diff: spill a sorted run of the %s table: %w (set the temporary directory to a writable one with room for both tables' keys)", s.side, err)
 	}
 	s.runs = append(s.runs, f.Name())
+	s.spilled++
 	bw := bufio.NewWriterSize(f, 256<<10)
 	var line []byte
 	var written int64
@@ -101,14 +104,86 @@ func (s *spiller) spill() error {
 	s.log.Debug("diff: spilled a sorted run", "table", s.side, "run", f.Name(), "records", len(s.buf), "bytes", s.bytes)
 	clear(s.buf)
 	s.buf, s.bytes = s.buf[:0], 0
+	if len(s.runs) >= maxRuns {
+		return s.compact()
+	}
 	return nil
+}
+
+// maxRuns bounds the run files of a table, and so the files the final
+// merge holds open: past it, the runs are merged into one.
+var maxRuns = 128
+
+// compact merges every run into one.
+func (s *spiller) compact() error {
+	srcs, err := s.openRuns()
+	if err != nil {
+		return err
+	}
+	m, err := newMergeSource(srcs)
+	if err != nil {
+		for _, o := range srcs {
+			o.close()
+		}
+		return err
+	}
+	f, err := os.CreateTemp(s.dir, "rewind-diff-run-*.bin")
+	if err != nil {
+		m.close()
+		return fmt.Errorf("diff: merge the sorted runs of the %s table: %w", s.side, err)
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	var line []byte
+	for {
+		r, ok, err := m.next()
+		if err != nil {
+			m.close()
+			f.Close()
+			return err
+		}
+		if !ok {
+			break
+		}
+		line = appendRecord(line[:0], &r)
+		bw.Write(line)
+	}
+	err = bw.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	m.close()
+	if err != nil {
+		return fmt.Errorf("diff: merge the sorted runs of the %s table into %s: %w", s.side, f.Name(), err)
+	}
+	for _, r := range s.runs {
+		os.Remove(r)
+	}
+	s.log.Debug("diff: merged sorted runs", "table", s.side, "runs", len(s.runs), "into", f.Name())
+	s.runs = []string{f.Name()}
+	s.compactions++
+	return nil
+}
+
+func (s *spiller) openRuns() ([]source, error) {
+	var srcs []source
+	for _, p := range s.runs {
+		f, err := os.Open(p)
+		if err != nil {
+			for _, o := range srcs {
+				o.close()
+			}
+			return nil, fmt.Errorf("diff: open a run of the %s table: %w", s.side, err)
+		}
+		srcs = append(srcs, &runSource{f: f, r: bufio.NewReaderSize(f, 64<<10), name: p})
+	}
+	return srcs, nil
 }
 
 // runCount is the runs spilled so far.
 func (s *spiller) runCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.runs)
+	return s.spilled
 }
 
 // source yields records in key order.
@@ -250,17 +325,11 @@ func (s *spiller) sorted() (*mergeSource, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sortRecords(s.buf)
-	srcs := []source{&sliceSource{rs: s.buf}}
-	for _, p := range s.runs {
-		f, err := os.Open(p)
-		if err != nil {
-			for _, o := range srcs {
-				o.close()
-			}
-			return nil, fmt.Errorf("diff: open run of the %s table: %w", s.side, err)
-		}
-		srcs = append(srcs, &runSource{f: f, r: bufio.NewReaderSize(f, 64<<10), name: p})
+	runs, err := s.openRuns()
+	if err != nil {
+		return nil, err
 	}
+	srcs := append([]source{&sliceSource{rs: s.buf}}, runs...)
 	s.buf = nil
 	return newMergeSource(srcs)
 }
