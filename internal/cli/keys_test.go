@@ -37,3 +37,52 @@ func TestKeysMerge(t *testing.T) {
 		t.Fatalf("unknown verb: exit %d", code)
 	}
 }
+
+func TestKeysSubtractIntersect(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "diff.jsonl")
+	b := filepath.Join(dir, "good.jsonl")
+	line := func(table, sk, action string) string {
+		return `{"table":"` + table + `","key":{"pk":{"S":"t1"},"sk":{"S":"` + sk + `"}},"tenant":"","first":"0001-01-01T00:00:00Z","last":"0001-01-01T00:00:00Z","count":0,"actions":["` + action + `"]}` + "\n"
+	}
+	// A out of order, with an item twice; B holds one of A's keys, a key
+	// of another table with the same key, and a key A lacks.
+	os.WriteFile(a, []byte(line("orders", "3", "MODIFY")+line("orders", "1", "INSERT")+line("orders", "2", "REMOVE")+line("orders", "1", "INSERT")), 0o644)
+	os.WriteFile(b, []byte(line("orders", "2", "MODIFY")+line("invoices", "1", "MODIFY")+line("orders", "9", "MODIFY")), 0o644)
+
+	code, stdout, stderr := runCmd(t, "keys", "subtract", a, b)
+	if code != 0 {
+		t.Fatalf("subtract: exit %d: %s", code, stderr)
+	}
+	if want := line("orders", "1", "INSERT") + line("orders", "3", "MODIFY"); stdout != want {
+		t.Fatalf("subtract:\n%s\nwant:\n%s", stdout, want)
+	}
+	if !strings.Contains(stderr, "3 items; "+b+": 3 items; 1 removed; 2 written") {
+		t.Errorf("subtract summary: %s", stderr)
+	}
+	code, stdout, stderr = runCmd(t, "keys", "intersect", a, b)
+	if code != 0 {
+		t.Fatalf("intersect: exit %d: %s", code, stderr)
+	}
+	// A's line, not B's: the diff's action is what a patch acts on.
+	if want := line("orders", "2", "REMOVE"); stdout != want {
+		t.Fatalf("intersect:\n%s\nwant:\n%s", stdout, want)
+	}
+
+	// Nothing in common: said, since a table spelled as an ARN in one
+	// and a name in the other is the usual cause.
+	os.WriteFile(b, []byte(line("arn:aws:dynamodb:us-east-1:123456789012:table/orders", "2", "MODIFY")), 0o644)
+	code, stdout, stderr = runCmd(t, "keys", "subtract", a, b)
+	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stderr, "no item of "+b+" is in "+a) {
+		t.Fatalf("subtract with nothing in common: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, args := range [][]string{{"keys", "subtract", a}, {"keys", "intersect", a, b, b}} {
+		if code, _, stderr := runCmd(t, args...); code != exitUsage || !strings.Contains(stderr, "name two key-set files") {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	os.WriteFile(b, []byte("{\"table\":\"orders\"}\n"), 0o644)
+	if code, _, stderr := runCmd(t, "keys", "intersect", a, b); code != exitError || !strings.Contains(stderr, "good.jsonl: line 1: missing \"key\"") {
+		t.Fatalf("bad B: exit %d, %s", code, stderr)
+	}
+}
