@@ -284,7 +284,12 @@ func load(ctx context.Context, api QueryAPI, cfg *Config, index string, parts []
 	return &Loaded{Store: st, Summary: sum, dir: dir}, nil
 }
 
-// queryPartition pages through one partition's sort key range. Throttling
+// queryPartition pages through one partition's sort key range. As the
+// DynamoDB Developer Guide documents Query: a page holds at most 1 MB (or
+// Limit items), LastEvaluatedKey is set while more remain and goes back as
+// ExclusiveStartKey, and ReturnConsumedCapacity TOTAL reports each page's
+// read units (the page's item sizes summed, rounded up to 4 KB, halved
+// for an eventually consistent read, which a GSI read always is). Throttling
 // and transient errors are retried by the SDK's retryer (the client's
 // standard retryer, with the attempts the client was built with); each
 // call, retries included, is bounded by cfg.CallTimeout.
