@@ -229,7 +229,7 @@ func TestOperatorPolicyGrants(t *testing.T) {
 	}{
 		{"read production table", true, append(each(table, read...), each(table+"/index/gsi1", "dynamodb:Query")...), ""},
 		{"read restored tables", true, append(each(restored, read...), each(restored+"/index/gsi1", "dynamodb:Query")...), ""},
-		{"read audit table", true, append(each(audit, read...), each(audit+"/index/item-history", "dynamodb:Query")...), ""},
+		{"read audit table", true, append(each(audit, read...), append(each(audit+"/index/item-history", "dynamodb:Query"), each(audit+"/index/hour", "dynamodb:Query")...)...), ""},
 		{"patch production table", true, each(table, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"), ""},
 		{"point-in-time restore", true, each(table, "dynamodb:RestoreTableToPointInTime", "dynamodb:DescribeContinuousBackups", "dynamodb:UpdateContinuousBackups"), ""},
 		// AWS: "DynamoDB RestoreTableToPointInTime permissions are necessary

@@ -267,7 +267,19 @@ func TestRunbookPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 1. See what happened.
+	// 1. See what happened: minutes after the incident, from the audit
+	// table (its hour index, its tenant partitions); then from the index.
+	rewind("", "stats", "--audit-table", auditTable, "--from", "-1h")
+	rewind("", "query", "--audit-table", auditTable, "--from", "-1h", "--tables", runbookTable, "--tenants", "tenant01,tenant02")
+	auditKeys := rewind("", "query", "--audit-table", auditTable, "--from", "-1h", "--tables", runbookTable)
+	if len(auditKeys) == 0 {
+		t.Fatal("rewind query --audit-table: no keys from the audit table the Lambda filled")
+	}
+	firstKey, err := json.Marshal(auditKeys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewind("", "history", "--audit-table", auditTable, "--key", string(firstKey))
 	rewind("", "index", "--source", "s3://"+captureBkt+"/"+parquetPfx, "--failures", "s3://"+failureBkt, "--store", store)
 	rewind("", "stats", "--store", store, "--from", "-1h")
 	// 2. Freeze writes.

@@ -382,7 +382,7 @@ func auditTableChecks() []check {
 			for _, d := range asList(v) {
 				types[at(d, "AttributeName")] = at(d, "AttributeType")
 			}
-			for _, attr := range []string{"pk", "sk", "item"} {
+			for _, attr := range []string{"pk", "sk", "item", "hour"} {
 				if types[attr] != "S" {
 					return fmt.Errorf("%s: attribute %s has type %v, want S", name, attr, types[attr])
 				}
@@ -407,6 +407,25 @@ func auditTableChecks() []check {
 				return nil
 			}
 			return fmt.Errorf("%s has no GSI named item-history", name)
+		}},
+		{"GSI hour on hour, sk with all attributes", func(tpl template) error {
+			name, v, err := prop(tpl, "GlobalSecondaryIndexes")
+			if err != nil {
+				return err
+			}
+			for _, gsi := range asList(v) {
+				if at(gsi, "IndexName") != streamhandler.AuditHourIndex {
+					continue
+				}
+				if got, want := keySchema(at(gsi, "KeySchema")), "hour HASH, sk RANGE"; got != want {
+					return fmt.Errorf("%s: hour KeySchema is %q, want %q", name, got, want)
+				}
+				if p := at(gsi, "Projection", "ProjectionType"); p != "ALL" {
+					return fmt.Errorf("%s: hour projects %v, want ALL (the reader rebuilds events from it)", name, p)
+				}
+				return nil
+			}
+			return fmt.Errorf("%s has no GSI named %s: rewind query --audit-table without --tenants needs it", name, streamhandler.AuditHourIndex)
 		}},
 		{"TTL on expiresAt", func(tpl template) error {
 			name, v, err := prop(tpl, "TimeToLiveSpecification")
@@ -1128,6 +1147,10 @@ func TestChecksCatchMutations(t *testing.T) {
 		{"key pk HASH, sk RANGE", fixed(table("KeySchema", 1, "AttributeName")...), "item"},
 		{"GSI item-history on item, sk with all attributes", fixed(table("GlobalSecondaryIndexes", 0, "Projection", "ProjectionType")...), "KEYS_ONLY"},
 		{"GSI item-history on item, sk with all attributes", fixed(table("GlobalSecondaryIndexes", 0, "IndexName")...), "by-item"},
+		{"GSI hour on hour, sk with all attributes", fixed(table("GlobalSecondaryIndexes", 1, "Projection", "ProjectionType")...), "KEYS_ONLY"},
+		{"GSI hour on hour, sk with all attributes", fixed(table("GlobalSecondaryIndexes", 1, "KeySchema", 0, "AttributeName")...), "pk"},
+		{"GSI hour on hour, sk with all attributes", fixed(table("GlobalSecondaryIndexes", 1)...), del},
+		{"key attributes are strings", fixed(table("AttributeDefinitions", 3, "AttributeType")...), "N"},
 		{"TTL on expiresAt", fixed(table("TimeToLiveSpecification", "Enabled")...), false},
 		{"TTL on expiresAt", fixed(table("TimeToLiveSpecification", "AttributeName")...), "ttl"},
 		{"point-in-time recovery", fixed(table("PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled")...), false},

@@ -16,7 +16,10 @@ import (
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/indexer/indextest"
+	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/ddbrewind/rewind/query/auditsource"
+	"github.com/ddbrewind/rewind/streamhandler"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -257,5 +260,79 @@ func TestQueryMatchesBruteForce(t *testing.T) {
 	// The queries must not be trivially empty.
 	if nonEmpty < 60 {
 		t.Fatalf("only %d of 200 random queries matched anything", nonEmpty)
+	}
+}
+
+// TestAuditSourceMatchesIndex: the same random questions, asked of the
+// audit table the stream handler's writer filled (auditsource.Load, on
+// DynamoDB Local) and of the index of the same events, give the same key
+// sets and the same events, in the same order.
+func TestAuditSourceMatchesIndex(t *testing.T) {
+	ddb := localaws.DynamoDBForTest(t)
+	f := newFixture(t, 43, 1500)
+	ctx := t.Context()
+	const table = "rewind-audit"
+	if err := streamhandler.CreateAuditTable(ctx, ddb.DynamoDB, table); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streamhandler.WriteAudit(ctx, streamhandler.Config{AuditTable: table, AuditShards: 3}, ddb.DynamoDB, f.evs); err != nil {
+		t.Fatal(err)
+	}
+	first, last := f.evs[0].Time, f.evs[len(f.evs)-1].Time
+	rng := rand.New(rand.NewPCG(3, 4))
+	nonEmpty := 0
+	for i := range 40 {
+		q := f.randomQuery(rng)
+		// The audit table is read by window: close an open side just
+		// beyond the events.
+		if q.From.IsZero() {
+			q.From = first.Add(-time.Duration(rng.IntN(3)) * time.Hour)
+		}
+		if q.To.IsZero() {
+			q.To = last.Add(time.Microsecond)
+		}
+		var want bytes.Buffer
+		if _, err := query.KeySet(ctx, f.st, q, &want, query.KeySetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := auditsource.Load(ctx, ddb.DynamoDB, auditsource.Config{Table: table, Shards: 3, PageLimit: int32(rng.IntN(3) * 50), Log: quiet}, q)
+		if err != nil {
+			t.Fatalf("query %d %+v: %v", i, q, err)
+		}
+		var got bytes.Buffer
+		if _, err := query.KeySet(ctx, l.Store, q, &got, query.KeySetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("query %d %+v:\naudit table key set\n%s\nindex key set\n%s", i, q, got.Bytes(), want.Bytes())
+		}
+		var gotEv, wantEv []byte
+		for _, side := range []struct {
+			st  *indexer.Store
+			out *[]byte
+		}{{f.st, &wantEv}, {l.Store, &gotEv}} {
+			if _, err := query.Events(ctx, side.st, q, func(ev *query.Event) error {
+				full, err := ev.Full()
+				if err != nil {
+					return err
+				}
+				*side.out, err = query.AppendEventJSON(*side.out, &full)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(gotEv, wantEv) {
+			t.Fatalf("query %d %+v: events differ\naudit table\n%.2000s\nindex\n%.2000s", i, q, gotEv, wantEv)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want.Len() > 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty < 10 {
+		t.Fatalf("only %d of 40 random queries matched anything", nonEmpty)
 	}
 }

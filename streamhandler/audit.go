@@ -3,6 +3,7 @@ package streamhandler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 //	pk         S  <tenant>#<YYYY-MM-DDTHH>#<shard>   partition key
 //	sk         S  <event time, RFC 3339 µs>#<sequence number, 40 digits>#<eventID>   sort key
 //	item       S  <table>#<key as DynamoDB JSON>      GSI item-history partition key (sk is its sort key)
+//	hour       S  <YYYY-MM-DDTHH>#<shard>             GSI hour partition key (sk is its sort key)
 //	expiresAt  N  epoch seconds, event time + TTL days   TTL attribute
 //
 // and eventId, table, region, tenant, action, ttlExpiry, eventTime,
@@ -36,12 +38,18 @@ import (
 // A tenant's changes in a window are a Query per hour and shard
 // (AuditPartitions); an hour of a busy tenant is spread over AuditShards
 // partitions, chosen by a hash of the event ID, so no partition is hot. One
-// item's history is a Query on the item-history index. The primary key is
+// item's history is a Query on the item-history index. Every change of
+// an hour, whatever its tenant, is a Query per shard of the hour index
+// (AuditHourPartitions), spread over the same AuditShards partitions by the
+// same hash, so a window without tenants never needs a Scan. The primary key is
 // a function of the event alone, so a redelivered event overwrites its own
 // item.
 const (
 	AuditItemHistoryIndex = "item-history"
-	auditImageEncoding    = "snappy+ddbjson"
+	// AuditHourIndex is the GSI keyed by hour (attribute hour, sort key
+	// sk): every tenant's changes of one hour and shard.
+	AuditHourIndex     = "hour"
+	auditImageEncoding = "snappy+ddbjson"
 	// auditMaxItemBytes leaves headroom under DynamoDB's 400 KB item limit;
 	// beyond it the images are left out of the audit item (they are in
 	// the Parquet object) and imagesOmitted is set.
@@ -62,6 +70,24 @@ func AuditPartitions(tenant string, from, to time.Time, shards int) []string {
 	for h := from.UTC().Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
 		for s := 0; s < shards; s++ {
 			out = append(out, AuditPartitionKey(tenant, h, s))
+		}
+	}
+	return out
+}
+
+// AuditHourKey returns the hour index's partition key for an hour and a
+// shard.
+func AuditHourKey(t time.Time, shard int) string {
+	return t.UTC().Format("2006-01-02T15") + "#" + strconv.Itoa(shard)
+}
+
+// AuditHourPartitions lists the hour index's partition keys that hold the
+// changes of every tenant in [from, to): one per hour and shard.
+func AuditHourPartitions(from, to time.Time, shards int) []string {
+	var out []string
+	for h := from.UTC().Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		for s := 0; s < shards; s++ {
+			out = append(out, AuditHourKey(h, s))
 		}
 	}
 	return out
@@ -110,6 +136,28 @@ func newAuditWriter(cfg *Config, ddb BatchWriter, codec *zstdCodec) *auditWriter
 	}
 }
 
+// WriteAudit writes the audit items of evs to cfg.AuditTable exactly as
+// the handler does (cfg is defaulted; Bucket is not needed) and returns how
+// many leading events are stored. It is for backfills and for the readers'
+// tests, which must read what the handler writes.
+func WriteAudit(ctx context.Context, cfg Config, ddb BatchWriter, evs []rewind.ChangeEvent) (int, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = "unused"
+	}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	n := newAuditWriter(&cfg, ddb, nil).write(ctx, evs)
+	if n < len(evs) {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("audit table %s: %d of %d items stored: %w", cfg.AuditTable, n, len(evs), err)
+		}
+		return n, fmt.Errorf("audit table %s: %d of %d items stored (see the error above, or retry)", cfg.AuditTable, n, len(evs))
+	}
+	return n, nil
+}
+
 // eventTime is the time an event's audit item is filed under: the
 // record's time, or now for a record that had none.
 func (a *auditWriter) eventTime(ev *rewind.ChangeEvent) time.Time {
@@ -130,12 +178,19 @@ func (a *auditWriter) keyOf(ev *rewind.ChangeEvent, t time.Time) (pk, sk string)
 		AuditSortKeyPrefix(t) + "#" + seq + "#" + ev.EventID
 }
 
+// hourOf returns the audit item's hour index key: the same shard as its
+// primary key.
+func (a *auditWriter) hourOf(ev *rewind.ChangeEvent, t time.Time) string {
+	return AuditHourKey(t, auditShard(ev.EventID, a.shards))
+}
+
 // item builds the audit item of an event.
 func (a *auditWriter) item(ev *rewind.ChangeEvent, t time.Time, pk, sk string) map[string]types.AttributeValue {
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	item := map[string]types.AttributeValue{
 		"pk":             s(pk),
 		"sk":             s(sk),
+		"hour":           s(a.hourOf(ev, t)),
 		"expiresAt":      &types.AttributeValueMemberN{Value: strconv.FormatInt(t.Add(a.ttl).Unix(), 10)},
 		"eventId":        s(ev.EventID),
 		"eventTime":      s(t.Format(time.RFC3339Nano)),
@@ -148,7 +203,7 @@ func (a *auditWriter) item(ev *rewind.ChangeEvent, t time.Time, pk, sk string) m
 		"streamViewType": s(ev.StreamViewType),
 		"action":         s(string(ev.Action)),
 	}
-	size := 200
+	size := 230
 	if len(ev.Keys) > 0 {
 		id := AuditItemID(ev.Table, ev.Keys)
 		item["item"] = s(id)

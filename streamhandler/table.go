@@ -23,7 +23,7 @@ var _ TableCreator = (*dynamodb.Client)(nil)
 
 // CreateAuditTable creates the audit table with the schema the handler
 // writes (the same as deploy/template.yaml): on-demand, key pk/sk, the
-// item-history index, TTL on expiresAt. It waits until the table is
+// item-history and hour indexes, TTL on expiresAt. It waits until the table is
 // active. An existing table is left alone.
 func CreateAuditTable(ctx context.Context, c TableCreator, name string) error {
 	s := func(n string) types.AttributeDefinition {
@@ -32,7 +32,7 @@ func CreateAuditTable(ctx context.Context, c TableCreator, name string) error {
 	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            &name,
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{s("pk"), s("sk"), s("item")},
+		AttributeDefinitions: []types.AttributeDefinition{s("pk"), s("sk"), s("item"), s("hour")},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
@@ -41,6 +41,13 @@ func CreateAuditTable(ctx context.Context, c TableCreator, name string) error {
 			IndexName: aws.String(AuditItemHistoryIndex),
 			KeySchema: []types.KeySchemaElement{
 				{AttributeName: aws.String("item"), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}, {
+			IndexName: aws.String(AuditHourIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String("hour"), KeyType: types.KeyTypeHash},
 				{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -219,7 +220,36 @@ func (e *Export) decodeLine(data []byte) (rewind.ChangeEvent, error) {
 		ev.Action = rewind.ActionModify
 	}
 	ev.ChangedAttributes = rewind.ChangedAttributes(rewind.ItemAttributes(oldItem), rewind.ItemAttributes(newItem))
+	if ev.Action == rewind.ActionRemove {
+		ev.TTLExpiry = e.ttlExpired(oldItem)
+	}
 	return ev, nil
+}
+
+// ttlExpired infers whether a removal was DynamoDB's TTL: the old image's
+// TTL attribute is a Number of epoch seconds at or before the window's end
+// (TTL deletes an item whose value is less than the current time, and the
+// removal happened before the end). It counts the removals it cannot
+// check.
+func (e *Export) ttlExpired(old rewind.Item) bool {
+	switch {
+	case e.ttlAttr == "":
+		e.ttlNoAttr.Add(1)
+		return false
+	case old == nil:
+		e.ttlNoOld.Add(1)
+		return false
+	}
+	n, ok := old[e.ttlAttr].(*types.AttributeValueMemberN)
+	if !ok {
+		return false // no TTL value, or not a Number: TTL never deletes it
+	}
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || v > float64(e.To.UnixMicro())/1e6 {
+		return false
+	}
+	e.ttlInferred.Add(1)
+	return true
 }
 
 // parseMicros reads WriteTimestampMicros: {"N":"..."} as AWS writes it, or

@@ -72,6 +72,11 @@
 //   - StreamViewType: the export's outputView; SequenceNumber is empty;
 //     SizeBytes is the line's length.
 //   - Tenant: rewind.TenantRule, the same rule the stream handler applies.
+//   - TTLExpiry: an export has no userIdentity, so it is inferred from
+//     Config.TTLAttribute: a REMOVE whose old image holds a Number there
+//     at or before the window's end (epoch seconds) is a TTL expiry.
+//     Export.TTLCounts says how many were inferred and how many could not
+//     be checked.
 //
 // Because the export holds the net change of each item, a key set built
 // from it has count 1 per item and export, and first = last = the write

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,10 +35,34 @@ type Config struct {
 	// item's tenant; use the capture's settings (REWIND_TENANT_ATTRIBUTE,
 	// REWIND_TENANT_REGEX) so tenants match across sources.
 	Tenant rewind.TenantRule
+	// TTLAttribute is the table's TTL attribute, as DescribeTimeToLive
+	// names it. An incremental export carries no userIdentity, so nothing
+	// in it tells a TTL expiry from a delete: a removal whose old image
+	// holds a Number in this attribute at or before the export window's
+	// end, in epoch seconds, is taken for a TTL expiry (DynamoDB documents
+	// that TTL deletes an item once the epoch seconds in its TTL attribute
+	// are less than the current time). Default empty: unknown, no removal
+	// is marked, and TTLCounts says how many could not be checked.
+	TTLAttribute string
 	// Log receives warnings about oddities that do not stop the read.
 	// Default slog.Default().
 	Log *slog.Logger
 }
+
+// TTLCounts are the removals an export's reads went through, by what they
+// say about TTL. The counts grow as data files are read.
+type TTLCounts struct {
+	// Inferred removals were taken for TTL expiries.
+	Inferred int64
+	// NoAttribute removals could not be checked: no TTLAttribute known.
+	NoAttribute int64
+	// NoOldImage removals could not be checked: the export has no old
+	// image of the item (a NEW_IMAGE export).
+	NoOldImage int64
+}
+
+// Unchecked is how many removals could not be checked.
+func (c TTLCounts) Unchecked() int64 { return c.NoAttribute + c.NoOldImage }
 
 // DataFile is one data file of an export, as its manifest lists it.
 type DataFile struct {
@@ -66,10 +91,18 @@ type Export struct {
 	// Files are the data files, in manifest order.
 	Files []DataFile
 
-	loc    string
-	st     store
-	tenant rewind.TenantRule
-	log    *slog.Logger
+	loc     string
+	st      store
+	tenant  rewind.TenantRule
+	ttlAttr string
+	log     *slog.Logger
+
+	ttlInferred, ttlNoAttr, ttlNoOld atomic.Int64
+}
+
+// TTLCounts returns what the reads so far found about TTL expiries.
+func (e *Export) TTLCounts() TTLCounts {
+	return TTLCounts{Inferred: e.ttlInferred.Load(), NoAttribute: e.ttlNoAttr.Load(), NoOldImage: e.ttlNoOld.Load()}
 }
 
 // store reads objects by key relative to the root the export's layout
@@ -109,7 +142,7 @@ func Open(ctx context.Context, location string, cfg Config) (*Export, error) {
 	if err := cfg.Tenant.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Export{tenant: cfg.Tenant, log: cfg.Log}
+	e := &Export{tenant: cfg.Tenant, ttlAttr: cfg.TTLAttribute, log: cfg.Log}
 	var dirRel string
 	if rest, ok := strings.CutPrefix(location, "s3://"); ok {
 		bucket, key, _ := strings.Cut(rest, "/")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,54 @@ func TestReadFromS3(t *testing.T) {
 	cancel()
 	if err := e.ReadFile(ctx, e.Files[0], func(*rewind.ChangeEvent) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled read: %v", err)
+	}
+}
+
+// TestTTLInference: an export removal whose old image's TTL attribute is
+// at or before the window's end is a TTL expiry; one after it, without
+// the attribute or with a non-Number is a delete; without a TTL attribute
+// known or without an old image it cannot be told, and is counted.
+func TestTTLInference(t *testing.T) {
+	end := time.Date(2026, 11, 20, 11, 0, 0, 0, time.UTC)
+	e := &Export{ID: "x", Table: "t", From: end.Add(-time.Hour), To: end, View: ViewNewAndOld, ttlAttr: "expiresAt"}
+	removal := func(ttl string) string {
+		return `{"Keys":{"pk":{"S":"a"}},"OldImage":{"pk":{"S":"a"}` + ttl + `}}`
+	}
+	endS := strconv.FormatInt(end.Unix(), 10)
+	for _, c := range []struct {
+		line string
+		ttl  bool
+	}{
+		{removal(`,"expiresAt":{"N":"` + endS + `"}`), true},                                 // at the end
+		{removal(`,"expiresAt":{"N":"1700000000.5"}`), true},                                 // long before
+		{removal(`,"expiresAt":{"N":"` + strconv.FormatInt(end.Unix()+1, 10) + `"}`), false}, // after the end: a delete
+		{removal(`,"expiresAt":{"S":"1700000000"}`), false},                                  // not a Number: TTL ignores it
+		{removal(``), false}, // no TTL value
+		{`{"Keys":{"pk":{"S":"a"}},"OldImage":{"pk":{"S":"a"},"expiresAt":{"N":"1"}},"NewImage":{"pk":{"S":"a"},"expiresAt":{"N":"1"},"x":{"S":"y"}}}`, false}, // not a removal
+	} {
+		ev, err := e.decodeLine([]byte(c.line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.TTLExpiry != c.ttl {
+			t.Errorf("%s: TTLExpiry %v, want %v", c.line, ev.TTLExpiry, c.ttl)
+		}
+	}
+	if got := e.TTLCounts(); got != (TTLCounts{Inferred: 2}) {
+		t.Errorf("counts %+v, want 2 inferred", got)
+	}
+	// NEW_IMAGE exports: a removal has Keys only.
+	if _, err := e.decodeLine([]byte(`{"Keys":{"pk":{"S":"a"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	unknown := &Export{ID: "x", Table: "t", To: end, View: ViewNewAndOld}
+	if ev, err := unknown.decodeLine([]byte(removal(`,"expiresAt":{"N":"1"}`))); err != nil || ev.TTLExpiry {
+		t.Fatalf("no TTL attribute known: %v, TTLExpiry %v", err, ev.TTLExpiry)
+	}
+	if got, want := e.TTLCounts(), (TTLCounts{Inferred: 2, NoOldImage: 1}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if got := unknown.TTLCounts(); got.NoAttribute != 1 || got.Unchecked() != 1 {
+		t.Errorf("counts without an attribute %+v, want 1 unchecked", got)
 	}
 }

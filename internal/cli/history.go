@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&historyCmd{}) }
@@ -19,7 +21,7 @@ func (*historyCmd) Synopsis() string {
 	return "show every change of one item, attribute by attribute"
 }
 
-const historyUsage = `--key '{"pk":{"S":"TENANT#acme"},"sk":{"S":"ORDER#42"}}' [--table T] [--from T] [--to T] [--format table|json]
+const historyUsage = `--key '{"pk":{"S":"TENANT#acme"},"sk":{"S":"ORDER#42"}}' [--table T] [--store DIR | --audit-table NAME] [--from T] [--to T] [--format table|json]
 
 Lists the item's changes in order (time, then stream sequence number), with
 each changed attribute's value before and after. --key is DynamoDB JSON, as
@@ -29,7 +31,10 @@ out when the store holds one table.
 stdout: the history (table for people by default; --format json gives one
 JSON line per change). stderr: a summary, and a warning when the store holds
 no such table, no change of the item at all, or none in the window. Exit 3
-when the history is empty and such a warning was given.`
+when the history is empty and such a warning was given.
+
+--audit-table NAME reads the item's changes from the audit table's
+item-history index instead of the index (--table is then required).`
 
 func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "history", historyUsage)
@@ -37,6 +42,8 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	store.register(fs, env)
 	var w windowFlags
 	w.register(fs)
+	var audit auditFlags
+	audit.register(fs)
 	keyJSON := fs.String("key", "", "the item's key as DynamoDB JSON, or a key-set line (required)")
 	table := fs.String("table", "", "the item's table (default: the store's only table)")
 	format := fs.String("format", "table", "table or json")
@@ -64,11 +71,23 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 			*table = e.Table
 		}
 	}
-	st, err := store.open(env, true)
-	if err != nil {
-		return err
+	var st *indexer.Store
+	var loaded *auditsource.Loaded
+	if audit.on() {
+		if *table == "" {
+			return usagef("--audit-table needs --table (or a key-set line as --key): the audit table holds every table's changes")
+		}
+		if loaded, err = audit.loadItem(ctx, env, *table, key, w.from.t, w.to.t); err != nil {
+			return err
+		}
+		defer loaded.Close()
+		st = loaded.Store
+	} else {
+		if st, err = store.open(env, true); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	if *table == "" {
 		tables, err := st.Tables()
 		if err != nil {
@@ -92,6 +111,13 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "history: %d change(s) of %s %s\n", len(changes), *table, key)
+	if loaded != nil {
+		err := audit.report(env, "history", loaded, nil, true, len(changes) == 0)
+		if err == nil && len(changes) == 0 {
+			return partialf("the audit table holds no change of %s %s in the window (its items live TTLDays; older changes are in the capture Parquet)", *table, key)
+		}
+		return err
+	}
 	missing, err := query.FindMissingItem(st, *table, key, w.from.t, w.to.t)
 	if err != nil {
 		return err

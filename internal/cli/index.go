@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
@@ -37,7 +40,11 @@ or changed objects, and stores each change once.
 one; DynamoDB JSON, NEW_AND_OLD_IMAGES): one change per item changed in the
 export's window, its old image the state at the window's start. Each data
 file is checked against its MD5 and item count; tenants come from
---tenant-attribute and --tenant-regex, which should be the capture's.
+--tenant-attribute and --tenant-regex, which should be the capture's. An
+export has no userIdentity, so TTL expiries are inferred: a removal whose
+old image's TTL attribute (DescribeTimeToLive for an s3:// export, or
+--ttl-attribute) is at or before the export's end, in epoch seconds. stderr
+says how many, and warns about removals that could not be checked.
 
 --failures reads the capture's on-failure destination (the stack's
 FailureBucket output): the records Lambda wrote for batches it gave up on,
@@ -86,6 +93,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	exportLoc := fs.String("export", "", "an incremental export: s3://bucket/prefix/AWSDynamoDB/<export-id>/ or a local copy")
 	failures := fs.String("failures", "", "the capture's S3 on-failure destination: s3://bucket[/prefix] (the stack's FailureBucket)")
 	tenantAttr := fs.String("tenant-attribute", env.Getenv("REWIND_TENANT_ATTRIBUTE"), "with --export or --failures: key attribute the tenant comes from ($REWIND_TENANT_ATTRIBUTE; default pk)")
+	ttlAttr := fs.String("ttl-attribute", "", "with --export: the table's TTL attribute, for telling TTL expiries from deletes (default: asked of DynamoDB with DescribeTimeToLive for an s3:// export)")
 	tenantRegex := fs.String("tenant-regex", env.Getenv("REWIND_TENANT_REGEX"), "with --export or --failures: regex with one capture group extracting the tenant ($REWIND_TENANT_REGEX)")
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
@@ -140,8 +148,9 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		capture bool // a --source: holding no objects is worth a warning
 	}
 	var runs []run
+	var exportTTL *exportTTLInfo
 	if *exportLoc != "" {
-		ecfg := export.Config{Tenant: rule, Log: env.Log}
+		ecfg := export.Config{Tenant: rule, Log: env.Log, TTLAttribute: *ttlAttr}
 		if s3c != nil {
 			ecfg.S3 = s3c
 		}
@@ -149,6 +158,18 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		exportTTL = &exportTTLInfo{attr: *ttlAttr, from: "--ttl-attribute"}
+		if *ttlAttr == "" && strings.HasPrefix(*exportLoc, "s3://") {
+			// The table's name is in the export's manifest: ask, then
+			// read the manifest again with the attribute.
+			if exportTTL = describeExportTTL(ctx, env, exp); exportTTL.attr != "" {
+				ecfg.TTLAttribute = exportTTL.attr
+				if exp, err = export.Open(ctx, *exportLoc, ecfg); err != nil {
+					return err
+				}
+			}
+		}
+		exportTTL.exp = exp
 		runs = append(runs, run{name: exp.Location(), ingest: func(st *indexer.Store) (indexer.Result, error) { return st.IngestExport(ctx, exp, cfg) }})
 	}
 	if *source != "" {
@@ -188,10 +209,73 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 			partial = append(partial, msg)
 		}
 	}
+	if exportTTL != nil {
+		exportTTL.report(env)
+	}
 	if len(partial) > 0 {
 		return partialf("%s", strings.Join(partial, "; "))
 	}
 	return nil
+}
+
+// exportTTLInfo is what rewind knows of an exported table's TTL, for
+// telling TTL expiries from deletes in an export, which carries no
+// userIdentity.
+type exportTTLInfo struct {
+	exp  *export.Export
+	attr string // the TTL attribute; "" when unknown or off
+	from string // where attr came from
+	off  bool   // DescribeTimeToLive says TTL is off: no removal is TTL's
+}
+
+// describeExportTTL asks DynamoDB for the exported table's TTL attribute.
+// A failure is a warning: the index is still built, with the removals
+// unchecked.
+func describeExportTTL(ctx context.Context, env *Env, exp *export.Export) *exportTTLInfo {
+	info := &exportTTLInfo{from: "DescribeTimeToLive"}
+	awsCfg, err := loadAWS(ctx, env)
+	region := ""
+	if err == nil {
+		// The configured region, as every other command's calls to the
+		// table: the export's ARN names the table's region, but a local
+		// stand-in may name its own.
+		region = awsCfg.Region
+		var out *dynamodb.DescribeTimeToLiveOutput
+		out, err = dynamodb.NewFromConfig(awsCfg).DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(exp.Table)})
+		if err == nil && out.TimeToLiveDescription != nil {
+			d := out.TimeToLiveDescription
+			if d.TimeToLiveStatus == types.TimeToLiveStatusDisabled || aws.ToString(d.AttributeName) == "" {
+				info.off = true
+			} else {
+				info.attr = aws.ToString(d.AttributeName)
+			}
+			return info
+		}
+	}
+	if err == nil {
+		err = errors.New("no TimeToLiveDescription in the answer")
+	}
+	fmt.Fprintf(env.Stderr, "index: warning: DescribeTimeToLive %s (region %q): %v: give --ttl-attribute NAME (aws dynamodb describe-time-to-live --table-name %s shows it)\n", exp.Table, region, err, exp.Table)
+	return info
+}
+
+// report says, on stderr, how many of the export's removals were taken for
+// TTL expiries, and warns about those that could not be checked: --ttl
+// exclude keeps them, and a patch would bring back what TTL removed.
+func (t *exportTTLInfo) report(env *Env) {
+	c := t.exp.TTLCounts()
+	if t.attr != "" {
+		fmt.Fprintf(env.Stderr, "index: %s: %d removal(s) taken for TTL expiries (TTL attribute %s from %s, at or before the export's end %s); --ttl exclude leaves them out\n",
+			t.exp.Location(), c.Inferred, t.attr, t.from, t.exp.To.UTC().Format(time.RFC3339Nano))
+	}
+	if c.NoAttribute > 0 && !t.off {
+		fmt.Fprintf(env.Stderr, "index: warning: %s: %d removal(s) could not be told from TTL expiries: no TTL attribute known (give --ttl-attribute NAME); --ttl exclude keeps them, and a patch would bring back items TTL removed\n",
+			t.exp.Location(), c.NoAttribute)
+	}
+	if c.NoOldImage > 0 {
+		fmt.Fprintf(env.Stderr, "index: warning: %s: %d removal(s) have no old image (a NEW_IMAGE export) and could not be told from TTL expiries; --ttl exclude keeps them\n",
+			t.exp.Location(), c.NoOldImage)
+	}
 }
 
 // indexOne ingests one source into st and prints its summary; it returns

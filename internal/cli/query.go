@@ -11,6 +11,7 @@ import (
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&queryCmd{}) }
@@ -23,7 +24,7 @@ func (*queryCmd) Synopsis() string {
 	return "print the key set (or the events) matching a window and filters"
 }
 
-const queryUsage = `[--store DIR] [--from T] [--to T] [filters] [--format keyset|json|table|athena]
+const queryUsage = `[--store DIR | --audit-table NAME] [--from T] [--to T] [filters] [--format keyset|json|table|athena]
 
 Selects the changes in the window [--from, --to): an event at exactly --to
 is left out, so consecutive windows never overlap. Times: RFC 3339 with a
@@ -44,7 +45,16 @@ matched and such a warning was given (most likely a typo); an empty answer
 to filters that name only what the store holds exits 0. A WARNING (and,
 with --format json, a "kind": "warning" line on stdout) names each capture
 failure that overlaps the window and that rewind index --failures listed
-but could not index; exit 3.`
+but could not index; exit 3.
+
+--audit-table NAME answers from the audit table instead of the index, with
+DynamoDB Query calls (per tenant, hour and shard with --tenants, else per
+hour and shard of its hour index; never a Scan); it needs --from (--to
+defaults to now). The output is the same as from an index of the same
+changes. stderr adds the items read and the read capacity consumed, and a
+warning for each change whose images were too big for the audit table
+(they are in the capture Parquet): exit 3 when the answer reads images
+(--format json, --match).`
 
 func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "query", queryUsage)
@@ -52,6 +62,8 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	store.register(fs, env)
 	var qf queryFlags
 	qf.register(fs)
+	var audit auditFlags
+	audit.register(fs)
 	format := fs.String("format", "keyset", "keyset, json, table or athena")
 	location := fs.String("location", "", "with --format athena: the capture prefix s3://bucket/prefix (default: the S3 source the store was indexed from)")
 	database := fs.String("athena-table", query.DefaultAthenaDatabase+"."+query.DefaultAthenaTable, "with --format athena: the Glue database.table to create")
@@ -66,15 +78,30 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	switch *format {
 	case "keyset", "json", "table":
 	case "athena":
+		if audit.on() {
+			return usagef("--format athena reads the capture Parquet, not the audit table: leave out --audit-table")
+		}
 		return c.athena(env, &store, q, *location, *database)
 	default:
 		return usagef("--format %q: want keyset, json, table or athena", *format)
 	}
-	st, err := store.open(env, true)
-	if err != nil {
-		return err
+	var st *indexer.Store
+	var loaded *auditsource.Loaded
+	if audit.on() {
+		if err := audit.window(&q); err != nil {
+			return err
+		}
+		if loaded, err = audit.load(ctx, env, q); err != nil {
+			return err
+		}
+		defer loaded.Close()
+		st = loaded.Store
+	} else {
+		if st, err = store.open(env, true); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 
 	start := time.Now()
 	var counts query.Counts
@@ -121,6 +148,9 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stderr, "%s in %s\n", msg, time.Since(start).Round(10*time.Microsecond))
 	if counts.Undecodable > 0 {
 		fmt.Fprintf(env.Stderr, "query: warning: %d undecodable change(s) in the window have no key and are not in the output; see the capture's raw_record column\n", counts.Undecodable)
+	}
+	if loaded != nil {
+		return audit.report(env, "query", loaded, q.Tenants, *format == "json" || len(q.Matches) > 0, counts.Matched == 0)
 	}
 	return warnStore(env, "query", st, q, counts.Matched == 0, *format == "json")
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&statsCmd{}) }
@@ -18,7 +20,7 @@ func (*statsCmd) Synopsis() string {
 	return "count changes per tenant and per minute/hour: when did it start, whom did it hit"
 }
 
-const statsUsage = `[--store DIR] [--from T] [--to T] [filters] [--bucket auto|1m|1h|...] [--top 20] [--format table|json]
+const statsUsage = `[--store DIR | --audit-table NAME] [--from T] [--to T] [filters] [--bucket auto|1m|1h|...] [--top 20] [--format table|json]
 
 Counts the changes the filters select (the same as rewind query's) per
 tenant, by action, and per time bucket, drawn as a histogram so the start of
@@ -31,7 +33,10 @@ summary, and a warning for each table, tenant or window named that the store
 holds nothing of. Exit 3 when nothing was counted and such a warning was
 given; as for rewind query. A WARNING (and, with --format json, a "kind":
 "warning" line on stdout after the object) names each capture failure in
-the window that rewind index --failures listed but could not index; exit 3.`
+the window that rewind index --failures listed but could not index; exit 3.
+
+--audit-table NAME counts from the audit table instead of the index, as
+rewind query --audit-table reads it (needs --from; --to defaults to now).`
 
 func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stats", statsUsage)
@@ -39,6 +44,8 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	store.register(fs, env)
 	var qf queryFlags
 	qf.register(fs)
+	var audit auditFlags
+	audit.register(fs)
 	bucketS := fs.String("bucket", "auto", "timeline bucket: auto (a minute up to 6 h, else an hour) or a duration such as 1m, 5m, 1h")
 	top := fs.Int("top", 20, "tenants to list, most changes first; 0 lists all")
 	width := fs.Int("width", 50, "widest histogram bar, in characters")
@@ -65,11 +72,23 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	case *format != "table" && *format != "json":
 		return usagef("--format %q: want table or json", *format)
 	}
-	st, err := store.open(env, true)
-	if err != nil {
-		return err
+	var st *indexer.Store
+	var loaded *auditsource.Loaded
+	if audit.on() {
+		if err := audit.window(&q); err != nil {
+			return err
+		}
+		if loaded, err = audit.load(ctx, env, q); err != nil {
+			return err
+		}
+		defer loaded.Close()
+		st = loaded.Store
+	} else {
+		if st, err = store.open(env, true); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	s, err := query.ComputeStats(ctx, st, q, bucket)
 	if err != nil {
 		return err
@@ -83,5 +102,8 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "stats: %d change(s) in %d tenant(s)\n", s.Events, len(s.Tenants))
+	if loaded != nil {
+		return audit.report(env, "stats", loaded, q.Tenants, len(q.Matches) > 0, s.Events == 0)
+	}
 	return warnStore(env, "stats", st, q, s.Events == 0, *format == "json")
 }

@@ -181,6 +181,37 @@ func (d *drill) rewind(ctx context.Context, stdoutFile string, args ...string) (
 	return out.Bytes(), code, nil
 }
 
+// compareAuditTable asks the impacted-keys questions of the audit table
+// too (rewind query --audit-table) and fails unless its answers are the
+// index's, byte for byte. Both get the same end, so that a change made
+// after the index run cannot tell them apart.
+func (d *drill) compareAuditTable(ctx context.Context, scope []string, version string) error {
+	to := time.Now().UTC().Format(time.RFC3339Nano)
+	for _, q := range [][]string{
+		{"query", "--match", "new.deployVersion=" + version},
+		{"query", "--actions", "REMOVE", "--ttl", "exclude"},
+	} {
+		fromIndex, _, err := d.rewind(ctx, "", append(append(slices.Clone(q), scope...), "--to", to)...)
+		if err != nil {
+			return err
+		}
+		audit := append(slices.Clone(q), "--audit-table", auditTable, "--to", to)
+		for i := 0; i < len(scope); i += 2 {
+			if scope[i] != "--store" {
+				audit = append(audit, scope[i], scope[i+1])
+			}
+		}
+		fromAudit, _, err := d.rewind(ctx, "", audit...)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(fromAudit, fromIndex) || len(fromIndex) == 0 {
+			return fmt.Errorf("rewind %s: the audit table's key set (%d lines) is not the index's (%d lines)", strings.Join(q, " "), bytes.Count(fromAudit, []byte("\n")), bytes.Count(fromIndex, []byte("\n")))
+		}
+	}
+	return nil
+}
+
 // Run plays the drill cfg describes (defaulted with EnsureDefaults and
 // checked with Validate) and returns its outcome. The error is non-nil when
 // a step failed or the check found wrong items; the outcome then says how
@@ -454,6 +485,9 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 			return "", err
 		}
 		if _, _, err := d.rewind(ctx, deleted, append([]string{"query", "--actions", "REMOVE", "--ttl", "exclude"}, scope...)...); err != nil {
+			return "", err
+		}
+		if err := d.compareAuditTable(ctx, scope, version); err != nil {
 			return "", err
 		}
 		set, _, err := d.rewind(ctx, keys, "keys", "merge", written, deleted)
