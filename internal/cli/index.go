@@ -107,7 +107,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	case *exportLoc != "" && (*source != "" || *failures != ""):
 		return usagef("--export goes alone: index --source and --failures in another run")
 	case *source == "" && *exportLoc == "" && *failures == "" && lf.logs == "":
-		return usagef("give --source (capture objects), --failures (the on-failure destination), --export (an incremental export) or --logs (an application change log)")
+		return usagef("give --source (capture objects), --failures (the on-failure destination) or --export (an incremental export); or --logs (an application's change log)")
 	case *failures != "" && !strings.HasPrefix(*failures, "s3://"):
 		return usagef("--failures %q: want s3://bucket[/prefix], the capture's on-failure destination", *failures)
 	case cfg.Workers < 0:

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/internal/fakelogs"
+	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/changelog"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
 )
@@ -202,4 +203,75 @@ func pick(a, b rewind.Item) rewind.Item {
 		return a
 	}
 	return b
+}
+
+// TestIndexLogsExportCLI indexes a log group's export to S3 (made by
+// CreateExportTask on the stand-in) through the CLI, then queries it: the
+// export's key set is the logged items, and a rerun reads nothing again.
+func TestIndexLogsExportCLI(t *testing.T) {
+	s3env := localaws.S3ForTest(t)
+	fl := fakelogs.Start()
+	defer fl.Close()
+	fl.S3 = s3env.Client
+	base := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	n := 0
+	l, _ := changelog.New(changelog.Config{Handler: slog.NewJSONHandler(&buf, nil), Now: func() time.Time { return base.Add(time.Duration(n) * time.Second) }})
+	for ; n < 12; n++ {
+		k := rewind.Key{{Name: "pk", Type: 'S', Value: fmt.Sprintf("t%d", n%3)}, {Name: "sk", Type: 'N', Value: fmt.Sprint(n % 6)}}
+		if err := l.Change(t.Context(), "orders", k, rewind.ActionModify); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		rec, _, _ := changelog.Parse([]byte(ln))
+		fl.Put("/aws/lambda/app", "s1", fakelogs.Event{Timestamp: rec.Time.UnixMilli(), Message: ln}, fakelogs.Event{Timestamp: rec.Time.UnixMilli(), Message: "END RequestId: 1"})
+	}
+	cw := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(fl.URL), Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+	if _, err := cw.CreateExportTask(t.Context(), &cloudwatchlogs.CreateExportTaskInput{LogGroupName: aws.String("/aws/lambda/app"), From: aws.Int64(0), To: aws.Int64(base.Add(time.Hour).UnixMilli()), Destination: aws.String(s3env.Bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", s3env.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("REWIND_S3_PATH_STYLE", "true")
+	store := filepath.Join(t.TempDir(), "store")
+	for run := range 2 {
+		code, stdout, stderr := runPatchCLI(t, "index", "--logs", "s3://"+s3env.Bucket+"/exportedlogs", "--store", store, "--progress", "0")
+		lines := jsonLines(t, stdout)
+		if code != exitOK || len(lines) != 2 {
+			t.Fatalf("run %d: index --logs s3://: exit %d\n%s\n%s", run, code, stdout, stderr)
+		}
+		wantChanges := []float64{12, 0}[run]
+		if lines[1]["changes"] != wantChanges || lines[1]["skipped"] != wantChanges || lines[0]["total_events"] != float64(12) {
+			t.Fatalf("run %d: %s", run, stdout)
+		}
+	}
+	code, stdout, stderr := runPatchCLI(t, "query", "--store", store)
+	if code != exitOK || len(jsonLines(t, stdout)) != 6 {
+		t.Fatalf("query: exit %d, %d keys; want 6 (3 tenants x 2 sort keys)\n%s", code, len(jsonLines(t, stdout)), stderr)
+	}
+}
+
+func TestIndexLogsUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--logs", "cwlogs:g"}, "needs --from"},
+		{[]string{"--logs", "cwlogs:", "--from", "-1h"}, "no log group"},
+		{[]string{"--logs", "kinesis:x"}, "want cwlogs:GROUP"},
+		{[]string{"--logs", "s3://b/p", "--from", "-1h"}, "go with --logs cwlogs:GROUP"},
+		{[]string{"--log-streams", "a", "--source", "/tmp"}, "go with --logs"},
+		{[]string{"--logs", "cwlogs:g", "--from", "-1h", "--source", "/tmp"}, "--logs goes alone"},
+		{[]string{"--logs", "cwlogs:g", "--from", "-1h", "--to", "-2h"}, "is not after --from"},
+	} {
+		code, _, stderr := runIndexCLI(t, append([]string{"index", "--store", t.TempDir()}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s", tc.args, code, exitUsage, tc.want, stderr)
+		}
+	}
 }
