@@ -367,7 +367,11 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 
 	store := filepath.Join(d.work, "index")
 	capture := "s3://" + bucket + "/" + prefix
-	if err := d.step("notice", "capture has the changes: index them and look at the timeline", func() (string, error) {
+	noticeWhat := "capture has the changes: index them and look at the timeline"
+	if d.logs != nil {
+		noticeWhat = "the application's change log has them: index the bad version's log stream and look at the timeline"
+	}
+	if err := d.step("notice", noticeWhat, func() (string, error) {
 		if d.logs != nil {
 			if err := d.indexLogs(ctx, store, bugStart); err != nil {
 				return "", err
