@@ -120,6 +120,9 @@ func (l *Logger) Change(ctx context.Context, table string, key rewind.Key, actio
 	if _, err := rewind.ParseAction(string(action)); err != nil {
 		return fmt.Errorf("changelog: table %s key %s: %w", table, key, err)
 	}
+	if !l.cfg.Handler.Enabled(ctx, slog.LevelInfo) {
+		return nil
+	}
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return fmt.Errorf("changelog: id: %w", err)
@@ -133,9 +136,6 @@ func (l *Logger) Change(ctx context.Context, table string, key rewind.Key, actio
 		slog.String("tenant", l.cfg.Tenant.Tenant(key)),
 		slog.String("action", string(action)),
 	)
-	if !l.cfg.Handler.Enabled(ctx, slog.LevelInfo) {
-		return nil
-	}
 	if err := l.cfg.Handler.Handle(ctx, r); err != nil {
 		return fmt.Errorf("changelog: table %s key %s: %w", table, key, err)
 	}
