@@ -146,13 +146,6 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		after   func() (string, error)
 	}
 	var runs []run
-	if lf.logs != "" {
-		name, ingest, after, err := lf.source(ctx, env, s3c, &cfg)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, run{name: name, ingest: ingest, after: after})
-	}
 	if *exportLoc != "" {
 		ecfg := export.Config{Tenant: rule, Log: env.Log}
 		if s3c != nil {
@@ -184,6 +177,13 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 			return usagef("%v", err)
 		}
 		runs = append(runs, run{name: fsrc.Name(), ingest: func(st *indexer.Store) (indexer.Result, error) { return st.IngestFailures(ctx, fsrc, cfg) }})
+	}
+	if lf.logs != "" {
+		name, ingest, after, err := lf.source(ctx, env, s3c, &cfg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run{name: name, ingest: ingest, after: after})
 	}
 	st, err := store.open(env, false)
 	if err != nil {

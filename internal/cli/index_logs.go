@@ -37,15 +37,27 @@ the CloudWatch Logs client elsewhere.`
 // logsFlags are index's --logs flags.
 type logsFlags struct {
 	logs, streams, filter string
-	from, to              timeFlag
+	from, to              *timeFlag
 }
 
 func (l *logsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.logs, "logs", "", "an application change log: cwlogs:GROUP (CloudWatch Logs) or s3://bucket/prefix (its export to S3)")
 	fs.StringVar(&l.streams, "log-streams", "", "with --logs cwlogs:GROUP: comma-separated log streams (default every stream)")
 	fs.StringVar(&l.filter, "log-filter", "", "with --logs cwlogs:GROUP: the filter pattern (default "+changelog.FilterPattern+")")
-	fs.Var(&l.from, "from", "with --logs cwlogs:GROUP: start of the window, inclusive (RFC 3339, epoch seconds or -2h); required")
-	fs.Var(&l.to, "to", "with --logs cwlogs:GROUP: end of the window, exclusive (default now)")
+	// --from and --to are index's window: when index already defines them
+	// (for --source), --logs shares them rather than define them twice.
+	bind := func(p **timeFlag, name, usage string) {
+		if f := fs.Lookup(name); f != nil {
+			if tf, ok := f.Value.(*timeFlag); ok {
+				*p = tf
+				return
+			}
+		}
+		*p = new(timeFlag)
+		fs.Var(*p, name, usage)
+	}
+	bind(&l.from, "from", "with --logs cwlogs:GROUP: start of the window, inclusive (RFC 3339, epoch seconds or -2h); required")
+	bind(&l.to, "to", "with --logs cwlogs:GROUP: end of the window, exclusive (default now)")
 }
 
 // check reports a usage error in the --logs flags; other is true when a
