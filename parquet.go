@@ -17,7 +17,7 @@ import (
 //	event_time          TIMESTAMP(MICROS, UTC)  ApproximateCreationDateTime
 //	sequence_number     STRING     decimal; compare as DECIMAL(38,0) or by length then text
 //	shard_id            STRING     stream shard, when known
-//	stream_view_type    STRING     KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES
+//	stream_view_type    STRING     KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES (CHANGE_LOG: an app change log)
 //	keys                STRING     DynamoDB JSON of the primary key
 //	old_image           STRING     DynamoDB JSON, NULL when absent
 //	new_image           STRING     DynamoDB JSON, NULL when absent

@@ -62,7 +62,9 @@ type ChangeEvent struct {
 	// Export is the incremental export the event was read from, and its
 	// window; zero for an event read from a stream.
 	Export ExportWindow
-	// StreamViewType is KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
+	// StreamViewType is KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES
+	// for a stream's events; StreamViewChangeLog for an application change
+	// log's (keys and action only).
 	StreamViewType string
 	// Keys are the item's primary key attributes.
 	Keys Key

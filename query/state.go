@@ -35,6 +35,12 @@ type State struct {
 // at (its old image is the state at the export's start); or the item has
 // no indexed change at all. State.Known is then false.
 //
+// An event of an application's change log (rewind.StreamViewChangeLog)
+// proves nothing either, whatever its action: it has no images, and its
+// time is the application's clock after its write returned, so another
+// process's write may have landed after a REMOVE it logged earlier (or
+// before an INSERT it logged later).
+//
 // Events are ordered by time, then sequence number, as the index keeps
 // them; "at or before" includes events stamped exactly at. Stream times are
 // those of the capture: DynamoDB rounds them to the second (DynamoDB Local
@@ -49,6 +55,9 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 	}
 	if last != nil {
 		from := describe(last)
+		if last.StreamViewType == rewind.StreamViewChangeLog {
+			return State{Reason: fmt.Sprintf("its last change at or before %s (%s) comes from the application's change log, %s", at.UTC().Format(time.RFC3339Nano), from, changeLogReason), From: from}, nil
+		}
 		if last.Action == rewind.ActionRemove {
 			return State{Known: true, From: from}, nil
 		}
@@ -70,6 +79,9 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 		return State{Reason: "no change of this item is indexed"}, nil
 	}
 	from := describe(first)
+	if first.StreamViewType == rewind.StreamViewChangeLog {
+		return State{Reason: fmt.Sprintf("its first change after %s (%s) comes from the application's change log, %s", at.UTC().Format(time.RFC3339Nano), from, changeLogReason), From: from}, nil
+	}
 	if w := first.Export; !w.IsZero() && w.From.UnixMicro() != micros {
 		start := w.From
 		// An export's line holds the item's state at the export's start,
@@ -90,6 +102,9 @@ func StateAt(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 	}
 	return State{Item: item, Known: true, From: from}, nil
 }
+
+// changeLogReason ends the reason of a state next to a change-log event.
+const changeLogReason = "which carries keys and actions only, stamped by the application's clock: patch this item from a restored table"
 
 // edgeEvent returns the full event of the last (or first) change of an item
 // in a window, or nil when there is none. The index is not walked: one

@@ -53,6 +53,12 @@ func TestStateAt(t *testing.T) {
 	add(sameTime, rewind.ActionModify, 6, item(sameTime, "s0"), item(sameTime, "s1"), both)
 	add(sameTime, rewind.ActionModify, 6, item(sameTime, "s1"), item(sameTime, "s2"), both)
 
+	logRemoved := key("log-removed") // captured at 2, then a change-log REMOVE at 4
+	add(logRemoved, rewind.ActionModify, 2, item(logRemoved, "a"), item(logRemoved, "b"), both)
+	add(logRemoved, rewind.ActionRemove, 4, nil, nil, rewind.StreamViewChangeLog)
+	logInserted := key("log-inserted") // a change-log INSERT at 8
+	add(logInserted, rewind.ActionInsert, 8, nil, nil, rewind.StreamViewChangeLog)
+
 	exported := key("exported") // from an export of [minute 3, minute 20): old image is the state at minute 3
 	exportEv := func(m int) rewind.ChangeEvent {
 		seq++
@@ -100,6 +106,10 @@ func TestStateAt(t *testing.T) {
 		{"new image only, after: known", newOnly, at(9), true, "n"},
 		{"equal times: the later sequence number wins", sameTime, at(6), true, "s2"},
 		{"no indexed change: unknown", key("never"), at(6), false, ""},
+		{"change log: a REMOVE before proves nothing", logRemoved, at(5), false, ""},
+		{"change log: a captured change before it still counts", logRemoved, at(3), true, "b"},
+		{"change log: an INSERT after proves nothing", logInserted, at(7), false, ""},
+		{"change log: after its INSERT: unknown", logInserted, at(9), false, ""},
 		{"export: at its start, the old image", exported, at(3), true, "at-start"},
 		{"export: inside its window before the write: unknown", exported, at(7), false, ""},
 		{"export: before its start: unknown", exported, at(1), false, ""},

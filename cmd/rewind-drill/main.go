@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Workdir, "workdir", cfg.Workdir, "where the runbook's files go (key sets, journal, index); default: a temporary directory, removed at the end")
 	fs.BoolVar(&cfg.FromHistory, "from-history", cfg.FromHistory, "patch from the captured history (patch --from-history --at T) instead of a restored table, skipping the restore")
 	fs.BoolVar(&cfg.CompareRestore, "compare-restore", cfg.CompareRestore, "with --from-history: also restore, and check that both sources plan the same patch, key for key")
+	fs.StringVar(&cfg.Source, "source", cfg.Source, "where the runbook learns what the deploy changed: capture (the capture stack) or logs (the application's change log in CloudWatch Logs, rewind index --logs)")
 	fs.StringVar(&cfg.StopBefore, "stop-before", cfg.StopBefore, "\"readonly\": set up the incident, write --env-file, say ready and keep the stack running until interrupted, for the runbook by hand")
 	fs.StringVar(&cfg.EnvFile, "env-file", cfg.EnvFile, "with --stop-before: where to write the shell settings for the stack, atomically, before saying ready (default <workdir>/stack.env)")
 	if err := fs.Parse(args); err != nil {

@@ -64,7 +64,7 @@ stdout: one JSON summary ("kind": "index") per source. stderr: progress and the
 objects that failed. Exit 3 when some objects could not be read (the rest
 are indexed; a rerun retries them), or when --source holds no capture
 objects at all (an empty or mistyped prefix or directory). Exit 1 when
-the --source directory does not exist.`
+the --source directory does not exist.` + indexLogsUsage
 
 type indexSummary struct {
 	Source     string         `json:"source"`
@@ -100,7 +100,12 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
 	var pf progressFlag
 	pf.register(fs, env)
+	var lf logsFlags
+	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := lf.check(*source != "" || *exportLoc != "" || *failures != ""); err != nil {
 		return err
 	}
 	if err := pf.check(); err != nil {
@@ -109,8 +114,8 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	switch {
 	case *exportLoc != "" && (*source != "" || *failures != ""):
 		return usagef("--export goes alone: index --source and --failures in another run")
-	case *source == "" && *exportLoc == "" && *failures == "":
-		return usagef("give --source (capture objects), --failures (the on-failure destination) or --export (an incremental export)")
+	case *source == "" && *exportLoc == "" && *failures == "" && lf.logs == "":
+		return usagef("give --source (capture objects), --failures (the on-failure destination) or --export (an incremental export); or --logs (an application's change log)")
 	case *failures != "" && !strings.HasPrefix(*failures, "s3://"):
 		return usagef("--failures %q: want s3://bucket[/prefix], the capture's on-failure destination", *failures)
 	case cfg.Workers < 0:
@@ -122,7 +127,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	cfg.Log = env.Log
 
 	var s3c *s3.Client
-	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") || *failures != "" {
+	if strings.HasPrefix(*source, "s3://") || strings.HasPrefix(*exportLoc, "s3://") || *failures != "" || strings.HasPrefix(lf.logs, "s3://") {
 		awsCfg, err := loadAWS(ctx, env)
 		if err != nil {
 			return err
@@ -146,6 +151,7 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		name    string
 		ingest  func(*indexer.Store) (indexer.Result, error)
 		capture bool // a --source: holding no objects is worth a warning
+		after   func() (string, error)
 	}
 	var runs []run
 	var exportTTL *exportTTLInfo
@@ -193,6 +199,13 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		}
 		runs = append(runs, run{name: fsrc.Name(), ingest: func(st *indexer.Store) (indexer.Result, error) { return st.IngestFailures(ctx, fsrc, cfg) }})
 	}
+	if lf.logs != "" {
+		name, ingest, after, err := lf.source(ctx, env, s3c, &cfg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run{name: name, ingest: ingest, after: after})
+	}
 	st, err := store.open(env, false)
 	if err != nil {
 		return err
@@ -207,6 +220,14 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		}
 		if msg != "" {
 			partial = append(partial, msg)
+		}
+		if rn.after != nil {
+			if msg, err = rn.after(); err != nil {
+				return err
+			}
+			if msg != "" {
+				partial = append(partial, msg)
+			}
 		}
 	}
 	if exportTTL != nil {

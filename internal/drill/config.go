@@ -75,6 +75,15 @@ type Config struct {
 	// drill's own setup, traffic and checks keep the stand-ins' endpoints.
 	// Default nil: the stand-ins themselves.
 	Endpoint func(service, url string) string
+	// Source is where the runbook learns what the deploy changed: "" (or
+	// "capture") the capture stack (stream handler, S3, rewind index
+	// --source); SourceLogs the application's change log instead
+	// (recover/changelog lines shipped to a CloudWatch Logs stand-in,
+	// rewind index --logs over the bad version's log stream), with no
+	// capture at all. Logs carry no images: it patches from the restored
+	// table, so it does not go with FromHistory, nor with StopBefore.
+	// Default "".
+	Source string
 	// Getenv is what the runbook's commands read REWIND_* settings through
 	// (the AWS call bounds). Default os.Getenv. AWS settings never come
 	// from it: the commands get the stack's configuration whole.
@@ -144,6 +153,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("CompareRestore (--compare-restore) goes with FromHistory (--from-history)")
 	case c.StopBefore != "" && c.StopBefore != StopBeforeReadonly:
 		return fmt.Errorf("StopBefore (--stop-before) is %q: the drill can stop before %q only", c.StopBefore, StopBeforeReadonly)
+	case c.Source != "" && c.Source != "capture" && c.Source != SourceLogs:
+		return fmt.Errorf("Source (--source) is %q: want capture or %s", c.Source, SourceLogs)
+	case c.Source == SourceLogs && (c.FromHistory || c.StopBefore != ""):
+		return fmt.Errorf("Source (--source) %s goes with neither FromHistory (--from-history: the change log carries no images) nor StopBefore (--stop-before)", SourceLogs)
 	case c.EnvFile != "" && c.StopBefore == "":
 		return fmt.Errorf("EnvFile (--env-file) goes with StopBefore (--stop-before %s)", StopBeforeReadonly)
 	}

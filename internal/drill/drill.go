@@ -77,6 +77,7 @@ type drill struct {
 	db      fakepitr.DB
 	poller  *streampoller.Poller
 	guard   *guard.Guard
+	logs    *appLogs // the application's change log, with Config.Source SourceLogs
 
 	steps []stepRecord
 }
@@ -294,7 +295,11 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 	}); err != nil {
 		return out, err
 	}
-	if err := d.startCapture(streamARN, cfg.BatchSize); err != nil {
+	if cfg.Source == SourceLogs {
+		if err := d.startLogs(ctx); err != nil {
+			return out, err
+		}
+	} else if err := d.startCapture(streamARN, cfg.BatchSize); err != nil {
 		return out, err
 	}
 
@@ -303,7 +308,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		tenants[i] = fmt.Sprintf("tenant%02d", i+1)
 	}
 	hit := tenants[:nAffected]
-	gen := traffic.New(d.ddb, table, tenants, 42)
+	gen := traffic.New(d.appDB(), table, tenants, 42)
 	gen.TTLFraction = 0.03
 	// The application asks its read-only guard before each write, as a
 	// service embedding recover/guard does.
@@ -368,7 +373,9 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 	if err := d.step("bad deploy", fmt.Sprintf("%s overwrites, deletes and creates items of %s, while every tenant keeps writing", version, strings.Join(hit, ", ")), func() (string, error) {
 		marker := rewind.Item{"deployVersion": &types.AttributeValueMemberS{Value: version}}
 		for _, t := range hit {
+			d.deploying(version)
 			b, err := gen.Bug(ctx, t, modify, del, junk, marker)
+			d.deploying(goodVersion)
 			if err != nil {
 				return "", err
 			}
@@ -391,7 +398,18 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 
 	store := filepath.Join(d.work, "index")
 	capture := "s3://" + bucket + "/" + prefix
-	if err := d.step("notice", "capture has the changes: index them and look at the timeline", func() (string, error) {
+	noticeWhat := "capture has the changes: index them and look at the timeline"
+	if d.logs != nil {
+		noticeWhat = "the application's change log has them: index the bad version's log stream and look at the timeline"
+	}
+	if err := d.step("notice", noticeWhat, func() (string, error) {
+		if d.logs != nil {
+			if err := d.indexLogs(ctx, store, bugStart); err != nil {
+				return "", err
+			}
+			_, _, err := d.rewind(ctx, "-", "stats", "--store", store, "--from", "-5m", "--bucket", "1m", "--top", "10")
+			return "the bad version's change log shows which tenants it hit and when it started", err
+		}
 		if err := d.capture(ctx); err != nil {
 			return "", err
 		}
@@ -471,13 +489,25 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		if err := d.capture(ctx); err != nil {
 			return "", err
 		}
-		if _, _, err := d.rewind(ctx, "", "index", "--source", capture, "--store", store); err != nil {
-			return "", err
+		if d.logs == nil {
+			if _, _, err := d.rewind(ctx, "", "index", "--source", capture, "--store", store); err != nil {
+				return "", err
+			}
 		}
 		from := bugStart.Truncate(time.Minute).Format(time.RFC3339)
 		scope := []string{"--store", store, "--tables", table, "--from", from}
 		if !all {
 			scope = append(scope, "--tenants", strings.Join(hit, ","))
+		}
+		if d.logs != nil {
+			// The index holds the bad version's log stream only: every
+			// change in it is the deploy's.
+			if err := d.indexLogs(ctx, store, bugStart); err != nil {
+				return "", err
+			}
+			set, _, err := d.rewind(ctx, keys, append([]string{"query"}, scope...)...)
+			out.Found = bytes.Count(set, []byte("\n"))
+			return fmt.Sprintf("%d impacted items in %s", out.Found, filepath.Base(keys)), err
 		}
 		written := filepath.Join(d.work, "written-by-v42.jsonl")
 		deleted := filepath.Join(d.work, "deleted.jsonl")
@@ -694,8 +724,12 @@ func isTerminal(w io.Writer) bool {
 }
 
 // capture delivers what the stream holds to the handler, as the event
-// source mapping does continuously in production.
+// source mapping does continuously in production; the logs drill has no
+// capture.
 func (d *drill) capture(ctx context.Context) error {
+	if d.logs != nil {
+		return nil
+	}
 	st, err := d.poller.PollOnce(ctx)
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)

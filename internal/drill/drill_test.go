@@ -33,6 +33,9 @@ func TestDrill(t *testing.T) {
 		// Patching from the history gives the same plan, key for key, as
 		// patching from the restore.
 		{"from-history", Config{Tenants: 4, Affected: 2, Changes: 300, FromHistory: true, CompareRestore: true}},
+		// The application logs its changes (recover/changelog) and there
+		// is no capture: index --logs, query, patch from the restore.
+		{"change-log", Config{Tenants: 4, Affected: 2, Changes: 300, Source: SourceLogs}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -60,6 +63,9 @@ func TestDrill(t *testing.T) {
 			}
 			if o.Refused == 0 {
 				t.Errorf("the guard refused no write while read-only")
+			}
+			if tc.cfg.Source == SourceLogs && (!strings.Contains(stderr.String(), "rewind index --logs cwlogs:/aws/lambda/orders-api --log-streams") || strings.Contains(stderr.String(), "rewind index --source") || o.Source != "restore") {
+				t.Errorf("the change-log drill did not index the log stream alone, or did not patch from the restore (source %q)", o.Source)
 			}
 			for _, want := range []string{"rewind readonly on", "rewind restore", "rewind query", "rewind patch", "rewind verify", "rewind readonly off", "Timeline:", "drill: PASS"} {
 				if !strings.Contains(stderr.String(), want) {
@@ -89,6 +95,9 @@ func TestDrillConfigValidate(t *testing.T) {
 		{"stop before another step", func(c *Config) { c.StopBefore = "patch" }, `stop before "readonly" only`},
 		{"env file without stop", func(c *Config) { c.EnvFile = "x.env" }, "--stop-before"},
 		{"batch too large", func(c *Config) { c.BatchSize = 10001 }, "BatchSize (--batch-size)"},
+		{"unknown source", func(c *Config) { c.Source = "kinesis" }, "Source (--source)"},
+		{"logs from history", func(c *Config) { c.Source, c.FromHistory = SourceLogs, true }, "carries no images"},
+		{"logs", func(c *Config) { c.Source = SourceLogs }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
