@@ -148,8 +148,11 @@ type Run struct {
 func (r *Run) Record() Record { return r.rec }
 
 // Begin appends rec's start line, filling ID, Seq, Phase, PID and Start
-// (when zero), and takes the command's running lock.
-func (d *Dir) Begin(rec Record) (*Run, error) {
+// (when zero), and takes the command's running lock. prepare, when not
+// nil, is called with the line's Seq set, under the log's lock, before the
+// line is written: it may name files after the Seq (no other command can
+// get the same one) and change the record.
+func (d *Dir) Begin(rec Record, prepare func(*Record)) (*Run, error) {
 	rec.Phase = PhaseStart
 	if rec.Start.IsZero() {
 		rec.Start = time.Now().UTC()
@@ -172,6 +175,9 @@ func (d *Dir) Begin(rec Record) (*Run, error) {
 	}
 	err = d.appendLocked(func(existing []byte) ([]byte, error) {
 		rec.Seq = countStarts(existing) + 1
+		if prepare != nil {
+			prepare(&rec)
+		}
 		return json.Marshal(rec)
 	})
 	if err != nil {

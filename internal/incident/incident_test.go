@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		if _, err := d.Begin(Record{Command: "patch", Args: []string{"--yes"}}); err != nil {
+		if _, err := d.Begin(Record{Command: "patch", Args: []string{"--yes"}}, nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -43,7 +43,7 @@ func TestCrashedCommandSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A command still running in this process is not crashed.
-	live, err := d.Begin(Record{Command: "verify"})
+	live, err := d.Begin(Record{Command: "verify"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestTornLastLineIsSkippedAndTheNextLineStaysWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := d.Begin(Record{Command: "query"})
+	r, err := d.Begin(Record{Command: "query"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestTornLastLineIsSkippedAndTheNextLineStaysWhole(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(dir, LogName), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"id":"x","phase":"sta`)
 	f.Close()
-	r, err = d.Begin(Record{Command: "keys"})
+	r, err = d.Begin(Record{Command: "keys"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestConcurrentCommandsNeverInterleave(t *testing.T) {
 				errs <- err
 				return
 			}
-			r, err := d.Begin(Record{Command: fmt.Sprintf("c%d", i), Args: []string{big}})
+			r, err := d.Begin(Record{Command: fmt.Sprintf("c%d", i), Args: []string{big}}, nil)
 			if err != nil {
 				errs <- err
 				return
