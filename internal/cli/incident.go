@@ -74,41 +74,8 @@ func takeIncident(env *Env, args []string) (string, []string, error) {
 	return dir, rest, nil
 }
 
-// flagValue returns the value of --name in args, as the flag package
-// would parse it (the last one wins).
-func flagValue(args []string, name string) (string, bool) {
-	v, ok := "", false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		n, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || n != name {
-			continue
-		}
-		if !hasVal && i+1 < len(args) {
-			i++
-			val = args[i]
-		}
-		v, ok = val, true
-	}
-	return v, ok
-}
-
-// boolFlag reports whether the bool flag --name is set true in args.
-func boolFlag(args []string, name string) bool {
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		n, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && n == name {
-			return !hasVal || val == "true" || val == "1"
-		}
-	}
-	return false
-}
+func flagValue(args []string, name string) (string, bool) { return incident.Flag(args, name) }
+func boolFlag(args []string, name string) bool            { return incident.BoolFlag(args, name) }
 
 // subcommand is the first word of args when it is not a flag (readonly
 // on, keys merge, pitr enable).
