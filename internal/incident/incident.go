@@ -90,7 +90,10 @@ type Record struct {
 	End *time.Time `json:"end,omitempty"`
 	// User is the local user and host; Who the AWS caller identity (STS
 	// GetCallerIdentity), or "unknown (reason)".
-	User    string `json:"user,omitempty"`
+	User string `json:"user,omitempty"`
+	// Cwd is the directory the command ran in: relative paths in Args
+	// are relative to it.
+	Cwd     string `json:"cwd,omitempty"`
 	Who     string `json:"who,omitempty"`
 	PID     int    `json:"pid"`
 	Inputs  []File `json:"inputs,omitempty"`
@@ -159,6 +162,9 @@ func (d *Dir) Begin(rec Record, prepare func(*Record)) (*Run, error) {
 	}
 	if rec.PID == 0 {
 		rec.PID = os.Getpid()
+	}
+	if rec.Cwd == "" {
+		rec.Cwd, _ = os.Getwd()
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -404,4 +410,12 @@ func OutputName(seq int, command, sub, role, ext string) string {
 		name += "-" + sub
 	}
 	return name + "." + role + "." + strings.TrimPrefix(ext, ".")
+}
+
+// Path resolves p, a path in e's Args, against the directory e ran in.
+func (e Entry) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || e.Cwd == "" {
+		return p
+	}
+	return filepath.Join(e.Cwd, p)
 }
