@@ -200,12 +200,17 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 	resume := ""
 	if apply != nil {
 		j, _ := Flag(apply.Args, "journal")
-		switch apply.State {
-		case OK:
+		limit, _ := Flag(apply.Args, "limit")
+		limited := limit != "" && limit != "0"
+		switch {
+		case limited && (apply.State == OK || apply.State == Partial):
+			resume = in(append(append([]string{"patch"}, quoteAll(dropFlags(apply.Args, "journal", "resume", "limit"))...), "--resume", "--journal", shellQuote(j))...)
+			st.Steps = append(st.Steps, Step{StepApply, Started, "applied to the first " + limit + " keys (--limit): " + planWords(*apply) + "; to patch the rest: " + resume, apply.Seq})
+		case apply.State == OK:
 			st.Steps = append(st.Steps, Step{StepApply, Done, "applied: " + planWords(*apply) + "; journal " + j, apply.Seq})
-		case Partial:
+		case apply.State == Partial:
 			st.Steps = append(st.Steps, Step{StepApply, Done, "applied with keys not done: " + planWords(*apply) + "; journal " + j, apply.Seq})
-		case Running:
+		case apply.State == Running:
 			st.Steps = append(st.Steps, Step{StepApply, StateRunning, "running since " + apply.Start.Format(time.RFC3339) + "; journal " + j, apply.Seq})
 		default:
 			resume = in(append(append([]string{"patch"}, quoteAll(dropFlags(apply.Args, "journal", "resume"))...), "--resume", "--journal", shellQuote(j))...)
@@ -301,6 +306,8 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 		st.Next, st.NextWhy = in("patch", "--keys", keys, source, "--to", to), "plan the patch (a dry run writes nothing)"
 	case stepState(StepApply) == StateInterrupted:
 		st.Next, st.NextWhy = resume, "the patch was cut short: continue it from its journal"
+	case stepState(StepApply) == Started:
+		st.Next, st.NextWhy = resume, "the patch ran on part of the plan (--limit): patch the rest"
 	case stepState(StepApply) == StateRunning:
 		st.Next, st.NextWhy = "", fmt.Sprintf("patch #%d is running; run status again when it ends", apply.Seq)
 	case stepState(StepApply) == Todo:
