@@ -201,7 +201,12 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 			args = append(args, "--"+f, spec.Flags[f])
 		}
 		r.Args = args
-		r.Line = shellLine(append([]string{"rewind", name, "--incident", d.Path()}, args...))
+		words := []string{"rewind", name}
+		rest := args
+		if sub != "" {
+			words, rest = append(words, sub), args[1:]
+		}
+		r.Line = shellLine(append(append(words, "--incident", d.Path()), rest...))
 	})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "rewind %s: %v\n", name, err)

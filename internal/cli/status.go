@@ -98,7 +98,7 @@ func readOnlyNow(ctx context.Context, env *Env, entries []incident.Entry) incide
 		}
 	}
 	if on == nil {
-		return incident.ReadOnlyNow{Err: "no `readonly on` in the log"}
+		return incident.ReadOnlyNow{} // nothing to read: never turned on here
 	}
 	args := []string{"status", "--wait", "0", "--layer-timeout", "10s"}
 	for _, f := range []string{"parameter", "flags", "policy", "table", "tenant-attribute", "tenant-regex"} {

@@ -280,9 +280,9 @@ func (r *Report) AffectedTenants() []string {
 	return out
 }
 
-// Window is the span the timeline should cover, whole minutes: from ten
+// Window is the span the timeline should cover, whole minutes: from five
 // minutes before the earliest of the deploy, the restore point and the
-// first command to five minutes after the last command.
+// first command to three minutes after the last command.
 func (r *Report) Window() (from, to time.Time) {
 	var ts []time.Time
 	for _, t := range []*time.Time{r.DeployFrom, r.DeployTo, r.RestorePoint, r.ReadOnlyFrom, r.ReadOnlyTo} {
@@ -300,7 +300,7 @@ func (r *Report) Window() (from, to time.Time) {
 		return time.Time{}, time.Time{}
 	}
 	lo, hi := slices.MinFunc(ts, time.Time.Compare), slices.MaxFunc(ts, time.Time.Compare)
-	return lo.Truncate(time.Minute).Add(-10 * time.Minute), hi.Truncate(time.Minute).Add(6 * time.Minute)
+	return lo.Truncate(time.Minute).Add(-5 * time.Minute), hi.Truncate(time.Minute).Add(3 * time.Minute)
 }
 
 // Totals returns the timeline's changes for the tenants hit and for
@@ -336,6 +336,16 @@ func (r *Report) events() [][2]string {
 	add(r.RestorePoint, "restore point (the wanted state is as of this time)")
 	add(r.ReadOnlyFrom, "read-only on for "+r.ReadOnlyTenants)
 	add(r.ReadOnlyTo, "read-only off")
+	for _, c := range r.Commands {
+		switch {
+		case c.Command == "restore" && c.End != nil:
+			add(c.End, fmt.Sprintf("restore (#%d, %s)", c.Seq, c.Outcome))
+		case c.Command == "patch" && c.End != nil && strings.Contains(c.Line, " --yes"):
+			add(c.End, fmt.Sprintf("patch applied (#%d, %s)", c.Seq, c.Outcome))
+		case c.Command == "verify" && c.End != nil:
+			add(c.End, fmt.Sprintf("verify (#%d, %s)", c.Seq, c.Outcome))
+		}
+	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].t.Before(evs[j].t) })
 	out := make([][2]string, len(evs))
 	for i, e := range evs {

@@ -17,7 +17,7 @@ import (
 const (
 	chartW, chartH          = 1100, 300
 	plotX0, plotX1          = 60, 1080
-	plotY0, plotY1          = 20, 250
+	plotY0, plotY1          = 44, 250
 	colourAffected          = "#d62728"
 	colourOthers            = "#7f8c8d"
 	colourDeploy            = "#ff9f1c"
@@ -61,11 +61,11 @@ func (r *Report) TimelineSVG() string {
 			t1 = *to
 		}
 		x0, x1 := x(*from), x(t1)
-		if x1-x0 < 3 {
-			x1 = x0 + 3
-		}
+		// Stream records may be stamped to the minute (DynamoDB Local
+		// does): a band is at least the minute it starts in.
+		x1 = max(x1, x(from.Truncate(time.Minute).Add(time.Minute)))
 		p(`<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.18"/>`, x0, plotY0, x1-x0, plotY1-plotY0, colour)
-		p(`<text x="%.1f" y="%d" fill="%s" %s>%s</text>`, x0+2, plotY0+12+14*row, colour, svgTextStyle, template.HTMLEscapeString(label))
+		p(`<text x="%.1f" y="%d" fill="%s" %s>%s</text>`, x0, 14+14*row, colour, svgTextStyle, template.HTMLEscapeString(label))
 	}
 	band(r.DeployFrom, r.DeployTo, colourDeploy, "deploy", 0)
 	band(r.ReadOnlyFrom, r.ReadOnlyTo, colourReadOnly, "read-only", 1)
@@ -83,7 +83,7 @@ func (r *Report) TimelineSVG() string {
 	if r.RestorePoint != nil {
 		rx := x(*r.RestorePoint)
 		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="5,3"/>`, rx, plotY0, rx, plotY1, colourRestore)
-		p(`<text x="%.1f" y="%d" fill="%s" %s>restore point</text>`, rx+3, plotY0+40, colourRestore, svgTextStyle)
+		p(`<text x="%.1f" y="%d" fill="%s" %s>restore point</text>`, rx+3, 42, colourRestore, svgTextStyle)
 	}
 	// Axes.
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, plotX0, plotY1, plotX1, plotY1)

@@ -95,7 +95,11 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 		st.Problems = append(st.Problems, p.String())
 	}
 	in := func(args ...string) string {
-		return strings.Join(append([]string{"rewind", args[0], "--incident", shellQuote(d.Path())}, args[1:]...), " ")
+		words, rest := []string{"rewind", args[0]}, args[1:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			words, rest = append(words, rest[0]), rest[1:]
+		}
+		return strings.Join(append(append(words, "--incident", shellQuote(d.Path())), rest...), " ")
 	}
 	for _, e := range entries {
 		switch e.State {
@@ -227,7 +231,7 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 		switch vf.State {
 		case OK:
 			verified = true
-			st.Steps = append(st.Steps, Step{StepVerify, Done, "passed: every impacted item equals its wanted state (" + planWords(*vf) + ")", vf.Seq})
+			st.Steps = append(st.Steps, Step{StepVerify, Done, fmt.Sprintf("passed: all %d impacted items equal their wanted state", Figures(*vf)["keys"]), vf.Seq})
 		case Partial:
 			st.Steps = append(st.Steps, Step{StepVerify, Failed, fmt.Sprintf("FAILED: %d item(s) differ, listed in %s", summaryLines(*vf), outputPath(*vf, "verify")), vf.Seq})
 		default:
@@ -253,12 +257,34 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 		st.Warnings = append(st.Warnings, "the read-only layers could not be read now: "+ro.Err)
 	}
 
+	// Steps before the patch that were never run, while the patch was:
+	// the engineer took another road (keys and a restored table from
+	// elsewhere); they are skipped, not owed.
+	if plan != nil || apply != nil || vf != nil {
+		for i := range st.Steps {
+			s := &st.Steps[i]
+			switch s.Name {
+			case StepIndex, StepReadOnlyOn, StepRestore, StepKeySets:
+				if s.State == Todo {
+					s.State, s.Detail = Skipped, "not run in this incident"
+				}
+			case StepReadOnlyOff:
+				if s.State == Todo && on == nil && !(ro.Checked && ro.On()) {
+					s.State, s.Detail = Skipped, "read-only was not turned on in this incident"
+				}
+			}
+		}
+	}
+
 	// Inconsistencies.
 	if apply != nil && len(st.KeySets) > 0 {
-		used := inputKeySet(entries, *apply)
+		used, sha := inputKeySet(entries, *apply), patchKeySetHash(entries, *apply)
 		newest := st.KeySets[len(st.KeySets)-1]
-		if used != nil && newest.Seq > used.Seq && newest.SHA256 != used.SHA256 {
+		switch {
+		case used != nil && newest.Seq > used.Seq && newest.SHA256 != used.SHA256:
 			st.Warnings = append(st.Warnings, fmt.Sprintf("patch #%d applied key set #%d (%s), but #%d (%s) is newer: the newer query may find keys the patch left out; plan and patch from it", apply.Seq, used.Seq, used.Command, newest.Seq, newest.Command))
+		case used == nil && newest.SHA256 != sha:
+			st.Warnings = append(st.Warnings, fmt.Sprintf("patch #%d applied a key set from outside the folder, not the newest key set #%d (%s, %d keys): plan and patch from it if it is the right one", apply.Seq, newest.Seq, newest.Command, newest.Keys))
 		}
 	}
 	if vf != nil && apply != nil && vf.Start.Before(endTime(*apply)) {
@@ -270,9 +296,23 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 	}
 
 	// The next command.
-	keys := "impacted.jsonl"
+	keys := "<key set>"
 	if n := len(st.KeySets); n > 0 {
 		keys = shellQuote(st.KeySets[n-1].Path)
+	} else if p := last(func(e Entry) bool {
+		_, ok := Flag(e.Args, "keys")
+		return (e.Command == "patch" || e.Command == "verify") && ok
+	}); p != nil {
+		k, _ := Flag(p.Args, "keys")
+		keys = shellQuote(p.Path(k))
+	}
+	if restored == "" || restored == "?" {
+		if p := last(func(e Entry) bool {
+			_, ok := Flag(e.Args, "from")
+			return (e.Command == "patch" || e.Command == "verify") && ok
+		}); p != nil {
+			restored, _ = Flag(p.Args, "from")
+		}
 	}
 	source := "--from " + orPlaceholder(restored, "<restored table>")
 	if fromHistory {
@@ -349,36 +389,50 @@ func (r ReadOnlyNow) words() string {
 	return strings.Join(parts, "; ")
 }
 
+// patchKeySetHash is the hash of the key set a patch took: its --keys
+// input, or the --keys input of the dry run that wrote its --plan.
+func patchKeySetHash(entries []Entry, p Entry) string {
+	sha := inputHash(p, "keys")
+	if sha == "" {
+		if dry := byOutputHash(entries, "plan", inputHash(p, "plan")); dry != nil {
+			sha = inputHash(*dry, "keys")
+		}
+	}
+	return sha
+}
+
+// byOutputHash is the last entry that wrote a file of role with hash sha.
+func byOutputHash(entries []Entry, role, sha string) *Entry {
+	for i := len(entries) - 1; i >= 0 && sha != ""; i-- {
+		for _, o := range entries[i].Outputs {
+			if o.Role == role && o.SHA256 == sha {
+				return &entries[i]
+			}
+		}
+	}
+	return nil
+}
+
+// inputHash is the hash of the input file e's --flag named.
+func inputHash(e Entry, flag string) string {
+	v, _ := Flag(e.Args, flag)
+	if v == "" {
+		return ""
+	}
+	v = e.Path(v)
+	for _, in := range e.Inputs {
+		if in.Path == v {
+			return in.SHA256
+		}
+	}
+	return ""
+}
+
 // inputKeySet is the key set a patch took, followed through its plan: the
 // folder's key set whose hash is the patch's --keys input, or the --keys
 // input of the dry run that wrote its --plan.
 func inputKeySet(entries []Entry, p Entry) *KeySet {
-	byHash := func(role, sha string) *Entry {
-		for i := len(entries) - 1; i >= 0; i-- {
-			for _, o := range entries[i].Outputs {
-				if o.Role == role && o.SHA256 == sha && sha != "" {
-					return &entries[i]
-				}
-			}
-		}
-		return nil
-	}
-	inputHash := func(e Entry, flag string) string {
-		v, _ := Flag(e.Args, flag)
-		for _, in := range e.Inputs {
-			if v != "" && (in.Path == v || strings.HasSuffix(in.Path, "/"+strings.TrimPrefix(v, "./"))) {
-				return in.SHA256
-			}
-		}
-		return ""
-	}
-	sha := inputHash(p, "keys")
-	if sha == "" {
-		if dry := byHash("plan", inputHash(p, "plan")); dry != nil {
-			sha = inputHash(*dry, "keys")
-		}
-	}
-	if e := byHash("keys", sha); e != nil {
+	if e := byOutputHash(entries, "keys", patchKeySetHash(entries, p)); e != nil {
 		for _, o := range e.Outputs {
 			if o.Role == "keys" {
 				return &KeySet{e.Seq, commandWords(*e), o.Path, o.Lines, o.SHA256, endTime(*e)}
