@@ -20,7 +20,7 @@ func sampleReport() *Report {
 		Found:   42, Restore: 32, Delete: 10, Written: 42, Conflicts: 0, Verify: "passed", Status: "done",
 		DeployFrom: at(10), DeployTo: at(14), RestorePoint: at(9), ReadOnlyFrom: at(16), ReadOnlyTo: at(24),
 		ReadOnlyTenants: "tenant01,tenant02",
-		Commands: []CommandRow{{Seq: 1, Command: "index", Line: "rewind index --incident /x --source s3://b/p", Who: "arn:aws:sts::123456789012:assumed-role/operator/s", Start: *at(15), End: at(15), Outcome: OK}},
+		Commands:        []CommandRow{{Seq: 1, Command: "index", Line: "rewind index --incident /x --source s3://b/p", Who: "arn:aws:sts::123456789012:assumed-role/operator/s", Start: *at(15), End: at(15), Outcome: OK}},
 	}
 	for m := range 30 {
 		var a int64
