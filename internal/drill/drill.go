@@ -401,6 +401,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		return d.stopHere(ctx, out, gen, bugs, before, [][2]string{
 			{"REWIND_STORE", store},
 			{"DRILL_WORKDIR", d.work},
+			{"DRILL_INCIDENT", d.incident},
 			{"DRILL_TENANTS", strings.Join(hit, ",")},
 			{"DRILL_DEPLOY_MINUTE", bugStart.Truncate(time.Minute).Format(time.RFC3339)},
 			{"DRILL_RESTORE_AT", restoreAt.Format(time.RFC3339Nano)},
