@@ -231,9 +231,10 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 			return
 		}
 		// A panic: the record says so, then the panic goes on.
+		p := recover()
 		copyFile.Close()
-		run.End(incident.Record{Outcome: incident.Crashed, Error: fmt.Sprint(recover())})
-		panic("rewind " + name + ": crashed (recorded in " + d.File(incident.LogName) + ")")
+		run.End(incident.Record{Outcome: incident.Crashed, Error: fmt.Sprint(p)})
+		panic(p)
 	}()
 	code, runErr = runCommand(ctx, env, c, args)
 	copyFile.Close()
@@ -391,6 +392,10 @@ func (s *lineStats) Write(p []byte) (int, error) {
 
 func (s *lineStats) line(b []byte) {
 	s.lines++
+	keep := s.lines <= keepLines && s.bytes <= keepBytes
+	if !keep && !bytes.Contains(b, []byte(`"kind"`)) && !bytes.Contains(b, []byte(`"action"`)) && !bytes.Contains(b, []byte(`"status"`)) {
+		return // a key-set line: nothing to count but the line (and no JSON decode per key)
+	}
 	var l struct {
 		Kind   string `json:"kind"`
 		Action string `json:"action"`
@@ -411,7 +416,7 @@ func (s *lineStats) line(b []byte) {
 	count(&s.kinds, l.Kind)
 	count(&s.actions, l.Action)
 	count(&s.statuses, l.Status)
-	if s.lines <= keepLines && s.bytes <= keepBytes {
+	if keep {
 		s.small = append(s.small, json.RawMessage(slices.Clone(b)))
 	}
 }
