@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ddbrewind/rewind/internal/incident"
 	"github.com/ddbrewind/rewind/recover/patch/patchtest"
@@ -222,5 +223,50 @@ func TestIncidentFlag(t *testing.T) {
 	}
 	if code, _, _ = runPatchCLI(t, "keys", "merge", a, "--incident"); code != exitUsage {
 		t.Errorf("--incident without a folder: exit %d, want 2", code)
+	}
+}
+
+// TestIncidentCrashedPatch kills a patch (SIGKILL: no end line, no
+// summary) in an incident folder: status says it crashed, names its
+// journal, and the resume command it prints finishes the patch.
+func TestIncidentCrashedPatch(t *testing.T) {
+	ddb, s, keys, awsEnv := patchStack(t, patchtest.ScenarioOptions{Items: 100, Modify: 60, Delete: 20, Junk: 10, Seed: 31})
+	t.Setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")
+	awsEnv = append(awsEnv, "AWS_ENDPOINT_URL_STS=http://127.0.0.1:1")
+	dir := filepath.Join(t.TempDir(), "inc")
+	args := []string{"patch", "--incident", dir, "--keys", keys, "--from", "orders-restored", "--to", "orders", "--yes", "--rate", "40", "--concurrency", "2", "--progress", "0"}
+	cmd, errb := childCmd(t, awsEnv, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(dir, "001-patch.journal")
+	deadline := time.Now().Add(30 * time.Second)
+	for countIntents(journal) < 20 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if countIntents(journal) < 20 {
+		t.Fatalf("the patch journaled %d intents at %s before the kill\n%s", countIntents(journal), journal, errb)
+	}
+
+	code, st, stderr := statusOf(t, dir)
+	if code != exitPartial || len(st.Crashed) != 1 || st.Crashed[0] != 1 {
+		t.Fatalf("after the kill: exit %d, crashed %v\n%s", code, st.Crashed, stderr)
+	}
+	want := "rewind patch --incident " + dir + " --keys " + keys + " --from orders-restored --to orders --yes --rate 40 --concurrency 2 --progress 0 --resume --journal " + journal
+	if st.Next != want {
+		t.Fatalf("after the kill: next %q, want %q\n%s", st.Next, want, stderr)
+	}
+	if !strings.Contains(stderr, "crashed") {
+		t.Errorf("status text does not say the patch crashed:\n%s", stderr)
+	}
+	if code, _, stderr = runNext(t, st.Next, "--rate", "0"); code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", code, stderr)
+	}
+	assertProd(t, ddb.DynamoDB, s.Expected, "after the kill and the resume status printed")
+	es := logEntries(t, dir)
+	if len(es) != 2 || es[0].State != incident.Crashed || es[1].State != incident.OK {
+		t.Fatalf("log: %+v", es)
 	}
 }

@@ -257,6 +257,13 @@ func Assess(d *Dir, entries []Entry, problems []Problem, ro ReadOnlyNow) Status 
 		st.Warnings = append(st.Warnings, "the read-only layers could not be read now: "+ro.Err)
 	}
 
+	if plan == nil && apply != nil {
+		for i := range st.Steps {
+			if st.Steps[i].Name == StepPlan {
+				st.Steps[i].State, st.Steps[i].Detail = Skipped, "the patch was applied without a dry run in this incident"
+			}
+		}
+	}
 	// Steps before the patch that were never run, while the patch was:
 	// the engineer took another road (keys and a restored table from
 	// elsewhere); they are skipped, not owed.
