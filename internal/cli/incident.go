@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -185,6 +186,7 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 	}
 	sub := subcommand(args)
 	whoCh := make(chan string, 1)
+	whoBy := time.Now().Add(whoTimeout)
 	go func() { whoCh <- callerIdentity(ctx, env) }()
 
 	rec := incident.Record{Command: name, User: localUser()}
@@ -197,7 +199,7 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 		// paths added.
 		base = strings.TrimSuffix(d.File(incident.OutputName(r.Seq, name, sub, "", "x")), "..x")
 		spec = incidentOutputs(d, name, sub, args, entries, base)
-		for _, f := range slices.Sorted(mapsKeys(spec.Flags)) {
+		for _, f := range slices.Sorted(maps.Keys(spec.Flags)) {
 			args = append(args, "--"+f, spec.Flags[f])
 		}
 		r.Args = args
@@ -255,7 +257,7 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 	end.Summary = counter.summary()
 	select {
 	case end.Who = <-whoCh:
-	case <-time.After(whoTimeout):
+	case <-time.After(time.Until(whoBy)): // asked at the start: a command longer than the bound never waits
 		end.Who = "unknown (STS did not answer within " + whoTimeout.String() + ")"
 	}
 	if err := run.End(end); err != nil {
@@ -265,16 +267,6 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 		}
 	}
 	return code
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // outcomeOf names an exit code for the log.
@@ -329,7 +321,11 @@ func localUser() string {
 }
 
 // callerIdentity names the AWS caller (STS GetCallerIdentity) within
-// whoTimeout, or says why not: "unknown (reason)".
+// whoTimeout, or says why not: "unknown (reason)". STS documents that
+// GetCallerIdentity needs no permission (an explicit deny of
+// sts:GetCallerIdentity does not stop it), so any role running the
+// runbook can be named; it is asked at the start, in parallel with the
+// command's own work.
 func callerIdentity(ctx context.Context, env *Env) string {
 	ctx, cancel := context.WithTimeout(ctx, whoTimeout)
 	defer cancel()
