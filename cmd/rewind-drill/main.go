@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.BugJunk, "bug-junk", cfg.BugJunk, "junk items the bug creates, per affected tenant")
 	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "records per capture invocation (the event source mapping's BatchSize)")
 	fs.StringVar(&cfg.Workdir, "workdir", cfg.Workdir, "where the runbook's files go (key sets, journal, index); default: a temporary directory, removed at the end")
+	fs.StringVar(&cfg.Incident, "incident", cfg.Incident, "incident folder the runbook's commands record into (default <workdir>/incident, or a new rewind-incident-* temporary folder, kept)")
 	fs.BoolVar(&cfg.FromHistory, "from-history", cfg.FromHistory, "patch from the captured history (patch --from-history --at T) instead of a restored table, skipping the restore")
 	fs.BoolVar(&cfg.CompareRestore, "compare-restore", cfg.CompareRestore, "with --from-history: also restore, and check that both sources plan the same patch, key for key")
 	fs.StringVar(&cfg.Source, "source", cfg.Source, "where the runbook learns what the deploy changed: capture (the capture stack) or logs (the application's change log in CloudWatch Logs, rewind index --logs)")

@@ -66,6 +66,12 @@ type Env struct {
 	// (SetContinue) and printed when a second signal exits at once.
 	continueMu   sync.Mutex
 	continueHint string
+
+	// incident is the incident folder of the running command ("" for
+	// none), for status and report; summarize, when set, takes the
+	// figures a command reports of itself into the folder's log.
+	incident  string
+	summarize func(any)
 }
 
 // SetContinue registers how to continue the running command if it is cut
@@ -212,18 +218,34 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		printHelp(env.Stderr)
 		return exitUsage
 	}
-	err := commands[i].Run(ctx, env, args[1:])
+	dir, rest, err := takeIncident(env, args[1:])
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "rewind %s: %v\n", args[0], err)
+		return exitUsage
+	}
+	c := commands[i]
+	if dir != "" && !slices.Contains(notRecorded, c.Name()) {
+		return runRecorded(ctx, env, c, dir, rest)
+	}
+	env.incident = dir
+	code, _ := runCommand(ctx, env, c, rest)
+	return code
+}
+
+// runCommand runs c, prints its error and maps it to the exit code.
+func runCommand(ctx context.Context, env *Env, c command, args []string) (int, error) {
+	err := c.Run(ctx, env, args)
 	code := exitCode(ctx, err)
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
 		code = exitOK
 	case code == exitInterrupted:
-		fmt.Fprintf(env.Stderr, "rewind %s: interrupted: %v\n", args[0], err)
+		fmt.Fprintf(env.Stderr, "rewind %s: interrupted: %v\n", c.Name(), err)
 	default:
-		fmt.Fprintf(env.Stderr, "rewind %s: %v\n", args[0], err)
+		fmt.Fprintf(env.Stderr, "rewind %s: %v\n", c.Name(), err)
 	}
-	return code
+	return code, err
 }
 
 func printHelp(w io.Writer) {
@@ -242,6 +264,9 @@ func printHelp(w io.Writer) {
 func newFlags(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("rewind "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	// Taken off the command line by Run (see takeIncident); here so that
+	// -h lists it.
+	fs.String(incidentFlag, "", "incident folder: record this command in DIR/log.jsonl and keep its outputs there ($REWIND_INCIDENT)")
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: rewind %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()

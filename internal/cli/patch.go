@@ -206,6 +206,7 @@ func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
 	if sum == nil { // refused before it started
 		return err
 	}
+	env.noteSummary(sum)
 	fmt.Fprint(env.Stderr, sum)
 	switch sum.Outcome() {
 	case patch.Interrupted, patch.Failed:

@@ -40,6 +40,12 @@ type Config struct {
 	// index, the env file). Default "": a temporary directory, removed at
 	// the end.
 	Workdir string
+	// Incident is the incident folder every runbook command records into
+	// (rewind --incident): the log, the key sets, plan and journal, the
+	// status and the report. Default: <Workdir>/incident with Workdir,
+	// else a new rewind-incident-* folder in the temporary directory,
+	// kept after the drill (Outcome.Incident names it).
+	Incident string
 	// FromHistory patches from the captured history (patch --from-history
 	// --at T) instead of a restored table, skipping the restore. The
 	// deploy then waits for the next minute boundary, as DynamoDB Local

@@ -64,10 +64,12 @@ const (
 
 // drill is one run's stack, state and record of what it did.
 type drill struct {
-	aws   *cli.AWS // the runbook commands' configuration, made on first use
-	cfg   Config
-	work  string // directory for the files the runbook produces
-	stack stack
+	aws  *cli.AWS // the runbook commands' configuration, made on first use
+	cfg  Config
+	work string // directory for the files the runbook produces
+	// incident is the folder the runbook's commands record into.
+	incident string
+	stack    stack
 
 	ddb     *dynamodb.Client
 	streams *dynamodbstreams.Client
@@ -111,7 +113,9 @@ type Outcome struct {
 	// StoppedBefore and EnvFile are set when the drill stopped early
 	// (Config.StopBefore); Check is then "stopped".
 	StoppedBefore string `json:"stoppedBefore,omitempty"`
-	EnvFile       string `json:"envFile,omitempty"`
+	// Incident is the incident folder (log, outputs, report.md/.html).
+	Incident string `json:"incident,omitempty"`
+	EnvFile  string `json:"envFile,omitempty"`
 }
 
 // CheckPass and CheckStopped are the values of Outcome.Check that are no
@@ -160,6 +164,9 @@ func (d *drill) rewind(ctx context.Context, stdoutFile string, args ...string) (
 		Log:    slog.New(slog.NewTextHandler(&errb, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Getenv: d.cfg.Getenv,
 		AWS:    d.aws,
+	}
+	if d.incident != "" && len(args) > 0 {
+		args = append([]string{args[0], "--incident", d.incident}, args[1:]...)
 	}
 	code := cli.Run(ctx, env, args)
 	sc := bufio.NewScanner(&errb)
@@ -236,10 +243,21 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		}
 		d.work = cfg.Workdir
 	}
+	d.incident = cfg.Incident
+	if d.incident == "" && cfg.Workdir != "" {
+		d.incident = filepath.Join(cfg.Workdir, "incident")
+	} else if d.incident == "" {
+		dir, err := os.MkdirTemp("", "rewind-incident-")
+		if err != nil {
+			return Outcome{Check: "FAIL"}, fmt.Errorf("make the incident folder: %w", err)
+		}
+		d.incident = dir
+	}
 	defer d.stack.stop()
 	start := time.Now()
 	out, err := d.play(ctx)
 	out.Seconds = time.Since(start).Seconds()
+	out.Incident = d.incident
 	d.printTimeline(time.Since(start))
 	if out.Check == "" {
 		out.Check = "FAIL"
@@ -432,6 +450,7 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		return d.stopHere(ctx, out, gen, bugs, before, [][2]string{
 			{"REWIND_STORE", store},
 			{"DRILL_WORKDIR", d.work},
+			{"DRILL_INCIDENT", d.incident},
 			{"DRILL_TENANTS", strings.Join(hit, ",")},
 			{"DRILL_DEPLOY_MINUTE", bugStart.Truncate(time.Minute).Format(time.RFC3339)},
 			{"DRILL_RESTORE_AT", restoreAt.Format(time.RFC3339Nano)},
@@ -564,6 +583,15 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 	}); err != nil {
 		return out, err
 	}
+	if err := d.step("status", "where the runbook stands mid-way, from the incident folder", func() (string, error) {
+		_, code, err := d.rewind(ctx, "", "status")
+		if err == nil && code != exitPartial {
+			err = fmt.Errorf("status mid-way: exit %d, want 3 (steps remain)", code)
+		}
+		return "steps remain; the next one is printed", err
+	}); err != nil {
+		return out, err
+	}
 	if err := d.step("patch", "exactly the reviewed plan, journaled, with conditional writes", func() (string, error) {
 		res, code, err := d.rewind(ctx, "", append(append([]string{"patch", "--plan", plan}, source...), "--to", table, "--yes", "--resume", "--journal", journal, "--progress", "0")...)
 		out.Conflicts = countField(res, "status")["conflict"]
@@ -629,8 +657,85 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		d.printSummary(out)
 		return out, nil
 	}
+	if err := d.step("status", "the runbook at the end, from the incident folder", func() (string, error) {
+		_, code, err := d.rewind(ctx, "", "status")
+		if err == nil && code != exitOK {
+			err = fmt.Errorf("status at the end: exit %d: the runbook is not done", code)
+		}
+		return "done", err
+	}); err != nil {
+		out.Check = "FAIL"
+		return out, err
+	}
+	if err := d.step("report", "the post-mortem draft, its figures checked against the ground truth", func() (string, error) {
+		res, _, err := d.rewind(ctx, "", "report")
+		if err != nil {
+			return "", err
+		}
+		if err := d.checkReport(res, out, hit); err != nil {
+			return "", err
+		}
+		return "report.md and report.html in " + d.incident, nil
+	}); err != nil {
+		out.Check = "FAIL"
+		return out, err
+	}
 	d.printSummary(out)
 	return out, nil
+}
+
+// checkReport compares the figures of rewind report's stdout line with
+// what the drill knows: the tenants it hit, the items the runbook found,
+// the plan's actions and the patch's conflicts.
+func (d *drill) checkReport(line []byte, out Outcome, hit []string) error {
+	var r struct {
+		Tenants []struct {
+			Tenant string `json:"tenant"`
+		} `json:"tenants"`
+		Found     int    `json:"found"`
+		Restore   int    `json:"restore"`
+		Delete    int    `json:"delete"`
+		Unchanged int    `json:"unchanged"`
+		Absent    int    `json:"absent"`
+		Conflicts int    `json:"conflicts"`
+		Verify    string `json:"verify"`
+		Status    string `json:"status"`
+		Timeline  []struct {
+			Affected int `json:"affected"`
+			Others   int `json:"others"`
+		} `json:"timeline"`
+	}
+	if err := json.Unmarshal(line, &r); err != nil {
+		return fmt.Errorf("report: stdout line: %w", err)
+	}
+	var tenants []string
+	for _, t := range r.Tenants {
+		tenants = append(tenants, t.Tenant)
+	}
+	affected, others := 0, 0
+	for _, m := range r.Timeline {
+		affected += m.Affected
+		others += m.Others
+	}
+	var errs []error
+	want := func(what string, got, w any) {
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			errs = append(errs, fmt.Errorf("%s: report says %v, the drill %v", what, got, w))
+		}
+	}
+	want("tenants hit", strings.Join(tenants, ","), strings.Join(hit, ","))
+	want("items found", r.Found, out.Found)
+	want("restored", r.Restore, out.Restore)
+	want("deleted", r.Delete, out.Delete)
+	want("unchanged", r.Unchanged, out.Unchanged)
+	want("absent", r.Absent, out.Absent)
+	want("conflicts", r.Conflicts, out.Conflicts)
+	want("verify", r.Verify, "passed")
+	want("runbook", r.Status, "done")
+	if affected == 0 || (others == 0 && len(hit) < out.Tenants) {
+		errs = append(errs, fmt.Errorf("report timeline: %d changes by the tenants hit, %d by the others: want both", affected, others))
+	}
+	return errors.Join(errs...)
 }
 
 // stopHere ends a drill stopped early: it writes the env file that points

@@ -2,7 +2,10 @@ package drill
 
 import (
 	"bytes"
+	"flag"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +23,22 @@ func requireStack(t *testing.T) {
 		}
 		t.Skipf("DynamoDB Local not installed: %v", err)
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/report-*.md from the drill's report")
+
+// normalizeReport takes out of the drill's report.md what changes from run
+// to run: times, the folder's path, the changes counted per minute.
+func normalizeReport(md, work string) string {
+	md = strings.ReplaceAll(md, work, "WORK")
+	for _, r := range []struct{ re, with string }{
+		{`\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ`, "TIME"},
+		{`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`, "TIME"},
+		{`Changes in the timeline's window: \d+ by the tenants hit, \d+ by everyone else`, "Changes in the timeline's window: N by the tenants hit, M by everyone else"},
+	} {
+		md = regexp.MustCompile(r.re).ReplaceAllString(md, r.with)
+	}
+	return md
 }
 
 func TestDrill(t *testing.T) {
@@ -74,6 +93,35 @@ func TestDrill(t *testing.T) {
 			}
 			if strings.Contains(tc.name, "all") && !strings.Contains(stderr.String(), "--all") {
 				t.Errorf("the all-tenants drill did not freeze with --all")
+			}
+			// The incident folder: status said done (the drill checks),
+			// and the report's Markdown is the golden one.
+			if o.Incident != filepath.Join(cfg.Workdir, "incident") {
+				t.Fatalf("incident folder %q, want <workdir>/incident", o.Incident)
+			}
+			if n := strings.Count(stderr.String(), "$ rewind status"); n != 2 {
+				t.Errorf("rewind status printed %d times, want 2 (mid-way and at the end)", n)
+			}
+			md, err := os.ReadFile(filepath.Join(o.Incident, "report.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := normalizeReport(string(md), cfg.Workdir)
+			golden := filepath.Join("testdata", "report-"+tc.name+".md")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test ./internal/drill -run TestDrill -update writes it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("report.md differs from %s (-update rewrites it):\n%s", golden, got)
 			}
 		})
 	}
