@@ -238,6 +238,7 @@ func runRecorded(ctx context.Context, env *Env, c command, dir string, args []st
 		run.End(incident.Record{Outcome: incident.Crashed, Error: fmt.Sprint(p)})
 		panic(p)
 	}()
+	env.incident = d.Path() // so that the commands it prints to continue name the folder too
 	code, runErr = runCommand(ctx, env, c, args)
 	copyFile.Close()
 	ended = true

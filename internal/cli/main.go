@@ -267,6 +267,10 @@ func newFlags(env *Env, name, usage string) *flag.FlagSet {
 	// Taken off the command line by Run (see takeIncident); here so that
 	// -h lists it.
 	fs.String(incidentFlag, "", "incident folder: record this command in DIR/log.jsonl and keep its outputs there ($REWIND_INCIDENT)")
+	if env.incident != "" {
+		// Set, so that commandLine's commands to continue with keep it.
+		fs.Set(incidentFlag, env.incident)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: rewind %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()
