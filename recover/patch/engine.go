@@ -115,7 +115,8 @@ func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*e
 	// write capacity, which the reads do not share. They retry throttling
 	// after a short backoff, since the pace, not the backoff, is what
 	// keeps them under the capacity (see writeRetryer).
-	wopts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = writeRetryer(cfg.MaxAttempts) }, observeOption(e.adapt)}
+	wretryer := writeRetryer(cfg.MaxAttempts)
+	wopts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = wretryer }, observeOption(e.adapt)}
 	e.writer = &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: wopts}
 	return e, nil
 }
