@@ -40,8 +40,9 @@ const (
 	// throttling, applied to the lower of the pace and the rate measured
 	// over the last rateWindow.
 	rateShrink = 0.85
-	// rateStep is the additive increase: this share of the rate found at
-	// the last decrease, every rateEvery while the pace holds.
+	// rateStep is the increase: this share of the pace, every rateEvery
+	// while the writes keep up with it (so a first estimate far too low,
+	// as from a handful of writes, is left within seconds).
 	rateStep  = 0.03
 	rateEvery = 100 * time.Millisecond
 	// rateBuckets of rateBucket each measure the writes/s that succeed.
@@ -86,7 +87,7 @@ const (
 //     rateShrink times the lower of the pace and the writes/s that
 //     succeeded over the last rateWindow: just under what the table took.
 //   - Every rateEvery in which the writes kept up with the pace (and no
-//     throttle came) adds rateStep of the rate found at the last decrease.
+//     throttle came) adds rateStep of it.
 //
 // Every attempt, retries included, takes its turn from the pacer and then
 // a slot, and gives the slot back when it is answered: a write waiting in
@@ -114,11 +115,11 @@ type adaptive struct {
 	pace      *pacer
 	capRate   float64 // Options.Rate as writes/s; +Inf: none
 	rate      float64 // the adapted rate; +Inf until the first throttle
-	found     float64 // the rate set by the last decrease
 	lastRate  time.Time
 	okBuckets [rateBuckets]int64 // successful attempts per rateBucket
 	okBucket  int64              // index (time / rateBucket) of the newest bucket
-	start     time.Time
+	start     time.Time          // of the first attempt: the rate is measured from it
+	started   bool
 	rateLo    float64 // lowest rate set since the first throttle
 	rateDrops int
 }
@@ -181,6 +182,11 @@ func (a *adaptive) signal() {
 func (a *adaptive) begin() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.started {
+		a.started = true
+		a.start = a.now()
+		a.lastRate = a.start
+	}
 	return a.epoch
 }
 
@@ -244,7 +250,6 @@ func (a *adaptive) throttle(now time.Time, latency time.Duration) {
 		base = float64(a.slots()) / max(latency, time.Millisecond).Seconds()
 	}
 	a.setRate(now, max(1, rateShrink*base))
-	a.found = a.rate
 	a.rateDrops++
 	if a.rateLo == 0 || a.rate < a.rateLo {
 		a.rateLo = a.rate
@@ -267,10 +272,10 @@ func (a *adaptive) setRate(now time.Time, r float64) {
 	a.pace.setRate(min(r, a.capRate))
 }
 
-// probeRate is the additive increase of the adapted rate: every
-// rateEvery in which the successful writes kept up with the pace (at
-// least 0.8 of it), rateStep of the rate last found; a.mu is held. It
-// stops once the cap is the lower of the two by a margin.
+// probeRate is the increase of the adapted rate: every rateEvery in
+// which the successful writes kept up with the pace (at least 0.8 of it),
+// rateStep of it; a.mu is held. It stops once the cap is the lower of the
+// two by a margin.
 func (a *adaptive) probeRate(now time.Time) {
 	if math.IsInf(a.rate, 1) || now.Sub(a.lastRate) < rateEvery {
 		return
@@ -282,7 +287,7 @@ func (a *adaptive) probeRate(now time.Time) {
 		a.lastRate = now // the writes did not keep up: the pace is not what holds them
 		return
 	}
-	a.setRate(now, a.rate+max(1, rateStep*a.found))
+	a.setRate(now, a.rate+max(1, rateStep*min(a.rate, a.capRate)))
 }
 
 // countOK counts a successful attempt in the bucket of now; a.mu is held.
