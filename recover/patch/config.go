@@ -42,15 +42,21 @@ type Options struct {
 	// PROVISIONED table, or half its maximum on an on-demand table with a
 	// maximum write throughput set; no cap on any other on-demand table,
 	// whose capacity the adaptive concurrency finds (it backs off on
-	// throttling; see Concurrency). NoRateLimit lifts the cap.
+	// throttling; see Concurrency). NoRateLimit lifts the cap. Under
+	// throttling the writes are paced lower still, just under what the
+	// table took (see Concurrency).
 	Rate float64
 	// Concurrency is the most writes in flight. The patcher starts at 16
 	// (or Concurrency, if lower) and adapts: it doubles the writes in
 	// flight, then adds one, while the latency of recent writes holds,
 	// multiplies them by 0.7 when DynamoDB throttles a write attempt
-	// (even one the SDK's retryer then retries), and lowers them gently
-	// when the latency grows, never below 1 nor above Concurrency. The
-	// summary says where it settled and how many attempts were throttled.
+	// (even one the SDK's retryer then retries), though not below what
+	// the pace needs, and holds them when the latency grows, never below
+	// 1 nor above Concurrency. A throttled attempt also paces every write
+	// attempt, retries included, at 0.85 of the writes/s that succeeded
+	// just before (AIMD: +3% every 100 ms while the writes keep up), and
+	// is retried after a short backoff (25 ms, doubling). The summary says
+	// where it settled, how many attempts were throttled and the pace.
 	// 1 writes one key at a time. Default DefaultConcurrency (128).
 	Concurrency int
 	// Readers is the number of chunks being planned at once; each chunk
