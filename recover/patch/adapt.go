@@ -45,9 +45,11 @@ const (
 	// as from a handful of writes, is left within seconds).
 	rateStep  = 0.03
 	rateEvery = 100 * time.Millisecond
-	// rateBuckets of rateBucket each measure the writes/s that succeed.
-	rateBuckets = 10
-	rateBucket  = 25 * time.Millisecond
+	// rateBuckets of rateBucket each measure the writes/s that succeed:
+	// over a second, since a process short of CPU sends in clumps and a
+	// shorter window mistakes a stall for the table's limit.
+	rateBuckets = 20
+	rateBucket  = 50 * time.Millisecond
 	rateWindow  = rateBuckets * rateBucket
 )
 
