@@ -54,9 +54,10 @@ type Options struct {
 	// the pace needs, and holds them when the latency grows, never below
 	// 1 nor above Concurrency. A throttled attempt also paces every write
 	// attempt, retries included, at 0.85 of the writes/s that succeeded
-	// over the last second (AIMD: +3% every 100 ms while the writes keep up), and
-	// is retried after a short backoff (25 ms, doubling). The summary says
-	// where it settled, how many attempts were throttled and the pace.
+	// over the last second (AIMD: +3% every 100 ms while the writes keep
+	// up), and is retried after a short backoff (25 ms, doubling). The
+	// summary says where it settled, how many attempts were throttled and
+	// the pace.
 	// 1 writes one key at a time. Default DefaultConcurrency (128).
 	Concurrency int
 	// Readers is the number of chunks being planned at once; each chunk
