@@ -38,8 +38,8 @@ func (*patchCmd) Synopsis() string {
 // --progress, the renderer's (withProgress).
 func bindOptions(fs *flag.FlagSet, env *Env, o *patch.Options, pf *progressFlag, writes bool) {
 	if writes {
-		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second, to leave the application capacity; auto: half the table's provisioned write capacity (or its on-demand maximum), no cap on other on-demand tables; 0: no cap but the table's, which the writes in flight adapt to; see the capacity math in the README")
-		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "most writes in flight: it starts at 16 (or this) and adapts, growing while write latency holds, backing off when DynamoDB throttles; 1: one at a time")
+		fs.Var((*rateValue)(&o.Rate), "rate", "at most this many `writes` per second, to leave the application capacity; auto: half the table's provisioned write capacity (or its on-demand maximum), no cap on other on-demand tables; 0: no cap but the table's, which the pace and the writes in flight adapt to; see the capacity math in the README")
+		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "most writes in flight: it starts at 16 (or this) and adapts, growing while write latency holds, backing off when DynamoDB throttles (which also paces the writes just under what the table took); 1: one at a time")
 	}
 	fs.IntVar(&o.Readers, "readers", o.Readers, fmt.Sprintf("chunks of %d keys being read at once (each is one BatchGetItem per table)", o.BatchSize))
 	fs.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "attempts per DynamoDB call (backoff with jitter on throttling, 5xx, dropped connections)")

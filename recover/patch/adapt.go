@@ -3,6 +3,7 @@ package patch
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,8 +26,31 @@ const (
 	// latency is within growP50 times the best median seen, and its 90th
 	// percentile within growP90 times that best.
 	growP50, growP90 = 1.5, 3.0
-	// shrinkThrottle is the multiplicative decrease on throttling.
+	// shrinkThrottle is the multiplicative decrease of the writes in
+	// flight on throttling.
 	shrinkThrottle = 0.7
+	// needHeadroom: on throttling the writes in flight are not cut below
+	// what the new rate needs at the best latency seen, times this, so
+	// that the rate (not the writes in flight) is what holds the pace.
+	needHeadroom = 1.5
+
+	// Tuning of the adaptive rate (see adaptive).
+	//
+	// rateShrink is the multiplicative decrease of the rate on
+	// throttling, applied to the lower of the pace and the rate measured
+	// over the last rateWindow.
+	rateShrink = 0.85
+	// rateStep is the increase: this share of the pace, every rateEvery
+	// while the writes keep up with it (so a first estimate far too low,
+	// as from a handful of writes, is left within seconds).
+	rateStep  = 0.03
+	rateEvery = 100 * time.Millisecond
+	// rateBuckets of rateBucket each measure the writes/s that succeed:
+	// over a second, since a process short of CPU sends in clumps and a
+	// shorter window mistakes a stall for the table's limit.
+	rateBuckets = 20
+	rateBucket  = 50 * time.Millisecond
+	rateWindow  = rateBuckets * rateBucket
 )
 
 // adaptive limits the writes in flight and adapts the limit to what the
@@ -53,6 +77,23 @@ const (
 //
 // A round that did not use the whole limit (the planners are the
 // bottleneck, or --rate is) does not grow it.
+//
+// Throttling is a limit on writes per second, so the writes in flight
+// alone cannot hold a pace under it: at a given concurrency the pace
+// follows the latency. The adaptive control therefore paces the attempts
+// too (pacer), by AIMD on a rate:
+//
+//   - Until the first throttle the pace is the cap (Options.Rate), none
+//     by default.
+//   - A throttled attempt (once per epoch, as above) sets the rate to
+//     rateShrink times the lower of the pace and the writes/s that
+//     succeeded over the last rateWindow: just under what the table took.
+//   - Every rateEvery in which the writes kept up with the pace (and no
+//     throttle came) adds rateStep of it.
+//
+// Every attempt, retries included, takes its turn from the pacer and then
+// a slot, and gives the slot back when it is answered: a write waiting in
+// the retryer's backoff holds no slot (see slotHolder).
 type adaptive struct {
 	mu       sync.Mutex
 	wake     chan struct{} // closed when a slot frees
@@ -70,13 +111,33 @@ type adaptive struct {
 	peak                int
 	recent              [recentRounds]int // the limit after each of the last rounds
 	rounds              int
+
+	// The adaptive rate.
+	now       func() time.Time
+	pace      *pacer
+	capRate   float64 // Options.Rate as writes/s; +Inf: none
+	rate      float64 // the adapted rate; +Inf until the first throttle
+	lastRate  time.Time
+	okBuckets [rateBuckets]int64 // successful attempts per rateBucket
+	okBucket  int64              // index (time / rateBucket) of the newest bucket
+	start     time.Time          // of the first attempt: the rate is measured from it
+	started   bool
+	rateLo    float64 // lowest rate set since the first throttle
+	rateDrops int
 }
 
 // recentRounds is how many rounds the settled range is taken over.
 const recentRounds = 32
 
-func newAdaptive(cap int) *adaptive {
-	return &adaptive{wake: make(chan struct{}), limit: float64(min(cap, startConcurrency)), max: cap, slowStart: true, peak: min(cap, startConcurrency)}
+// newAdaptive returns the control of writes in flight up to cap, paced
+// at no more than capRate writes/s (+Inf: no cap), on the clock now.
+func newAdaptive(cap int, capRate float64, now func() time.Time) *adaptive {
+	if now == nil {
+		now = time.Now
+	}
+	t := now()
+	return &adaptive{wake: make(chan struct{}), limit: float64(min(cap, startConcurrency)), max: cap, slowStart: true, peak: min(cap, startConcurrency),
+		now: now, pace: newPacer(capRate, now), capRate: capRate, rate: math.Inf(1), start: t, lastRate: t, okBucket: t.UnixNano() / int64(rateBucket)}
 }
 
 // slots is the limit as a number of writes.
@@ -123,6 +184,11 @@ func (a *adaptive) signal() {
 func (a *adaptive) begin() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.started {
+		a.started = true
+		a.start = a.now()
+		a.lastRate = a.start
+	}
 	return a.epoch
 }
 
@@ -132,13 +198,16 @@ func (a *adaptive) observe(epoch uint64, latency time.Duration, throttled bool) 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.attempts++
+	now := a.now()
 	if throttled {
 		a.throttled++
 		if epoch == a.epoch {
-			a.decrease(shrinkThrottle)
+			a.throttle(now, latency)
 		}
 		return
 	}
+	a.countOK(now)
+	a.probeRate(now)
 	if epoch != a.epoch {
 		return // sent at the old limit: says nothing of the new one
 	}
@@ -168,13 +237,97 @@ func (a *adaptive) observe(epoch uint64, latency time.Duration, throttled bool) 
 	a.newRound()
 }
 
-// decrease multiplies the limit by f (not below 1), ends slow start and
-// starts a new epoch; a.mu is held.
-func (a *adaptive) decrease(f float64) {
-	a.limit = max(1, a.limit*f)
+// throttle is the decrease on a throttled attempt of the current epoch:
+// the rate to rateShrink times what the table took, and the writes in
+// flight by shrinkThrottle, not below what the new rate needs. It ends
+// slow start and starts a new epoch; a.mu is held.
+func (a *adaptive) throttle(now time.Time, latency time.Duration) {
+	base := min(a.rate, a.capRate)
+	if m := a.measured(now); m > 0 {
+		base = min(base, m)
+	}
+	if math.IsInf(base, 1) {
+		// Throttled before any write succeeded: start from what the
+		// writes in flight would send at this latency.
+		base = float64(a.slots()) / max(latency, time.Millisecond).Seconds()
+	}
+	a.setRate(now, max(1, rateShrink*base))
+	a.rateDrops++
+	if a.rateLo == 0 || a.rate < a.rateLo {
+		a.rateLo = a.rate
+	}
+	limit := a.limit * shrinkThrottle
+	if a.best > 0 {
+		limit = max(limit, math.Ceil(a.rate*a.best.Seconds()*needHeadroom))
+	}
+	a.limit = max(1, min(a.limit, limit))
 	a.slowStart = false
 	a.epoch++
 	a.newRound()
+}
+
+// setRate sets the adapted rate and the pace (the lower of it and the
+// cap); a.mu is held.
+func (a *adaptive) setRate(now time.Time, r float64) {
+	a.rate = r
+	a.lastRate = now
+	a.pace.setRate(min(r, a.capRate))
+}
+
+// probeRate is the increase of the adapted rate: every rateEvery in
+// which the successful writes kept up with the pace (at least 0.8 of it),
+// rateStep of it; a.mu is held. It stops once the cap is the lower of the
+// two by a margin.
+func (a *adaptive) probeRate(now time.Time) {
+	if math.IsInf(a.rate, 1) || now.Sub(a.lastRate) < rateEvery {
+		return
+	}
+	if a.rate > 1.5*a.capRate {
+		return
+	}
+	if a.measured(now) < 0.8*min(a.rate, a.capRate) {
+		a.lastRate = now // the writes did not keep up: the pace is not what holds them
+		return
+	}
+	a.setRate(now, a.rate+max(1, rateStep*min(a.rate, a.capRate)))
+}
+
+// countOK counts a successful attempt in the bucket of now; a.mu is held.
+func (a *adaptive) countOK(now time.Time) {
+	a.roll(now)
+	a.okBuckets[a.okBucket%rateBuckets]++
+}
+
+// roll advances the buckets to now, emptying those that fell out of the
+// window; a.mu is held.
+func (a *adaptive) roll(now time.Time) {
+	b := now.UnixNano() / int64(rateBucket)
+	if b-a.okBucket >= rateBuckets {
+		a.okBuckets = [rateBuckets]int64{}
+		a.okBucket = b
+		return
+	}
+	for a.okBucket < b {
+		a.okBucket++
+		a.okBuckets[a.okBucket%rateBuckets] = 0
+	}
+}
+
+// measured is the writes/s that succeeded over the last rateWindow (or
+// since the start, if shorter); a.mu is held.
+func (a *adaptive) measured(now time.Time) float64 {
+	a.roll(now)
+	var n int64
+	for _, c := range a.okBuckets {
+		n += c
+	}
+	// The newest bucket is partly filled: the window ends now.
+	span := rateWindow - rateBucket + time.Duration(now.UnixNano()%int64(rateBucket))
+	span = min(span, now.Sub(a.start))
+	if span <= 0 {
+		return 0
+	}
+	return float64(n) / span.Seconds()
 }
 
 func (a *adaptive) newRound() {
@@ -202,12 +355,21 @@ type WriteStats struct {
 	// Throttled those DynamoDB throttled (and the SDK retried, unless
 	// attempts ran out).
 	Attempts, Throttled int64
+	// Rate is the pace the adaptive rate holds at the end, in writes/s,
+	// and RateLow the lowest it set, both 0 if nothing was throttled
+	// (then the pace is the cap, Summary.Rate). RateDrops counts its
+	// decreases.
+	Rate, RateLow float64
+	RateDrops     int
 }
 
 func (a *adaptive) stats() WriteStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	w := WriteStats{Concurrency: a.slots(), Peak: a.peak, Cap: a.max, Attempts: a.attempts, Throttled: a.throttled}
+	w := WriteStats{Concurrency: a.slots(), Peak: a.peak, Cap: a.max, Attempts: a.attempts, Throttled: a.throttled, RateDrops: a.rateDrops, RateLow: a.rateLo}
+	if !math.IsInf(a.rate, 1) {
+		w.Rate = min(a.rate, a.capRate)
+	}
 	w.Low, w.High = w.Concurrency, w.Concurrency
 	for i := range min(a.rounds, recentRounds) {
 		w.Low, w.High = min(w.Low, a.recent[i]), max(w.High, a.recent[i])
@@ -226,7 +388,11 @@ func (w WriteStats) String() string {
 	if w.Throttled == 0 {
 		return s + fmt.Sprintf("none of %d write %s throttled", w.Attempts, plural(int(w.Attempts), "attempt", "attempts"))
 	}
-	return s + fmt.Sprintf("%d of %d write attempts throttled (%.1f%%): the table's write capacity (or --rate to leave the application some)", w.Throttled, w.Attempts, 100*float64(w.Throttled)/float64(w.Attempts))
+	s += fmt.Sprintf("%d of %d write attempts throttled (%.1f%%): the table's write capacity (or --rate to leave the application some)", w.Throttled, w.Attempts, 100*float64(w.Throttled)/float64(w.Attempts))
+	if w.Rate > 0 {
+		s += fmt.Sprintf("; paced at %.0f writes/s at the end (lowest %.0f, %d %s)", w.Rate, w.RateLow, w.RateDrops, plural(w.RateDrops, "decrease", "decreases"))
+	}
+	return s
 }
 
 // isThrottle reports whether err is a throttling error by the SDK's own
@@ -237,12 +403,60 @@ func isThrottle(err error) bool {
 	return err != nil && retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
 }
 
+// slotHolder is one write call's slot under the limit, and its turn in
+// the pace: the engine takes both for the call's first attempt (so that
+// an interrupt before it skips the write), and the attempt middleware
+// gives the slot back when each attempt is answered and takes a turn and
+// a slot again before each retry. So a write sleeping in the retryer's
+// backoff holds no slot, and every attempt, retries included, is paced.
+type slotHolder struct {
+	held bool
+}
+
+type slotKey struct{}
+
+// withSlot returns ctx carrying h, for the attempt middleware.
+func withSlot(ctx context.Context, h *slotHolder) context.Context {
+	return context.WithValue(ctx, slotKey{}, h)
+}
+
+// take waits for a turn in the pace and then a slot.
+func (a *adaptive) take(ctx context.Context, h *slotHolder) error {
+	if err := a.pace.take(ctx); err != nil {
+		return err
+	}
+	if err := a.acquire(ctx); err != nil {
+		return err
+	}
+	h.held = true
+	return nil
+}
+
+// give gives h's slot back, if it holds one.
+func (a *adaptive) give(h *slotHolder) {
+	if h.held {
+		h.held = false
+		a.release()
+	}
+}
+
 // observeOption is a per-call option that reports every attempt of the
 // call to a: it sits in the Finalize step right after the SDK's retry
 // middleware ("Retry"), which calls the rest of the stack once per attempt
-// (its backoff sleeps are outside what it times).
+// (its backoff sleeps are outside what it times). When the call's context
+// carries a slotHolder (see withSlot), each attempt takes a turn and a
+// slot if the holder has none, and gives the slot back when answered.
 func observeOption(a *adaptive) func(*dynamodb.Options) {
 	mw := middleware.FinalizeMiddlewareFunc("rewindObserveAttempt", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		h, _ := ctx.Value(slotKey{}).(*slotHolder)
+		if h != nil {
+			if !h.held {
+				if err := a.take(ctx, h); err != nil {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+				}
+			}
+			defer a.give(h)
+		}
 		epoch := a.begin()
 		start := time.Now()
 		out, md, err := next.HandleFinalize(ctx, in)

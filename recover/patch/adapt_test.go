@@ -3,6 +3,8 @@ package patch
 import (
 	"context"
 	"errors"
+	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 // attempts beyond it are throttled (capacity 0: never). Each step fills
 // the limit, then answers every attempt in flight, as a round trip does.
 // It returns the limit after each step. No clock: latencies are values.
-func simulate(a *adaptive, steps int, rtt time.Duration, capacity int, latencyAt func(inflight int) time.Duration) (limits []int, throttled int64) {
+func simulate(a *testAdaptive, steps int, rtt time.Duration, capacity int, latencyAt func(inflight int) time.Duration) (limits []int, throttled int64) {
 	ctx := context.Background()
 	for range steps {
 		n := a.slots()
@@ -39,14 +41,46 @@ func simulate(a *adaptive, steps int, rtt time.Duration, capacity int, latencyAt
 			a.release()
 		}
 		limits = append(limits, a.slots())
+		a.clock.advance(rtt)
 	}
 	return limits, throttled
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// testAdaptive is an adaptive on a fake clock, with no cap on the rate.
+type testAdaptive struct {
+	*adaptive
+	clock *fakeClock
+}
+
+func newTestAdaptive(cap int) *testAdaptive {
+	c := newFakeClock()
+	return &testAdaptive{adaptive: newAdaptive(cap, math.Inf(1), c.now), clock: c}
 }
 
 // TestAdaptiveGrowsAgainstAFastServer: while latency holds and nothing is
 // throttled, the limit rises from the start to the cap, and no further.
 func TestAdaptiveGrowsAgainstAFastServer(t *testing.T) {
-	a := newAdaptive(128)
+	a := newTestAdaptive(128)
 	if a.slots() != startConcurrency {
 		t.Fatalf("starts at %d, want %d", a.slots(), startConcurrency)
 	}
@@ -59,7 +93,7 @@ func TestAdaptiveGrowsAgainstAFastServer(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	// A cap below the start is where it starts.
-	if b := newAdaptive(4); b.slots() != 4 {
+	if b := newTestAdaptive(4); b.slots() != 4 {
 		t.Errorf("cap 4 starts at %d", b.slots())
 	}
 }
@@ -68,7 +102,7 @@ func TestAdaptiveGrowsAgainstAFastServer(t *testing.T) {
 // flight, the limit falls from its peak and settles near 20 (between
 // 0.7×20 and 20+a few), with throttled attempts a small fraction.
 func TestAdaptiveBacksOffOnThrottling(t *testing.T) {
-	a := newAdaptive(128)
+	a := newTestAdaptive(128)
 	limits, throttled := simulate(a, 400, 5*time.Millisecond, 20, nil)
 	st := a.stats()
 	if st.Peak <= 20 {
@@ -93,7 +127,7 @@ func TestAdaptiveBacksOffOnThrottling(t *testing.T) {
 // TestAdaptiveOneDecreasePerEpoch: a burst of throttles from attempts sent
 // at one limit lowers it once, not once per attempt.
 func TestAdaptiveOneDecreasePerEpoch(t *testing.T) {
-	a := newAdaptive(64)
+	a := newTestAdaptive(64)
 	ep := a.begin()
 	for range 16 {
 		a.observe(ep, time.Millisecond, true)
@@ -117,7 +151,7 @@ func TestAdaptiveOneDecreasePerEpoch(t *testing.T) {
 // the writes in flight (it queues them: DynamoDB Local's CPU) stops the
 // rise where latency passes the band, instead of going to the cap.
 func TestAdaptiveHoldsWhenLatencyGrows(t *testing.T) {
-	a := newAdaptive(128)
+	a := newTestAdaptive(128)
 	// Serves 8 at 5 ms; beyond that the queue adds latency in proportion.
 	lat := func(n int) time.Duration {
 		return time.Duration(float64(5*time.Millisecond) * max(1, float64(n)/8))
@@ -138,7 +172,7 @@ func TestAdaptiveHoldsWhenLatencyGrows(t *testing.T) {
 // TestAdaptiveNotSaturatedDoesNotGrow: rounds that never use the whole
 // limit (the planners or --rate are the bottleneck) leave it alone.
 func TestAdaptiveNotSaturatedDoesNotGrow(t *testing.T) {
-	a := newAdaptive(128)
+	a := newTestAdaptive(128)
 	ctx := context.Background()
 	for range 100 {
 		if err := a.acquire(ctx); err != nil {
@@ -155,7 +189,7 @@ func TestAdaptiveNotSaturatedDoesNotGrow(t *testing.T) {
 // TestAdaptiveAcquireHonoursContext: a writer waiting for a slot stops
 // when the run is cancelled.
 func TestAdaptiveAcquireHonoursContext(t *testing.T) {
-	a := newAdaptive(1)
+	a := newTestAdaptive(1)
 	if err := a.acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -41,15 +42,22 @@ type Options struct {
 	// PROVISIONED table, or half its maximum on an on-demand table with a
 	// maximum write throughput set; no cap on any other on-demand table,
 	// whose capacity the adaptive concurrency finds (it backs off on
-	// throttling; see Concurrency). NoRateLimit lifts the cap.
+	// throttling; see Concurrency). NoRateLimit lifts the cap. Under
+	// throttling the writes are paced lower still, just under what the
+	// table took (see Concurrency).
 	Rate float64
 	// Concurrency is the most writes in flight. The patcher starts at 16
 	// (or Concurrency, if lower) and adapts: it doubles the writes in
 	// flight, then adds one, while the latency of recent writes holds,
 	// multiplies them by 0.7 when DynamoDB throttles a write attempt
-	// (even one the SDK's retryer then retries), and lowers them gently
-	// when the latency grows, never below 1 nor above Concurrency. The
-	// summary says where it settled and how many attempts were throttled.
+	// (even one the SDK's retryer then retries), though not below what
+	// the pace needs, and holds them when the latency grows, never below
+	// 1 nor above Concurrency. A throttled attempt also paces every write
+	// attempt, retries included, at 0.85 of the writes/s that succeeded
+	// over the last second (AIMD: +3% every 100 ms while the writes keep
+	// up), and is retried after a short backoff (25 ms, doubling). The
+	// summary says where it settled, how many attempts were throttled and
+	// the pace.
 	// 1 writes one key at a time. Default DefaultConcurrency (128).
 	Concurrency int
 	// Readers is the number of chunks being planned at once; each chunk
@@ -329,4 +337,40 @@ func NewRetryer(maxAttempts int) aws.Retryer {
 		o.MaxBackoff = 2 * time.Second
 		o.RateLimiter = ratelimit.None
 	})
+}
+
+// Throttle backoff of the writes (writeRetryer): full jitter up to
+// throttleBase times 2^(retry-1), at most Options' 2 s.
+const throttleBase = 25 * time.Millisecond
+
+// writeRetryer is NewRetryer for the patcher's writes, whose attempts the
+// adaptive control paces (see adaptive): a throttled attempt is retried
+// after a short jittered backoff rather than the standard retryer's (a
+// base of 1 s for throttling errors, so half a second on average before
+// the first retry), because the pace the control cuts on throttling is
+// what brings the writes under the table's capacity, as backoff is meant
+// to. DynamoDB documents that a throttled request is retried with
+// exponential backoff; it still is, from 25 ms, with the attempts of all
+// writes together at the reduced pace. Other errors keep the standard
+// retryer's backoff.
+func writeRetryer(maxAttempts int) aws.Retryer {
+	std := NewRetryer(maxAttempts)
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = maxAttempts
+		o.MaxBackoff = 2 * time.Second
+		o.RateLimiter = ratelimit.None
+		o.Backoff = retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
+			if !isThrottle(err) {
+				return std.RetryDelay(attempt, err)
+			}
+			return throttleDelay(attempt, rand.Float64()), nil
+		})
+	})
+}
+
+// throttleDelay is the backoff before retry attempt+1 of a throttled write
+// (attempt counts from 1), for a jitter u in [0, 1).
+func throttleDelay(attempt int, u float64) time.Duration {
+	d := throttleBase << min(max(attempt-1, 0), 10)
+	return time.Duration(u * float64(min(d, 2*time.Second)))
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 )
 
 // chunk is up to BatchSize consecutive keys of the input, planned together
@@ -58,9 +56,9 @@ type engine struct {
 	cpPath  string     // "" for no checkpoint
 	cpBase  checkpoint // the identity fields of the checkpoint
 	base    Counts     // totals of an earlier run, when resumed
-	limiter *rate.Limiter
-	rate    string // the cap on writes per second, and why (Summary.Rate)
-	// adapt limits the writes in flight to what the table takes.
+	rate    string     // the cap on writes per second, and why (Summary.Rate)
+	// adapt limits the writes in flight and paces them: to the cap, and
+	// to what the table takes.
 	adapt *adaptive
 	total int64 // keys expected this run, for the ETA; 0 when unknown
 
@@ -96,29 +94,30 @@ func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*e
 	if err != nil {
 		return nil, fmt.Errorf("%s: production table: %w", tool, err)
 	}
+	r := cfg.Rate
+	rateDoc := fmt.Sprintf("%g writes/s", r)
+	switch {
+	case r == AutoRate:
+		r, rateDoc = schema.autoRate()
+	case math.IsInf(r, 1):
+		rateDoc = "no cap (--rate 0)"
+	}
 	e := &engine{
 		cfg:    cfg,
 		tool:   tool,
 		schema: schema,
 		opts:   opts,
 		target: &Table{Client: client, Name: schema.Call, Options: opts},
-		adapt:  newAdaptive(cfg.Concurrency),
+		rate:   rateDoc,
+		adapt:  newAdaptive(cfg.Concurrency, r, cfg.now),
 	}
-	// Writes alone are observed: their capacity is the table's write
-	// capacity, which the reads do not share.
-	wopts := append(slices.Clip(opts), observeOption(e.adapt))
+	// Writes alone are observed and paced: their capacity is the table's
+	// write capacity, which the reads do not share. They retry throttling
+	// after a short backoff, since the pace, not the backoff, is what
+	// keeps them under the capacity (see writeRetryer).
+	wretryer := writeRetryer(cfg.MaxAttempts)
+	wopts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = wretryer }, observeOption(e.adapt)}
 	e.writer = &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: wopts}
-	r := cfg.Rate
-	e.rate = fmt.Sprintf("%g writes/s", r)
-	switch {
-	case r == AutoRate:
-		r, e.rate = schema.autoRate()
-	case math.IsInf(r, 1):
-		e.rate = "no cap (--rate 0)"
-	}
-	if !math.IsInf(r, 1) {
-		e.limiter = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
-	}
 	return e, nil
 }
 
@@ -384,20 +383,21 @@ func (e *engine) write(ctx context.Context, s *Step) result {
 	if ctx.Err() != nil {
 		return result{step: s, status: StatusSkipped}
 	}
-	if err := e.adapt.acquire(ctx); err != nil {
+	// The first attempt's turn and slot are taken here, under ctx, so that
+	// an interrupt while waiting skips the write; the attempt middleware
+	// takes them again for each retry (see slotHolder).
+	var h slotHolder
+	if err := e.adapt.take(ctx, &h); err != nil {
+		e.adapt.give(&h)
 		return result{step: s, status: StatusSkipped}
 	}
-	defer e.adapt.release()
-	if e.limiter != nil {
-		if err := e.limiter.Wait(ctx); err != nil {
-			return result{step: s, status: StatusSkipped}
-		}
-	}
+	defer e.adapt.give(&h)
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite(s)
 	}
 	wctx, cancel := letFinish(ctx, e.cfg.WriteTimeout)
 	defer cancel()
+	wctx = withSlot(wctx, &h)
 	defer e.call()()
 	r := e.writer.apply(wctx, s)
 	if r.status == StatusFailed && ctx.Err() != nil && wctx.Err() != nil {

@@ -131,4 +131,12 @@ func TestPatchAdaptsToThrottledWrites(t *testing.T) {
 	if !strings.Contains(sum.String(), fmt.Sprintf("%d of %d write attempts throttled", w.Throttled, w.Attempts)) {
 		t.Errorf("summary does not show the throttled attempts:\n%s", sum)
 	}
+	// Throttling also paced the writes: a rate was set, and the summary
+	// says where it ended.
+	if w.Rate <= 0 || w.RateDrops == 0 || w.RateLow <= 0 || w.RateLow > w.Rate {
+		t.Errorf("pace %+v: want a rate set by the throttles", w)
+	}
+	if !strings.Contains(sum.String(), fmt.Sprintf("paced at %.0f writes/s at the end", w.Rate)) {
+		t.Errorf("summary does not show the pace:\n%s", sum)
+	}
 }
