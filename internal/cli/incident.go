@@ -115,8 +115,10 @@ func incidentOutputs(d *incident.Dir, name, sub string, args []string, entries [
 		if f, _ := flagValue(args, "format"); f == "" || f == "keyset" {
 			out.Role = "keys"
 		}
-	case "keys":
-		out.Role = "keys"
+	case "keys", "diff":
+		// diff's stdout is a key set in either format (--format json
+		// adds attributes to each line).
+		out.Role, out.Ext = "keys", "jsonl"
 	case "stats", "history":
 		if f, _ := flagValue(args, "format"); f != "json" {
 			out.Ext = "txt"
