@@ -122,8 +122,8 @@ func (p Progress) Report() rewind.Progress {
 		Phase: "index", Unit: "objects",
 		Done: int64(p.Ingested + p.Failed), Total: int64(p.Listed - p.Skipped),
 		Elapsed: p.Elapsed,
-		Counts: counts,
-		Rate: p.RowsPerSecond(), RateUnit: "events",
+		Counts:  counts,
+		Rate:    p.RowsPerSecond(), RateUnit: "events",
 		Final: p.Final,
 	}
 }
