@@ -123,8 +123,8 @@ func TestIngestWindow(t *testing.T) {
 			}
 			if api != nil {
 				// The tables, each table's days, then the 2 hours.
-				if api.lists > 1+3+3*2 {
-					t.Errorf("window 11-12: %d ListObjectsV2 calls, want at most %d", api.lists, 1+3+3*2)
+				if n := api.lists.Load(); n > 1+3+3*2 {
+					t.Errorf("window 11-12: %d ListObjectsV2 calls, want at most %d", n, 1+3+3*2)
 				}
 			}
 			var want int
