@@ -51,9 +51,47 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 		msg := err.Error()
 		t.Logf("read-only %v: %s", ro, msg)
 		for _, want := range []string{
-			"open store " + dir, `format version "1"`, `reads version "2"`, "shard ID",
+			"open store " + dir, `format version "1"`, `reads version "3"`, "shard ID",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 			"`rewind index --store " + dir + " --export " + exp.Location() + "` (with the --tenant-attribute and --tenant-regex",
+		} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)
+			}
+		}
+	}
+}
+
+// TestOpenRefusesVersion2Store: a store of the format before the compact
+// one (a summary per key space) is refused, read-write and read-only,
+// before a scan could read its 'n' and 'i' values in the new shape, with
+// the command that rebuilds it.
+func TestOpenRefusesVersion2Store(t *testing.T) {
+	src := t.TempDir()
+	writeEvents(t, src, indextest.NewGen(4).Events(20), 10)
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := indexer.Open(dir, indexer.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := indexer.SetVersionForTest(s, "2"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	abs, _ := filepath.Abs(src)
+	for _, ro := range []bool{false, true} {
+		s, err := indexer.Open(dir, indexer.Options{Log: quiet, ReadOnly: ro})
+		if err == nil {
+			s.Close()
+			t.Fatalf("read-only %v: a version 2 store opened", ro)
+		}
+		msg := err.Error()
+		for _, want := range []string{
+			"open store " + dir, `format version "2"`, `reads version "3"`, "version 3 keeps one",
+			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 		} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)

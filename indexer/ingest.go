@@ -36,6 +36,13 @@ type Config struct {
 	// Log receives a warning for each object that fails. Default
 	// slog.Default().
 	Log *slog.Logger
+	// Window, when it has a bound, limits the ingest to the objects of the
+	// table=/dt=/hour= partitions that may hold events of it (the source
+	// must be a WindowSource). Default: no bound, every object. When every
+	// object listed is ingested, the store records the window (the whole
+	// time line without a bound) as held for the source; see
+	// Store.Unindexed.
+	Window Window
 }
 
 // EnsureDefaults fills in the defaults documented on Config.
@@ -65,6 +72,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ingest config: BatchObjects %d is negative", c.BatchObjects)
 	case c.ProgressInterval < 0:
 		return fmt.Errorf("ingest config: ProgressInterval %s is negative", c.ProgressInterval)
+	case c.Window.Empty():
+		return fmt.Errorf("ingest config: Window [%s, %s) is empty (want From before To)",
+			time.UnixMicro(c.Window.From).UTC().Format(time.RFC3339Nano), time.UnixMicro(c.Window.To).UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -74,6 +84,10 @@ type Progress struct {
 	// Listed objects in the source so far, of which Skipped were already
 	// in the manifest with the same ETag and size.
 	Listed, Skipped int
+	// ListedBytes is the size of the objects listed.
+	ListedBytes int64
+	// Windowed is set when the ingest lists only a window's partitions.
+	Windowed bool
 	// Ingested objects committed this run; Failed objects could not be
 	// read.
 	Ingested, Failed int
@@ -94,16 +108,22 @@ type Progress struct {
 // being listed), with the objects already indexed, the failures and the
 // events read, and the rate in events per second.
 func (p Progress) Report() rewind.Progress {
+	counts := []rewind.ProgressCount{
+		{Name: "already indexed", N: int64(p.Skipped)},
+		{Name: "failed", N: int64(p.Failed)},
+		{Name: "events", N: p.Rows},
+	}
+	if p.Windowed {
+		counts = append(counts,
+			rewind.ProgressCount{Name: "MB listed", N: p.ListedBytes >> 20},
+			rewind.ProgressCount{Name: "MB read", N: p.Bytes >> 20})
+	}
 	return rewind.Progress{
 		Phase: "index", Unit: "objects",
 		Done: int64(p.Ingested + p.Failed), Total: int64(p.Listed - p.Skipped),
 		Elapsed: p.Elapsed,
-		Counts: []rewind.ProgressCount{
-			{Name: "already indexed", N: int64(p.Skipped)},
-			{Name: "failed", N: int64(p.Failed)},
-			{Name: "events", N: p.Rows},
-		},
-		Rate: p.RowsPerSecond(), RateUnit: "events",
+		Counts:  counts,
+		Rate:    p.RowsPerSecond(), RateUnit: "events",
 		Final: p.Final,
 	}
 }
@@ -171,8 +191,18 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
 	}
+	windowed := cfg.Window.HasFrom || cfg.Window.HasTo
+	list := src.List
+	if windowed {
+		ws, ok := src.(WindowSource)
+		if !ok {
+			return Result{}, fmt.Errorf("source %s cannot list by window (want s3://bucket/prefix or a directory of %s)", src.Name(), CaptureLayout)
+		}
+		list = func(ctx context.Context, fn func(Object) error) error { return ws.ListWindow(ctx, cfg.Window, fn) }
+	}
 	now := time.Now()
 	in := &ingest{s: s, src: src, cfg: cfg, start: now, lastReport: now, count: count}
+	in.p.Windowed = windowed
 	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
 	}
@@ -188,9 +218,10 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	g.Go(func() error {
 		defer close(jobs)
 		defer close(order)
-		return src.List(gctx, func(o Object) error {
+		return list(gctx, func(o Object) error {
 			in.mu.Lock()
 			in.p.Listed++
+			in.p.ListedBytes += o.Size
 			in.mu.Unlock()
 			info, ok, err := s.Object(o.Name)
 			if err != nil {
@@ -253,6 +284,10 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	err = g.Wait()
 	if err == nil && in.nflush > 0 {
 		err = s.settle(ctx)
+	}
+	if err == nil && len(in.failed) == 0 {
+		// Every object listed is in: the store holds the window.
+		err = s.recordWindow(ctx, src.Name(), cfg.Window)
 	}
 	in.report(true)
 	res := Result{Progress: in.snapshot(), Errors: in.failed}

@@ -13,10 +13,12 @@ import (
 // pending is one decoded event, as the keys and values it will be stored
 // under. The slices point into its object's arena.
 type pending struct {
-	t, n, i  []byte // index keys; i is nil for an undecodable event
-	sum, rec []byte
-	obj      int32 // the object's position in its batch
-	dup      bool
+	t, n, i []byte // index keys; i is nil for an undecodable event
+	// sum, sumN and sumI are the summary values of the 't', 'n' and 'i'
+	// spaces (see appendSummary's shapes).
+	sum, sumN, sumI, rec []byte
+	obj                  int32 // the object's position in its batch
+	dup                  bool
 }
 
 type decoded struct {
@@ -34,7 +36,7 @@ type decoded struct {
 // bytes returns the encoded size of the object's events.
 func (d *decoded) bytes() int { return len(d.arena) }
 
-type offs struct{ t, n, i, sum, rec, end int }
+type offs struct{ t, n, i, sum, sumN, sumI, rec, end int }
 
 // Event times outside [earliestEvent, now+maxFutureSkew] are refused: a
 // stream record older than DynamoDB or from the future says a clock or a
@@ -127,7 +129,13 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 				a = append(a, a[evStart:evEnd]...)
 			}
 			o.sum = len(a)
-			a = appendSummary(a, &ev, keyEnc)
+			a = appendSummary(a, &ev, keyEnc, sumFull)
+			o.sumN = len(a)
+			a = appendSummary(a, &ev, keyEnc, sumTenant)
+			o.sumI = len(a)
+			if !undecodable {
+				a = appendSummary(a, &ev, keyEnc, sumItem)
+			}
 			o.rec = len(a)
 			a = appendRecord(a, &ev)
 			o.end = len(a)
@@ -156,7 +164,9 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 		if o.sum > o.i {
 			p.i = a[o.i:o.sum:o.sum]
 		}
-		p.sum = a[o.sum:o.rec:o.rec]
+		p.sum = a[o.sum:o.sumN:o.sumN]
+		p.sumN = a[o.sumN:o.sumI:o.sumI]
+		p.sumI = a[o.sumI:o.rec:o.rec]
 		p.rec = a[o.rec:o.end:o.end]
 	}
 	return nil

@@ -65,7 +65,11 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 			return nil
 		}
 		path := filepath.Join(s.tmpDir(), fmt.Sprintf("%06d-%s.sst", in.nflush, space))
-		if err := s.writeSST(path, n, kv); err != nil {
+		block := indexBlockSize
+		if space == "r" {
+			block = recordBlockSize
+		}
+		if err := s.writeSST(path, n, block, kv); err != nil {
 			return fmt.Errorf("store %s: write %s: %w", s.dir, path, err)
 		}
 		pathMu.Lock()
@@ -86,7 +90,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	byTenant := slices.Clone(live)
 	wg.Go(func() error {
 		sortPending(byTenant, func(p *pending) []byte { return p.n })
-		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, byTenant[j].sum })
+		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, byTenant[j].sumN })
 	})
 	var items []*pending
 	for _, p := range live {
@@ -96,7 +100,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	}
 	wg.Go(func() error {
 		sortPending(items, func(p *pending) []byte { return p.i })
-		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sum })
+		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sumI })
 	})
 
 	// Metadata: manifest entries, the event count, sources and tables.
@@ -288,12 +292,16 @@ func (s *Store) markStored(sorted []*pending) error {
 	return it.Error()
 }
 
-func (s *Store) writeSST(path string, n int, kv func(int) ([]byte, []byte)) error {
+// writeSST writes n keys and values as an sstable of blocks of about
+// block bytes.
+func (s *Store) writeSST(path string, n, block int, kv func(int) ([]byte, []byte)) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(&bigWritable{f: f, w: bufio.NewWriterSize(f, 1<<20)}, s.opts.MakeWriterOptions(0, s.db.TableFormat()))
+	wo := s.opts.MakeWriterOptions(0, s.db.TableFormat())
+	wo.BlockSize = block
+	w := sstable.NewWriter(&bigWritable{f: f, w: bufio.NewWriterSize(f, 1<<20)}, wo)
 	for j := range n {
 		k, v := kv(j)
 		if err := w.Set(k, v); err != nil {

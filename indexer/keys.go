@@ -29,8 +29,10 @@ var (
 
 // storeVersion is the format written to Mversion; Open refuses others.
 // Version 2 gave the export window a field of its own in records (version
-// 1 carried it in the shard ID).
-const storeVersion = "2"
+// 1 carried it in the shard ID). Version 3 keeps one copy of each summary
+// (the 'n' and 'i' values leave out what their keys say), compresses with
+// zstd, and records the windows of each source it indexed ('M' "win/").
+const storeVersion = "3"
 
 // recordFormat is the first byte of a record value (see doc.go).
 const recordFormat = 2

@@ -96,8 +96,18 @@ func (e *Entry) eachChanged(fn func([]byte) bool) {
 // number, then event ID.
 func (e *Entry) Compare(o *Entry) int { return bytes.Compare(e.ev, o.ev) }
 
-// appendSummary appends the summary value of ev, whose key is keyEnc.
-func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
+// Summary shapes. The 't' space holds the whole summary; the 'n' and 'i'
+// spaces leave out what their keys already say (the tenant; the table and
+// the item's key), so the store keeps one copy of each.
+const (
+	sumFull   = iota // flags table tenant key changed
+	sumTenant        // flags table key changed: the tenant is in the 'n' key
+	sumItem          // flags tenant changed: table and key are in the 'i' key
+)
+
+// appendSummary appends the summary value of ev, whose key is keyEnc, in
+// the given shape.
+func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte, shape int) []byte {
 	flags := actionCode(ev.Action)
 	if ev.TTLExpiry {
 		flags |= flagTTL
@@ -106,9 +116,15 @@ func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
 		flags |= flagUndecodable
 	}
 	dst = append(dst, flags)
-	dst = appendBytes(dst, ev.Table)
-	dst = appendBytes(dst, ev.Tenant)
-	dst = appendBytes(dst, keyEnc)
+	if shape != sumItem {
+		dst = appendBytes(dst, ev.Table)
+	}
+	if shape != sumTenant {
+		dst = appendBytes(dst, ev.Tenant)
+	}
+	if shape != sumItem {
+		dst = appendBytes(dst, keyEnc)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(ev.ChangedAttributes)))
 	for _, a := range ev.ChangedAttributes {
 		dst = appendBytes(dst, a)
@@ -190,8 +206,9 @@ func (r *reader) opt() ([]byte, bool) {
 	return out, true
 }
 
-// decodeSummary fills e from a summary value; slices alias v.
-func decodeSummary(e *Entry, v []byte) error {
+// decodeSummary fills e from a summary value of the given shape; slices
+// alias v. The fields the shape leaves out are left as they are.
+func decodeSummary(e *Entry, v []byte, shape int) error {
 	if len(v) == 0 {
 		return errors.New("empty summary")
 	}
@@ -200,9 +217,15 @@ func decodeSummary(e *Entry, v []byte) error {
 	e.TTLExpiry = flags&flagTTL != 0
 	e.Undecodable = flags&flagUndecodable != 0
 	r := reader{b: v[1:]}
-	e.Table = r.bytes()
-	e.Tenant = r.bytes()
-	e.Key = r.bytes()
+	if shape != sumItem {
+		e.Table = r.bytes()
+	}
+	if shape != sumTenant {
+		e.Tenant = r.bytes()
+	}
+	if shape != sumItem {
+		e.Key = r.bytes()
+	}
 	e.changed = r.b
 	if r.err != nil {
 		return fmt.Errorf("summary: %w", r.err)
@@ -210,7 +233,8 @@ func decodeSummary(e *Entry, v []byte) error {
 	return nil
 }
 
-// decodeEntry fills e from an index key and its summary value.
+// decodeEntry fills e from an index key and its summary value; what the
+// summary leaves out comes from the key.
 func decodeEntry(e *Entry, key, value []byte) error {
 	ev, err := evOf(key)
 	if err != nil {
@@ -220,7 +244,39 @@ func decodeEntry(e *Entry, key, value []byte) error {
 	if e.Micros, e.Seq, e.EventID, err = parseEv(ev); err != nil {
 		return err
 	}
-	return decodeSummary(e, value)
+	shape := sumFull
+	switch key[0] {
+	case spaceTenant:
+		shape = sumTenant
+		n, err := skipStr(key[1:])
+		if err != nil {
+			return err
+		}
+		e.Tenant = strBytes(key[1 : 1+n])
+	case spaceItem:
+		shape = sumItem
+		n, err := skipStr(key[1:])
+		if err != nil {
+			return err
+		}
+		e.Table = strBytes(key[1 : 1+n])
+		m, err := skipKey(key[1+n:])
+		if err != nil {
+			return err
+		}
+		e.Key = key[1+n : 1+n+m : 1+n+m]
+	}
+	return decodeSummary(e, value, shape)
+}
+
+// strBytes undoes appendStr; b is a whole str, terminator included. It
+// aliases b unless s held a zero byte.
+func strBytes(b []byte) []byte {
+	b = b[: len(b)-2 : len(b)-2]
+	if bytes.IndexByte(b, 0) < 0 {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte{0, 0xFF}, []byte{0})
 }
 
 // appendRecord appends the record value of ev.

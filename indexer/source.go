@@ -232,3 +232,92 @@ func (s *S3Source) Open(ctx context.Context, o Object) (Content, string, int64, 
 type nopReaderAt struct{ *bytes.Reader }
 
 func (nopReaderAt) Close() error { return nil }
+
+// ListWindow implements WindowSource: it walks only the partitions that
+// overlap w.
+func (d *DirSource) ListWindow(ctx context.Context, w Window, fn func(Object) error) error {
+	return listWindow(ctx, dirTree{d}, w, fn)
+}
+
+type dirTree struct{ d *DirSource }
+
+func (t dirTree) children(_ context.Context, rel string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(t.d.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", t.d.dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func (t dirTree) objects(ctx context.Context, rel string, fn func(Object) error) error {
+	root := filepath.Join(t.d.dir, filepath.FromSlash(rel))
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil // an hour without objects
+	}
+	sub := &DirSource{dir: root}
+	return sub.List(ctx, func(o Object) error {
+		o.Key = rel + "/" + o.Key
+		return fn(o)
+	})
+}
+
+// ListWindow implements WindowSource: one ListObjectsV2 (with "/" as the
+// delimiter) for the tables and one per table for its days, then one
+// listing per hour partition that overlaps w, listWorkers at a time.
+// ListObjectsV2 returns keys in ascending UTF-8 binary order, and with a
+// delimiter rolls the keys under each next "/" into one CommonPrefixes
+// entry, which is how S3 documents listing "folders".
+func (s *S3Source) ListWindow(ctx context.Context, w Window, fn func(Object) error) error {
+	return listWindow(ctx, s3Tree{s}, w, fn)
+}
+
+type s3Tree struct{ s *S3Source }
+
+func (t s3Tree) prefix(rel string) string {
+	p := t.s.Prefix
+	if rel != "" {
+		if p != "" {
+			p += "/"
+		}
+		p += rel
+	}
+	if p != "" {
+		p += "/"
+	}
+	return p
+}
+
+func (t s3Tree) children(ctx context.Context, rel string) ([]string, error) {
+	p := t.prefix(rel)
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(t.s.Bucket), Delimiter: aws.String("/")}
+	if p != "" {
+		in.Prefix = aws.String(p)
+	}
+	var out []string
+	pg := s3.NewListObjectsV2Paginator(t.s.API, in)
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list s3://%s/%s: %w", t.s.Bucket, p, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), p), "/")
+			if name != "" {
+				out = append(out, name)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (t s3Tree) objects(ctx context.Context, rel string, fn func(Object) error) error {
+	sub := *t.s
+	sub.Prefix = strings.TrimSuffix(t.prefix(rel), "/")
+	return sub.List(ctx, fn)
+}

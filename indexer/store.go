@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -53,6 +54,15 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
+
+// Block sizes, uncompressed. Records are read one at a time (history,
+// query --format json, patch --from-history), so a larger block costs one
+// decompression per lookup and saves most of their bytes: zstd finds the
+// repeats between images only within a block.
+const (
+	indexBlockSize  = 32 << 10
+	recordBlockSize = 1 << 20
+)
 
 // Store is an open index store. Its read methods are safe for concurrent
 // use; Ingest runs one at a time.
@@ -109,6 +119,17 @@ func Open(dir string, o Options) (*Store, error) {
 	// Open replays the MANIFEST: let Pebble start a new one (a snapshot)
 	// once the edits outgrow it, rather than at 128 MiB.
 	opts.MaxManifestFileSize = 64 << 10
+	// Images are most of the bytes and compress well only with an entropy
+	// coder over a large block: zstd everywhere, 32 KiB blocks for the
+	// index spaces, and the ingester writes the records' sstables in
+	// blocks of recordBlockSize (see flush). Ingested sstables land in the
+	// lower levels as written; the bottom level, where a compaction that
+	// rewrites records puts them, uses the records' block size.
+	for i := range opts.Levels {
+		opts.Levels[i].BlockSize = indexBlockSize
+		opts.Levels[i].IndexBlockSize = indexBlockSize
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.ZstdCompression }
+	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -152,6 +173,8 @@ func (s *Store) versionError(v string) error {
 	switch v {
 	case "1":
 		why = " (version 1 kept an export's window in the shard ID; version 2 gives it a field of its own)"
+	case "2":
+		why = " (version 2 kept a copy of each summary per key space, with Snappy-compressed 4 KiB blocks; version 3 keeps one, zstd-compressed, and records the windows indexed)"
 	}
 	msg := fmt.Sprintf("open store %s: format version %q, but this rewind reads version %q%s. Rebuild the store: move %s aside, then run", s.dir, v, storeVersion, why, s.dir)
 	srcs, err := s.Sources()

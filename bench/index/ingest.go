@@ -216,7 +216,8 @@ func ingestMain(args []string) error {
 	fmt.Printf("%-26s %12s %10s %14s %12s %12s\n", "", "rows", "seconds", "rows/s", "peak RSS", "CPU µs/row")
 	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "bare parquet-go decode", dec.Rows, dec.Seconds, decRate, float64(decRSS)/1e6, float64(decCPU.Microseconds())/float64(dec.Rows))
 	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "rewind ingest into Pebble", ing.Rows, ing.Seconds, ingRate, float64(ingRSS)/1e6, float64(ingCPU.Microseconds())/float64(ing.Rows))
-	fmt.Printf("ingest/decode rate: %.2f× (wall), %.2f× (CPU)   store: %.2f GB\n", ingRate/decRate, float64(decCPU)/float64(ingCPU), float64(ing.Bytes)/1e9)
+	fmt.Printf("ingest/decode rate: %.2f× (wall), %.2f× (CPU)   store: %.2f GB, %.2f× the Parquet (goal ≤ 1.0×), %.0f bytes/event\n",
+		ingRate/decRate, float64(decCPU)/float64(ingCPU), float64(ing.Bytes)/1e9, float64(ing.Bytes)/float64(size), float64(ing.Bytes)/float64(ing.Rows))
 	if dec.Rows != ing.Rows {
 		return fmt.Errorf("decode read %d rows, ingest %d", dec.Rows, ing.Rows)
 	}

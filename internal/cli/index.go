@@ -29,12 +29,19 @@ func (*indexCmd) Synopsis() string {
 	return "index captured changes (S3 prefix or local copy) into the local store"
 }
 
-const indexUsage = `--source s3://bucket/prefix|DIR [--failures s3://bucket[/prefix]] | --failures s3://bucket[/prefix] | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32] [--progress 10s]
+const indexUsage = `--source s3://bucket/prefix|DIR [--from T] [--to T] [--failures s3://bucket[/prefix]] | --failures s3://bucket[/prefix] | --export s3://…/AWSDynamoDB/<export-id>/|DIR  [--store DIR] [--workers N] [--batch-mb 32] [--progress 10s]
 
 Reads the capture Parquet objects (<prefix>/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet)
 from S3 or from a local directory of the same layout, and adds those the
 store has not seen to it. Rerun it as often as you like: it reads only new
 or changed objects, and stores each change once.
+
+--from and --to (RFC 3339, epoch seconds or -2h) index only the window
+[from, to) of --source: it lists only the dt=/hour= partitions that can
+hold its events (the hour before --from too: an object is filed under its
+first event's hour), each with its own S3 listing, several at once. A later
+run with a wider window reads only the objects it lacks. The store records
+the windows it holds; query and stats warn about a window outside them.
 
 --export reads a DynamoDB incremental export instead (rewind export makes
 one; DynamoDB JSON, NEW_AND_OLD_IMAGES): one change per item changed in the
@@ -98,6 +105,9 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var cfg indexer.Config
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
+	var from, to timeFlag
+	fs.Var(&from, "from", "with --source: index only events at or after this time (lists only the hours needed)")
+	fs.Var(&to, "to", "with --source: index only events before this time")
 	var pf progressFlag
 	pf.register(fs, env)
 	var lf logsFlags
@@ -122,6 +132,16 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return usagef("--workers %d is negative", cfg.Workers)
 	case *batchMB < 1:
 		return usagef("--batch-mb %d: want at least 1", *batchMB)
+	case (from.set || to.set) && *source == "":
+		return usagef("--from and --to window --source: give --source")
+	case from.set && to.set && !from.t.Before(to.t):
+		return usagef("--from %s is not before --to %s", from.String(), to.String())
+	}
+	if from.set {
+		cfg.Window.From, cfg.Window.HasFrom = from.t.UnixMicro(), true
+	}
+	if to.set {
+		cfg.Window.To, cfg.Window.HasTo = to.t.UnixMicro(), true
 	}
 	cfg.BatchBytes = *batchMB << 20
 	cfg.Log = env.Log

@@ -336,3 +336,61 @@ func TestIndexEmptySource(t *testing.T) {
 		t.Errorf("index of a mistyped prefix: exit %d, want %d naming %s and the layout\n%s", code, exitPartial, uri, e.String())
 	}
 }
+
+// TestIndexWindowCLI: index --from/--to reads only the hours needed; a
+// query of that window answers as a full index would, and a query reaching
+// outside it warns, naming the part unindexed and the command that adds
+// it, with exit 3 when the answer is empty there.
+func TestIndexWindowCLI(t *testing.T) {
+	dir := t.TempDir()
+	g := indextest.NewGen(13)
+	g.Span = 5 * time.Hour // 09:58 to 14:58
+	evs := g.Events(800)
+	objs := indextest.Objects("capture", evs, 40)
+	if err := indextest.WriteDir(dir, objs); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "capture")
+	at := func(h int) string { return time.Date(2026, 11, 20, h, 0, 0, 0, time.UTC).Format(time.RFC3339) }
+	store := filepath.Join(t.TempDir(), "store")
+	full := filepath.Join(t.TempDir(), "full")
+
+	code, out, errs := runIndexCLI(t, "index", "--source", src, "--store", store, "--from", at(11), "--to", at(12))
+	if code != exitOK {
+		t.Fatalf("index --from --to: exit %d\n%s", code, errs)
+	}
+	var sum struct{ Listed, Ingested int }
+	json.Unmarshal([]byte(out), &sum)
+	var inHours int
+	for k := range objs {
+		if strings.Contains(k, "/hour=10/") || strings.Contains(k, "/hour=11/") {
+			inHours++
+		}
+	}
+	if sum.Listed != inHours || sum.Ingested != inHours {
+		t.Fatalf("index of 11:00-12:00 listed %d and ingested %d objects, want the %d of hours 10 and 11 of %d", sum.Listed, sum.Ingested, inHours, len(objs))
+	}
+	if code, _, errs := runIndexCLI(t, "index", "--source", src, "--store", full); code != exitOK {
+		t.Fatalf("full index: exit %d\n%s", code, errs)
+	}
+
+	// Inside the window: the full store's answer, no warning.
+	q := []string{"query", "--from", at(11), "--to", at(12), "--tenants", "acme"}
+	code, got, errs := runIndexCLI(t, append(q, "--store", store)...)
+	_, want, _ := runIndexCLI(t, append(q, "--store", full)...)
+	if code != exitOK || got != want || got == "" || strings.Contains(errs, "not indexed") {
+		t.Fatalf("query inside the window: exit %d, %d bytes (full store: %d)\n%s", code, len(got), len(want), errs)
+	}
+
+	// Reaching outside: warned, with the command that fills the gap.
+	code, _, errs = runIndexCLI(t, "query", "--store", store, "--from", at(11), "--to", at(14))
+	if code != exitOK || !strings.Contains(errs, "the store has not indexed ["+at(12)+", "+at(14)+") of the window") ||
+		!strings.Contains(errs, "rewind index --store "+store+" --source "+src+" --from "+at(12)+" --to "+at(14)) {
+		t.Fatalf("query reaching outside the window: exit %d\n%s", code, errs)
+	}
+	// Wholly outside, with changes the full store has: empty, warned, exit 3.
+	code, out, errs = runIndexCLI(t, "stats", "--store", store, "--from", at(13), "--to", at(14))
+	if code != exitPartial || !strings.Contains(errs, "not indexed ["+at(13)+", "+at(14)+")") {
+		t.Fatalf("stats outside the window: exit %d, want %d\n%s\n%s", code, exitPartial, out, errs)
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +26,58 @@ func warnStore(env *Env, name string, st *indexer.Store, q query.Query, emptyAns
 	}
 	merr := warnMissing(env, name, missing, q.From, q.To, emptyAnswer)
 	if err := warnCaptureGaps(env, name, gaps, jsonOut); err != nil && merr == nil {
-		return err
+		merr = err
+	}
+	if err := warnUnindexed(env, name, st, q.Window(), emptyAnswer); err != nil && merr == nil {
+		merr = err
 	}
 	return merr
+}
+
+// warnUnindexed prints a warning for each part of the window w that the
+// store has not indexed (rewind index --from/--to indexed other windows),
+// with the command that adds it. The answer leaves those parts out; when
+// it is empty, that is no "nothing changed", and it returns a partial
+// error (exit 3).
+func warnUnindexed(env *Env, name string, st *indexer.Store, w indexer.Window, emptyAnswer bool) error {
+	gaps, err := st.Unindexed(w)
+	if err != nil || len(gaps) == 0 {
+		return err
+	}
+	srcs, err := st.IndexedWindows()
+	if err != nil {
+		return err
+	}
+	micros := func(has bool, v int64) time.Time {
+		if !has {
+			return time.Time{}
+		}
+		return time.UnixMicro(v).UTC()
+	}
+	var names []string
+	for src := range srcs {
+		names = append(names, src)
+	}
+	slices.Sort(names)
+	for _, g := range gaps {
+		from, to := micros(g.HasFrom, g.From), micros(g.HasTo, g.To)
+		fmt.Fprintf(env.Stderr, "%s: warning: the store has not indexed [%s, %s) of the window: the answer holds nothing of it, whatever changed there", name, openTime(from), openTime(to))
+		if len(names) == 1 {
+			fmt.Fprintf(env.Stderr, " (add it: rewind index --store %s --source %s", st.Dir(), names[0])
+			if g.HasFrom {
+				fmt.Fprintf(env.Stderr, " --from %s", openTime(from))
+			}
+			if g.HasTo {
+				fmt.Fprintf(env.Stderr, " --to %s", openTime(to))
+			}
+			fmt.Fprint(env.Stderr, ")")
+		}
+		fmt.Fprintln(env.Stderr)
+	}
+	if emptyAnswer {
+		return partialf("the answer is empty, and the store has not indexed all of the window (see the warnings above)")
+	}
+	return nil
 }
 
 // warnMissing prints, on stderr, one warning for each thing the command's
