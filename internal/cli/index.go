@@ -106,8 +106,8 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&cfg.Workers, "workers", 0, "objects fetched and decoded at once (default: number of CPUs)")
 	batchMB := fs.Int("batch-mb", 32, "MiB of encoded changes per committed batch; memory is about 6× this")
 	var from, to timeFlag
-	fs.Var(&from, "from", "with --source: index only events at or after this time (lists only the hours needed)")
-	fs.Var(&to, "to", "with --source: index only events before this time")
+	fs.Var(&from, "from", "with --source: index only events at or after this time (lists only the hours needed); with --logs cwlogs:GROUP: the window's start (required)")
+	fs.Var(&to, "to", "with --source: index only events before this time; with --logs cwlogs:GROUP: the window's end (default now)")
 	var pf progressFlag
 	pf.register(fs, env)
 	var lf logsFlags
@@ -132,15 +132,15 @@ func (c *indexCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return usagef("--workers %d is negative", cfg.Workers)
 	case *batchMB < 1:
 		return usagef("--batch-mb %d: want at least 1", *batchMB)
-	case (from.set || to.set) && *source == "":
-		return usagef("--from and --to window --source: give --source")
+	case (from.set || to.set) && *source == "" && lf.logs == "":
+		return usagef("--from and --to window --source or --logs cwlogs:GROUP: give one")
 	case from.set && to.set && !from.t.Before(to.t):
 		return usagef("--from %s is not before --to %s", from.String(), to.String())
 	}
-	if from.set {
+	if from.set && *source != "" { // with --logs the window goes to FilterLogEvents
 		cfg.Window.From, cfg.Window.HasFrom = from.t.UnixMicro(), true
 	}
-	if to.set {
+	if to.set && *source != "" {
 		cfg.Window.To, cfg.Window.HasTo = to.t.UnixMicro(), true
 	}
 	cfg.BatchBytes = *batchMB << 20

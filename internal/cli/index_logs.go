@@ -66,8 +66,9 @@ func (l *logsFlags) check(other bool) error {
 	cw := strings.HasPrefix(l.logs, "cwlogs:")
 	switch {
 	case l.logs == "":
-		if l.streams != "" || l.filter != "" || l.from.set || l.to.set {
-			return usagef("--log-streams, --log-filter, --from and --to go with --logs cwlogs:GROUP")
+		// --from and --to also window --source: index's own checks.
+		if l.streams != "" || l.filter != "" {
+			return usagef("--log-streams and --log-filter go with --logs cwlogs:GROUP")
 		}
 		return nil
 	case other:
