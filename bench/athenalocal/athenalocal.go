@@ -12,7 +12,7 @@
 //     locations of storage.location.template for the projected values
 //     (enum table, hour 00..23); Hive partition columns come from the path;
 //   - Athena StartQueryExecution with ExecutionParameters for the query's
-//     ? placeholders, each an SQL literal ('text' with '' for a quote, or a
+//     ? placeholders, each an SQL literal ('text' with ” for a quote, or a
 //     number); GetQueryExecution with QUEUED, RUNNING, SUCCEEDED, FAILED or
 //     CANCELLED, StateChangeReason and DataScannedInBytes;
 //     StopQueryExecution; GetQueryResults paged with NextToken, at most
@@ -450,7 +450,7 @@ func text(v any) *string {
 }
 
 // literal reads an execution parameter: an SQL string literal in single
-// quotes ('' for a quote), a number, true or false. Anything else is not
+// quotes (” for a quote), a number, true or false. Anything else is not
 // a value, as Athena refuses it.
 func literal(p string) (any, error) {
 	if len(p) >= 2 && p[0] == '\'' && p[len(p)-1] == '\'' {
