@@ -320,3 +320,75 @@ func TestAthenaFailedAndCancelled(t *testing.T) {
 		t.Fatalf("cancelled query: exit %d, %d stop call(s), stdout %q\n%s", code2, st.ath.Stops(), out2, errs2)
 	}
 }
+
+// countObjects counts the capture's data objects.
+func (st *stack) countObjects(t *testing.T) (data, manifests int) {
+	t.Helper()
+	p := s3.NewListObjectsV2Paginator(st.s3c, &s3.ListObjectsV2Input{Bucket: &st.bucket, Prefix: aws.String(capturePrefix + "/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			switch {
+			case strings.HasSuffix(*o.Key, "/_manifest.json"):
+				manifests++
+			case strings.HasSuffix(*o.Key, ".parquet"):
+				data++
+			}
+		}
+	}
+	return data, manifests
+}
+
+// TestAthenaBeforeAndAfterCompaction: `rewind compact` turns many small
+// objects into one per hour; the local index built before compaction, an
+// index built after, and Athena after all print the key sets printed
+// before, byte for byte.
+func TestAthenaBeforeAndAfterCompaction(t *testing.T) {
+	st := newStack(t, 11, 1500)
+	cases := [][]string{nil, {"--tenants", "acme,hooli"}, {"--match", "new.deployVersion=v42", "--ttl", "exclude"},
+		{"--from", st.evs[300].Time.Format(time.RFC3339Nano), "--to", st.evs[900].Time.Format(time.RFC3339Nano)}}
+	before := map[int]string{}
+	for i, c := range cases {
+		code, out, errs := st.run(t, append([]string{"query", "--store", st.store}, c...)...)
+		if code != 0 || out == "" {
+			t.Fatalf("%v: exit %d, %d bytes\n%s", c, code, len(out), errs)
+		}
+		before[i] = out
+	}
+	objsBefore, _ := st.countObjects(t)
+	code, out, errs := st.run(t, "compact", "--source", st.location(), "--grace", "1m")
+	if code != 0 {
+		t.Fatalf("compact: exit %d\n%s%s", code, out, errs)
+	}
+	objsAfter, manifests := st.countObjects(t)
+	if objsAfter*3 > objsBefore || manifests == 0 || objsAfter < manifests {
+		t.Fatalf("compact: %d objects before, %d after with %d manifests: want one file per hour (hours of one object are left as they are)\n%s", objsBefore, objsAfter, manifests, errs)
+	}
+	// Again: nothing to do.
+	if code, out, errs := st.run(t, "compact", "--source", st.location(), "--grace", "1m"); code != 0 || !strings.Contains(out, `"hours_compacted":0`) {
+		t.Fatalf("compact again: exit %d\n%s%s", code, out, errs)
+	}
+	// The old store, indexed again from the compacted capture, and a new one.
+	if code, _, errs := st.run(t, "index", "--source", st.location(), "--store", st.store); code != 0 {
+		t.Fatalf("index the old store again: exit %d\n%s", code, errs)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if code, _, errs := st.run(t, "index", "--source", st.location(), "--store", fresh); code != 0 {
+		t.Fatalf("index after compaction: exit %d\n%s", code, errs)
+	}
+	for i, c := range cases {
+		for _, args := range [][]string{
+			append([]string{"query", "--store", st.store}, c...),
+			append([]string{"query", "--store", fresh}, c...),
+			append([]string{"query", "--store", fresh, "--engine", "athena", "--athena-poll", "5ms"}, c...),
+		} {
+			code, out, errs := st.run(t, args...)
+			if code != 0 || out != before[i] {
+				t.Fatalf("%v after compaction: exit %d\n%s\nwant the key set from before:\n%s\n%s", args, code, out, before[i], errs)
+			}
+		}
+	}
+}
