@@ -303,7 +303,9 @@ func athenaConditions(q *Query, params *[]string) []string {
 	if !q.To.IsZero() {
 		c = append(c, "event_time < CAST("+p(athenaTimestamp(q.To))+" AS timestamp)")
 	}
-	c = append(c, "decode_error IS NULL")
+	// An empty decode_error is a decoded event too: parquet-go writes an
+	// empty optional string where the event had none, now and then.
+	c = append(c, "coalesce(decode_error, '') = ''")
 	if len(q.Tables) > 0 {
 		c = append(c, "\"table\" IN ("+list(q.Tables)+")")
 	}

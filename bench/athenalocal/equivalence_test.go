@@ -43,6 +43,11 @@ const capturePrefix = "capture"
 
 func newStack(t *testing.T, seed uint64, n int) *stack {
 	t.Helper()
+	return newStackFrom(t, indextest.NewGen(seed).Events(n), 40)
+}
+
+func newStackFrom(t *testing.T, evs []rewind.ChangeEvent, per int) *stack {
+	t.Helper()
 	ctx := context.Background()
 	srv, err := localaws.StartS3(ctx)
 	if err != nil {
@@ -57,8 +62,8 @@ func newStack(t *testing.T, seed uint64, n int) *stack {
 	if _, err := st.s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &st.bucket}); err != nil {
 		t.Fatal(err)
 	}
-	st.evs = indextest.NewGen(seed).Events(n)
-	objs := indextest.Objects(capturePrefix, st.evs, 40)
+	st.evs = evs
+	objs := indextest.Objects(capturePrefix, st.evs, per)
 	for key, evs := range objs {
 		st.put(t, key, evs)
 	}

@@ -108,9 +108,16 @@ func athenaKeySet(ctx context.Context, env *Env, store *storeFlag, f *athenaFlag
 	}
 	fmt.Fprintf(env.Stderr, "athena: Glue table %s.%s over %s: %s (%d table(s) projected)\n", o.Database, o.Table, o.Location, action, len(o.Tables))
 	start := time.Now()
+	var lastState string
+	var lastShown time.Time
 	r := query.AthenaRunOptions{
 		Workgroup: *f.workgroup, Output: *f.output, Poll: *f.poll, TempDir: tmp,
+		// A line when the state changes, else every 5 s.
 		Progress: func(p query.AthenaProgress) {
+			if p.State == lastState && time.Since(lastShown) < 5*time.Second {
+				return
+			}
+			lastState, lastShown = p.State, time.Now()
 			fmt.Fprintf(env.Stderr, "athena: query %s %s, %s scanned (about $%.4f at $%.2f/TB), %s\n",
 				p.QueryID, p.State, byteSize(p.Scanned), p.CostUSD, query.DefaultAthenaPricePerTB, p.Elapsed.Round(time.Millisecond))
 		},

@@ -51,7 +51,7 @@ WITH events AS (
     AND (dt < ? OR (dt = ? AND hour <= ?))
     AND event_time >= CAST(? AS timestamp)
     AND event_time < CAST(? AS timestamp)
-    AND decode_error IS NULL
+    AND coalesce(decode_error, '') = ''
     AND "table" IN (?)
     AND tenant IN (?, ?)
     AND action IN (?, ?)

@@ -49,7 +49,7 @@ WITH events AS (
   FROM rewind.changes
   WHERE (dt > ? OR (dt = ? AND hour >= ?))
     AND event_time >= CAST(? AS timestamp)
-    AND decode_error IS NULL
+    AND coalesce(decode_error, '') = ''
     AND coalesce(ttl_expiry, false)
 )
 SELECT source_table AS "table", keys AS "key", coalesce(max(nullif(tenant, '')), '') AS tenant,

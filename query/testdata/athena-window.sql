@@ -51,7 +51,7 @@ WITH events AS (
     AND hour = ?
     AND event_time >= CAST(? AS timestamp)
     AND event_time < CAST(? AS timestamp)
-    AND decode_error IS NULL
+    AND coalesce(decode_error, '') = ''
     AND tenant IN (?)
 )
 SELECT source_table AS "table", keys AS "key", coalesce(max(nullif(tenant, '')), '') AS tenant,
