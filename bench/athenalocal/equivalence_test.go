@@ -23,6 +23,7 @@ import (
 	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/parquet-go/parquet-go"
 )
 
 // stack is a local S3 holding a capture, the Athena/Glue stand-in over it,
@@ -70,6 +71,33 @@ func newStackFrom(t *testing.T, evs []rewind.ChangeEvent, per int) *stack {
 	// A retried stream batch: the same records again in another object.
 	for key, evs := range objs {
 		st.put(t, strings.TrimSuffix(key, ".parquet")+"-retry.parquet", evs)
+		break
+	}
+	// An object whose writer stored an empty decode_error rather than
+	// NULL for decoded events (parquet-go writes a non-nil empty slice
+	// so): they are decoded events all the same.
+	for key, evs := range objs {
+		rows := make([]rewind.ParquetRow, 0, len(evs))
+		for i := range evs {
+			if evs[i].DecodeError != "" {
+				continue
+			}
+			e := evs[i]
+			e.EventID = "empty-decode-error-" + e.EventID
+			var r rewind.ParquetRow
+			e.ToParquetRow(&r)
+			r.DecodeError = []byte{}
+			rows = append(rows, r)
+		}
+		var buf bytes.Buffer
+		if err := parquet.Write(&buf, rows); err != nil {
+			t.Fatal(err)
+		}
+		k := strings.TrimSuffix(key, ".parquet") + "-empty-decode-error.parquet"
+		if _, err := st.s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &st.bucket, Key: &k, Body: bytes.NewReader(buf.Bytes())}); err != nil {
+			t.Fatal(err)
+		}
+		st.evs = append(st.evs, evs...) // the same times, for the window picks
 		break
 	}
 	st.ath, err = athenalocal.Start(st.s3c)
