@@ -16,7 +16,7 @@ drill: local-aws
 # missing emulator fails instead of skipping.
 test: local-aws check
 	$(GO) test -race ./...
-	cd bench && $(GO) test ./compat/
+	cd bench && $(GO) test ./compat/ ./athenalocal/
 
 # The reliability report: every TestReliability suite (capture, crash,
 # faults, bad input) appends its figures to a fresh reliability.jsonl, then

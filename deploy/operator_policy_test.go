@@ -204,10 +204,16 @@ func TestOperatorPolicyGrants(t *testing.T) {
 		param     = "arn:aws:ssm:REGION:ACCOUNT:parameter/read-only-customers"
 		bucket    = "arn:aws:s3:::CAPTURE_BUCKET"
 		// streamhandler's object layout: PREFIX/table=T/dt=YYYY-MM-DD/hour=HH/<first record>.parquet
-		parquet    = "arn:aws:s3:::CAPTURE_BUCKET/PARQUET_PREFIX/table=TABLE/dt=2025-01-01/hour=12/2025-01-01T12-00-00-000-000000000000000000001-000000000000000000080.parquet"
-		exportObj  = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"
-		exportData = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/data/4w4vjmcvxzhq4mohpyjdyq72le.json.gz"
-		exportDesc = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/export/01700000000000-abcdef12"
+		parquet      = "arn:aws:s3:::CAPTURE_BUCKET/PARQUET_PREFIX/table=TABLE/dt=2025-01-01/hour=12/2025-01-01T12-00-00-000-000000000000000000001-000000000000000000080.parquet"
+		exportObj    = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"
+		exportData   = "arn:aws:s3:::EXPORT_BUCKET/EXPORT_PREFIX/AWSDynamoDB/data/4w4vjmcvxzhq4mohpyjdyq72le.json.gz"
+		exportDesc   = "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/export/01700000000000-abcdef12"
+		athenaWG     = "arn:aws:athena:REGION:ACCOUNT:workgroup/ATHENA_WORKGROUP"
+		glueCatalog  = "arn:aws:glue:REGION:ACCOUNT:catalog"
+		glueDB       = "arn:aws:glue:REGION:ACCOUNT:database/GLUE_DATABASE"
+		glueTable    = "arn:aws:glue:REGION:ACCOUNT:table/GLUE_DATABASE/GLUE_TABLE"
+		resultBucket = "arn:aws:s3:::ATHENA_RESULT_BUCKET"
+		resultObj    = "arn:aws:s3:::ATHENA_RESULT_BUCKET/ATHENA_RESULT_PREFIX/q-1.csv"
 	)
 	type req struct {
 		action, resource string
@@ -252,6 +258,29 @@ func TestOperatorPolicyGrants(t *testing.T) {
 			{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "PARQUET_PREFIX/table=TABLE/dt=2025-01-01/"}},
 			{"s3:GetObject", parquet, nil},
 		}, ""},
+
+		// rewind query --engine athena: the Glue table, the query in its
+		// workgroup, Athena reading the capture with the caller's
+		// credentials, and the results written to and read from the
+		// result location ("Access to Amazon S3" and "Fine-grained
+		// access to databases and tables in the AWS Glue Data Catalog"
+		// in the Athena guide).
+		{"athena engine", true, append(append(append(append(
+			each(athenaWG, "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "athena:GetWorkGroup"),
+			each(glueCatalog, "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable")...),
+			append(each(glueDB, "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"),
+				each(glueTable, "glue:GetTable", "glue:CreateTable", "glue:UpdateTable")...)...),
+			append(each(bucket, "s3:GetBucketLocation"), each(resultBucket, "s3:GetBucketLocation")...)...),
+			append(each(resultObj, "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"),
+				req{"s3:ListBucket", resultBucket, map[string]string{"s3:prefix": "ATHENA_RESULT_PREFIX/q-1.csv"}},
+				req{"s3:ListBucket", bucket, map[string]string{"s3:prefix": "PARQUET_PREFIX/table=TABLE/dt=2025-01-01/hour=12/"}},
+				req{"s3:GetObject", parquet, nil})...), ""},
+		{"athena outside its workgroup, table and result prefix", false, append(append(
+			each("arn:aws:athena:REGION:ACCOUNT:workgroup/other", "athena:StartQueryExecution", "athena:GetQueryResults"),
+			append(each("arn:aws:glue:REGION:ACCOUNT:table/GLUE_DATABASE/other", "glue:UpdateTable", "glue:GetTable"),
+				each(glueTable, "glue:DeleteTable", "glue:BatchDeleteTable")...)...),
+			append(each("arn:aws:s3:::ATHENA_RESULT_BUCKET/other/q-1.csv", "s3:PutObject", "s3:GetObject"),
+				req{"s3:ListBucket", resultBucket, map[string]string{"s3:prefix": "other/"}})...), "queries, tables and results of others"},
 
 		{"attach any other policy", false, []req{
 			{"iam:AttachRolePolicy", appRole, map[string]string{"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}},

@@ -86,6 +86,12 @@ var placeholders = map[string]string{
 	"DENY_WRITE_POLICY": denyPolicy,
 	"APP_ROLE":          appRole,
 	"APPCONFIG_APP_ID":  "a1b2c01", // the first id fakeappconfig gives
+	// rewind query --engine athena's defaults, and a result location.
+	"ATHENA_WORKGROUP":     "primary",
+	"GLUE_DATABASE":        "rewind",
+	"GLUE_TABLE":           "changes",
+	"ATHENA_RESULT_BUCKET": "acme-athena-results",
+	"ATHENA_RESULT_PREFIX": "rewind",
 }
 
 // fillPlaceholders replaces each placeholder as a whole word, so TABLE

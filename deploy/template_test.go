@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -717,6 +718,7 @@ func TestParameters(t *testing.T) {
 		{"FailureRetentionDays", "Number", 35, 1, 3653},
 		{"IteratorAgeAlarmMilliseconds", "Number", 3600000, 1000, 86400000},
 		{"AlarmTopicArn", "String", "", nil, nil},
+		{"CompactionSchedule", "String", "", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -772,6 +774,10 @@ func TestParameterPatterns(t *testing.T) {
 		{"ParquetPrefix", "changes/", false},
 		{"ParquetPrefix", "a//b", false},
 		{"ParquetPrefix", "", false},
+		{"CompactionSchedule", "", true},
+		{"CompactionSchedule", "rate(1 hour)", true},
+		{"CompactionSchedule", "cron(15 * * * ? *)", true},
+		{"CompactionSchedule", "hourly", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.param+"="+tt.value, func(t *testing.T) {
@@ -1329,5 +1335,46 @@ func TestCFNLint(t *testing.T) {
 		missing("cfn-lint did not run (exit %d): %s", exit.ExitCode(), out)
 	default:
 		t.Errorf("cfn-lint --include-checks I template.yaml: %v; fix each finding (file:line:col:rule:message):\n%s", err, out)
+	}
+}
+
+// TestCompaction: the scheduled compaction is off by default (every one of
+// its resources under CompactionOn, which needs a schedule), runs
+// cmd/compactor over the capture bucket and prefix, and its role may list,
+// read, write and delete under the capture prefix and write its logs:
+// nothing else.
+func TestCompaction(t *testing.T) {
+	tpl := loadTemplate(t)
+	res := tpl.resources()
+	cond := at(tpl["Conditions"], "CompactionOn")
+	if !reflect.DeepEqual(cond, map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "CompactionSchedule"}, ""}}}}) {
+		t.Fatalf("CompactionOn is %v, want a non-empty CompactionSchedule", cond)
+	}
+	for _, n := range []string{"CompactionFunction", "CompactionRole", "CompactionLogGroup"} {
+		if at(res, n, "Condition") != "CompactionOn" {
+			t.Errorf("%s is not under Condition CompactionOn: compaction would be on by default", n)
+		}
+	}
+	fn := tpl.props("CompactionFunction")
+	if fn["CodeUri"] != "../dist/compactor/" || !reflect.DeepEqual(at(fn, "Environment", "Variables"), map[string]any{
+		"REWIND_BUCKET": map[string]any{"Ref": "CaptureBucket"}, "REWIND_PREFIX": map[string]any{"Ref": "ParquetPrefix"},
+	}) || !reflect.DeepEqual(at(fn, "Events", "Schedule", "Properties", "ScheduleExpression"), map[string]any{"Ref": "CompactionSchedule"}) {
+		t.Errorf("CompactionFunction properties %v", fn)
+	}
+	stmts, _ := at(tpl.props("CompactionRole"), "Policies").([]any)
+	if len(stmts) != 1 {
+		t.Fatalf("CompactionRole has %d policies, want 1", len(stmts))
+	}
+	got := map[string]any{}
+	for _, s := range at(stmts[0], "PolicyDocument", "Statement").([]any) {
+		got[at(s, "Sid").(string)] = []any{at(s, "Action"), at(s, "Resource")}
+	}
+	want := map[string]any{
+		"ListCapture":    []any{"s3:ListBucket", map[string]any{"Fn::GetAtt": []any{"CaptureBucket", "Arn"}}},
+		"RewriteCapture": []any{[]any{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, map[string]any{"Fn::Sub": "${CaptureBucket.Arn}/${ParquetPrefix}/*"}},
+		"WriteLogs":      []any{[]any{"logs:CreateLogStream", "logs:PutLogEvents"}, map[string]any{"Fn::GetAtt": []any{"CompactionLogGroup", "Arn"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CompactionRole statements\n%v\nwant\n%v", got, want)
 	}
 }

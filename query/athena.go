@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 )
 
@@ -85,19 +86,21 @@ func AthenaDefaults(st *indexer.Store, o AthenaOptions) (AthenaOptions, error) {
 	return o, nil
 }
 
-// Athena returns the Glue/Athena DDL for the capture Parquet layout, with
-// partition projection on table, dt and hour, followed by the SQL of q's
-// key set. The SQL dedupes by event_id, since a retried stream batch can
-// leave the same record in two objects.
-//
-// Differences from rewind's own answer, stated in the SQL's comments:
-// Athena reads event_time at millisecond precision; matches compare the
-// attribute's text as captured (numbers are not normalized); rows come out
-// in key-JSON order, not rewind's canonical key order.
-func Athena(q Query, o AthenaOptions) (string, error) {
-	if err := q.Validate(); err != nil {
-		return "", err
-	}
+// athenaColumns are the capture Parquet columns as the Glue table declares
+// them (Hive types), in the file's order.
+var athenaColumns = [][2]string{
+	{"event_id", "string"}, {"source_table", "string"}, {"region", "string"}, {"tenant", "string"},
+	{"action", "string"}, {"ttl_expiry", "boolean"}, {"event_time", "timestamp"}, {"sequence_number", "string"},
+	{"shard_id", "string"}, {"stream_view_type", "string"}, {"keys", "string"}, {"old_image", "string"},
+	{"new_image", "string"}, {"changed_attributes", "array<string>"}, {"size_bytes", "bigint"},
+	{"decode_error", "string"}, {"raw_record", "string"},
+}
+
+// athenaPartitions are the Hive partition columns of the capture layout.
+var athenaPartitions = []string{"table", "dt", "hour"}
+
+// athenaDefaults fills o's defaults and checks it.
+func (o *AthenaOptions) ensureDefaults() error {
 	if o.Database == "" {
 		o.Database = DefaultAthenaDatabase
 	}
@@ -105,51 +108,54 @@ func Athena(q Query, o AthenaOptions) (string, error) {
 		o.Table = DefaultAthenaTable
 	}
 	if !strings.HasPrefix(o.Location, "s3://") {
-		return "", fmt.Errorf("athena: location %q: want s3://bucket/prefix", o.Location)
+		return fmt.Errorf("athena: location %q: want s3://bucket/prefix", o.Location)
 	}
 	if len(o.Tables) == 0 {
-		return "", fmt.Errorf("athena: no source tables to project")
+		return fmt.Errorf("athena: no source tables to project (name them with --tables, or index the capture first)")
 	}
 	for _, t := range o.Tables {
 		if strings.Contains(t, ",") {
-			return "", fmt.Errorf("athena: table name %q has a comma, which an enum projection cannot hold", t)
+			return fmt.Errorf("athena: table name %q has a comma, which an enum projection cannot hold", t)
+		}
+	}
+	for _, n := range []string{o.Database, o.Table} {
+		if !athenaName(n) {
+			return fmt.Errorf("athena: Glue name %q: want lower-case letters, digits and underscores", n)
 		}
 	}
 	if o.Since.IsZero() {
 		o.Since = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	loc := strings.TrimSuffix(o.Location, "/") + "/"
-	tables := slices.Clone(o.Tables)
-	slices.Sort(tables)
-	name := o.Database + "." + o.Table
+	o.Location = strings.TrimSuffix(o.Location, "/") + "/"
+	o.Tables = slices.Compact(slices.Sorted(slices.Values(o.Tables)))
+	return nil
+}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, "-- Glue table over rewind's capture objects (%stable=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet).\n", loc)
-	b.WriteString("-- event_time is Parquet TIMESTAMP(MICROS, UTC); Athena reads it at millisecond precision.\n")
-	b.WriteString("-- sequence_number is a decimal string: order with CAST(sequence_number AS DECIMAL(38,0)).\n")
-	b.WriteString("-- keys, old_image and new_image are DynamoDB JSON; keys is canonical (attributes sorted, numbers normalized).\n")
-	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS %s;\n\n", o.Database)
-	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s (\n", name)
-	cols := [][2]string{
-		{"event_id", "string"}, {"source_table", "string"}, {"region", "string"}, {"tenant", "string"},
-		{"action", "string"}, {"ttl_expiry", "boolean"}, {"event_time", "timestamp"}, {"sequence_number", "string"},
-		{"shard_id", "string"}, {"stream_view_type", "string"}, {"keys", "string"}, {"old_image", "string"},
-		{"new_image", "string"}, {"changed_attributes", "array<string>"}, {"size_bytes", "bigint"},
-		{"decode_error", "string"}, {"raw_record", "string"},
+// athenaName reports whether n is a name Glue and Athena both take
+// unquoted ("Names for tables, databases, and columns" in the Athena
+// guide: lower case, digits and underscores).
+func athenaName(n string) bool {
+	if n == "" {
+		return false
 	}
-	for i, c := range cols {
-		sep := ","
-		if i == len(cols)-1 {
-			sep = ""
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
 		}
-		fmt.Fprintf(&b, "  `%s` %s%s\n", c[0], c[1], sep)
 	}
-	b.WriteString(")\nPARTITIONED BY (`table` string, `dt` string, `hour` string)\nSTORED AS PARQUET\n")
-	fmt.Fprintf(&b, "LOCATION %s\nTBLPROPERTIES (\n", sqlString(loc))
-	props := [][2]string{
+	return true
+}
+
+// athenaProjection returns the table properties of the partition
+// projection: table is an enum of the source tables, dt a date from Since
+// to NOW, hour an integer 00..23, and the location template the capture's
+// layout ("Partition projection" in the Athena guide: projection.enabled,
+// projection.<col>.type enum/date/integer, storage.location.template).
+func athenaProjection(o *AthenaOptions) [][2]string {
+	return [][2]string{
 		{"projection.enabled", "true"},
 		{"projection.table.type", "enum"},
-		{"projection.table.values", strings.Join(tables, ",")},
+		{"projection.table.values", strings.Join(o.Tables, ",")},
 		{"projection.dt.type", "date"},
 		{"projection.dt.format", "yyyy-MM-dd"},
 		{"projection.dt.range", o.Since.UTC().Format("2006-01-02") + ",NOW"},
@@ -158,8 +164,101 @@ func Athena(q Query, o AthenaOptions) (string, error) {
 		{"projection.hour.type", "integer"},
 		{"projection.hour.range", "0,23"},
 		{"projection.hour.digits", "2"},
-		{"storage.location.template", loc + "table=${table}/dt=${dt}/hour=${hour}/"},
+		{"storage.location.template", o.Location + "table=${table}/dt=${dt}/hour=${hour}/"},
 	}
+}
+
+// AthenaStatement is a query with ? placeholders and its execution
+// parameters, in order, each an SQL literal as Athena's ExecutionParameters
+// take them ("Use execution parameters" in the Athena guide: string values
+// are given in single quotes). User input only ever reaches Athena as a
+// parameter, never spliced into the query text.
+type AthenaStatement struct {
+	SQL    string
+	Params []string
+}
+
+// The columns of the key-set query, in order.
+var athenaKeySetColumns = []string{"table", "key", "tenant", "first", "last", "count", "inserts", "modifies", "removes"}
+
+// AthenaKeySetStatement returns the SQL of q's key set over the Glue table
+// o names: one row per item with its tenant, first and last change time,
+// number of changes and how many of each action. Events are deduplicated by
+// event_id, since a retried stream batch can leave the same record in two
+// objects. Rows come out in no order: the reader sorts them as a key set.
+//
+// The SQL keeps to what both Athena engine version 3 (Trino) and DuckDB
+// run; each function is in the Athena engine v3 function list: row_number,
+// count_if, max, min, coalesce, nullif, starts_with, contains (on an
+// array), json_extract_scalar (DuckDB: the stand-in's macro), try_cast.
+func AthenaKeySetStatement(q Query, o AthenaOptions) (AthenaStatement, error) {
+	if err := q.Validate(); err != nil {
+		return AthenaStatement{}, err
+	}
+	if err := o.ensureDefaults(); err != nil {
+		return AthenaStatement{}, err
+	}
+	var st AthenaStatement
+	conds := athenaConditions(&q, &st.Params)
+	var b strings.Builder
+	b.WriteString("WITH events AS (\n")
+	b.WriteString("  SELECT source_table, keys, tenant, action, event_time,\n")
+	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
+	for i, c := range conds {
+		kw := "  WHERE "
+		if i > 0 {
+			kw = "    AND "
+		}
+		b.WriteString(kw + c + "\n")
+	}
+	b.WriteString(")\n")
+	b.WriteString("SELECT source_table AS \"table\", keys AS \"key\", coalesce(max(nullif(tenant, '')), '') AS tenant,\n")
+	b.WriteString("       CAST(min(event_time) AS varchar) AS \"first\", CAST(max(event_time) AS varchar) AS \"last\",\n")
+	b.WriteString("       count(*) AS \"count\", count_if(action = 'INSERT') AS inserts,\n")
+	b.WriteString("       count_if(action = 'MODIFY') AS modifies, count_if(action = 'REMOVE') AS removes\n")
+	b.WriteString("FROM events\nWHERE copy = 1\nGROUP BY source_table, keys\n")
+	st.SQL = b.String()
+	return st, nil
+}
+
+// Athena returns the Glue/Athena DDL for the capture Parquet layout, with
+// partition projection on table, dt and hour, followed by the SQL of q's
+// key set exactly as `--engine athena` runs it, with its execution
+// parameters listed after it.
+//
+// Differences from rewind's own answer, stated in the SQL's comments:
+// Athena reads event_time at millisecond precision; a number --match
+// beyond double precision compares as text; a --match on a set, list or
+// map, and a --key-prefix on a binary key, are not supported.
+func Athena(q Query, o AthenaOptions) (string, error) {
+	st, err := AthenaKeySetStatement(q, o)
+	if err != nil {
+		return "", err
+	}
+	if err := o.ensureDefaults(); err != nil {
+		return "", err
+	}
+	name := o.Database + "." + o.Table
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Glue table over rewind's capture objects (%stable=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet).\n", o.Location)
+	b.WriteString("-- rewind query --engine athena creates it through the Glue API; this DDL is the same table.\n")
+	b.WriteString("-- event_time is Parquet TIMESTAMP(MICROS, UTC); Athena reads it at millisecond precision.\n")
+	b.WriteString("-- sequence_number is a decimal string: order with CAST(sequence_number AS DECIMAL(38,0)).\n")
+	b.WriteString("-- keys, old_image and new_image are DynamoDB JSON; keys is canonical (attributes sorted, numbers normalized).\n")
+	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS %s;\n\n", o.Database)
+	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s (\n", name)
+	for i, c := range athenaColumns {
+		sep := ","
+		if i == len(athenaColumns)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "  `%s` %s%s\n", c[0], c[1], sep)
+	}
+	b.WriteString(")\nPARTITIONED BY (`table` string, `dt` string, `hour` string)\nSTORED AS PARQUET\n")
+	fmt.Fprintf(&b, "LOCATION %s\nTBLPROPERTIES (\n", sqlString(o.Location))
+	props := athenaProjection(&o)
 	for i, p := range props {
 		sep := ","
 		if i == len(props)-1 {
@@ -169,66 +268,73 @@ func Athena(q Query, o AthenaOptions) (string, error) {
 	}
 	b.WriteString(");\n\n")
 
-	b.WriteString("-- The key set: one row per item, as `rewind query` prints it.\n")
-	b.WriteString("WITH events AS (\n")
-	b.WriteString("  SELECT source_table, keys, tenant, action, event_time,\n")
-	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY \"$path\") AS copy\n")
-	fmt.Fprintf(&b, "  FROM %s\n", name)
-	conds := athenaConditions(&q)
-	for i, c := range conds {
-		kw := "  WHERE "
-		if i > 0 {
-			kw = "    AND "
+	b.WriteString("-- The key set: one row per item; rewind sorts the rows by table and key.\n")
+	b.WriteString(strings.TrimSuffix(st.SQL, "\n") + ";\n")
+	if len(st.Params) > 0 {
+		b.WriteString("-- Execution parameters, in the order of the ? placeholders:\n")
+		for i, p := range st.Params {
+			fmt.Fprintf(&b, "--   %d: %s\n", i+1, p)
 		}
-		b.WriteString(kw + c + "\n")
 	}
-	b.WriteString(")\n")
-	b.WriteString("SELECT source_table AS \"table\", keys AS \"key\", max(tenant) AS tenant,\n")
-	b.WriteString("       min(event_time) AS first, max(event_time) AS last, count(*) AS count,\n")
-	b.WriteString("       array_sort(array_agg(DISTINCT action)) AS actions\n")
-	b.WriteString("FROM events\nWHERE copy = 1\nGROUP BY source_table, keys\nORDER BY source_table, keys;\n")
 	return b.String(), nil
 }
 
-func athenaConditions(q *Query) []string {
+// athenaConditions returns the WHERE conditions of q, appending the value
+// of each ? placeholder to params.
+func athenaConditions(q *Query, params *[]string) []string {
+	p := func(v string) string {
+		*params = append(*params, sqlString(v))
+		return "?"
+	}
+	list := func(vs []string) string {
+		ph := make([]string, len(vs))
+		for i, v := range vs {
+			ph[i] = p(v)
+		}
+		return strings.Join(ph, ", ")
+	}
 	var c []string
 	if !q.From.IsZero() || !q.To.IsZero() {
-		c = append(c, partitionRange(q.From, q.To)...)
+		c = append(c, partitionRange(q.From, q.To, p)...)
 	}
 	if !q.From.IsZero() {
-		c = append(c, "event_time >= "+sqlTimestamp(q.From))
+		c = append(c, "event_time >= CAST("+p(athenaTimestamp(q.From))+" AS timestamp)")
 	}
 	if !q.To.IsZero() {
-		c = append(c, "event_time < "+sqlTimestamp(q.To))
+		c = append(c, "event_time < CAST("+p(athenaTimestamp(q.To))+" AS timestamp)")
 	}
-	c = append(c, "decode_error IS NULL")
+	// An empty decode_error is a decoded event too: parquet-go writes an
+	// empty optional string where the event had none, now and then.
+	c = append(c, "coalesce(decode_error, '') = ''")
 	if len(q.Tables) > 0 {
-		c = append(c, "\"table\" IN ("+sqlList(q.Tables)+")")
+		c = append(c, "\"table\" IN ("+list(q.Tables)+")")
 	}
 	if len(q.Tenants) > 0 {
-		c = append(c, "tenant IN ("+sqlList(q.Tenants)+")")
+		c = append(c, "tenant IN ("+list(q.Tenants)+")")
 	}
 	if len(q.Actions) > 0 {
 		var as []string
 		for _, a := range q.Actions {
 			as = append(as, string(a))
 		}
-		c = append(c, "action IN ("+sqlList(as)+")")
+		c = append(c, "action IN ("+list(as)+")")
 	}
 	switch q.TTL {
 	case TTLExclude:
-		c = append(c, "NOT ttl_expiry")
+		c = append(c, "NOT coalesce(ttl_expiry, false)")
 	case TTLOnly:
-		c = append(c, "ttl_expiry")
+		c = append(c, "coalesce(ttl_expiry, false)")
 	}
-	for _, p := range q.KeyPrefixes {
-		c = append(c, fmt.Sprintf("starts_with(coalesce(%s, %s), %s)",
-			jsonScalar("keys", p.Attr, "S"), jsonScalar("keys", p.Attr, "N"), sqlString(p.Prefix)))
+	for _, kp := range q.KeyPrefixes {
+		// keys is canonical: numbers are normalized, as the local index
+		// compares them.
+		c = append(c, fmt.Sprintf("starts_with(coalesce(json_extract_scalar(keys, %s), json_extract_scalar(keys, %s)), %s)",
+			p(jsonPath(kp.Attr, "S")), p(jsonPath(kp.Attr, "N")), p(kp.Prefix)))
 	}
 	if len(q.Changed) > 0 {
 		var or []string
 		for _, a := range q.Changed {
-			or = append(or, "contains(changed_attributes, "+sqlString(a)+")")
+			or = append(or, "contains(changed_attributes, "+p(a)+")")
 		}
 		c = append(c, "("+strings.Join(or, " OR ")+")")
 	}
@@ -237,21 +343,35 @@ func athenaConditions(q *Query) []string {
 		if m.Side == NewSide {
 			col = "new_image"
 		}
-		v := fmt.Sprintf("coalesce(%s, %s, %s, %s)",
-			jsonScalar(col, m.Attr, "S"), jsonScalar(col, m.Attr, "N"),
-			jsonScalar(col, m.Attr, "BOOL"), jsonScalar(col, m.Attr, "B"))
-		op := "="
-		if m.Not {
-			op = "IS DISTINCT FROM"
+		// The value as the local index compares it: a string as is, a
+		// number by value, binary as base64, a boolean as true/false,
+		// NULL as null.
+		or := []string{
+			fmt.Sprintf("json_extract_scalar(%s, %s) = %s", col, p(jsonPath(m.Attr, "S")), p(m.Value)),
+			fmt.Sprintf("json_extract_scalar(%s, %s) = %s", col, p(jsonPath(m.Attr, "B")), p(m.Value)),
+			fmt.Sprintf("json_extract_scalar(%s, %s) = %s", col, p(jsonPath(m.Attr, "BOOL")), p(m.Value)),
+			fmt.Sprintf("json_extract_scalar(%s, %s) = %s", col, p(jsonPath(m.Attr, "N")), p(m.Value)),
 		}
-		c = append(c, fmt.Sprintf("%s %s %s", v, op, sqlString(m.Value)))
+		if _, err := rewind.NormalizeNumber(m.Value); err == nil {
+			or = append(or, fmt.Sprintf("try_cast(json_extract_scalar(%s, %s) AS double) = try_cast(%s AS double)",
+				col, p(jsonPath(m.Attr, "N")), p(m.Value)))
+		}
+		if m.Value == "null" {
+			or = append(or, fmt.Sprintf("json_extract_scalar(%s, %s) = 'true'", col, p(jsonPath(m.Attr, "NULL"))))
+		}
+		eq := "coalesce(" + strings.Join(or, " OR ") + ", false)"
+		if m.Not {
+			eq = "NOT " + eq
+		}
+		c = append(c, eq)
 	}
 	return c
 }
 
 // partitionRange returns the dt/hour predicates that keep the partitions
-// of [from, to), so Athena reads only those objects.
-func partitionRange(from, to time.Time) []string {
+// of [from, to), so Athena reads only those objects (partition projection
+// prunes on predicates over the projected columns).
+func partitionRange(from, to time.Time, p func(string) string) []string {
 	var c []string
 	var d0, h0, d1, h1 string
 	if !from.IsZero() {
@@ -262,28 +382,29 @@ func partitionRange(from, to time.Time) []string {
 		l := to.UTC().Add(-time.Microsecond) // the last instant in the window
 		d1, h1 = l.Format("2006-01-02"), l.Format("15")
 	}
-	switch {
-	case d0 != "" && d0 == d1:
-		c = append(c, "dt = "+sqlString(d0))
+	if d0 != "" && d0 == d1 {
+		c = append(c, "dt = "+p(d0))
 		if h0 == h1 {
-			c = append(c, "hour = "+sqlString(h0))
+			c = append(c, "hour = "+p(h0))
 		} else {
-			c = append(c, "hour BETWEEN "+sqlString(h0)+" AND "+sqlString(h1))
+			c = append(c, "hour BETWEEN "+p(h0)+" AND "+p(h1))
 		}
 		return c
 	}
 	if d0 != "" {
-		c = append(c, fmt.Sprintf("(dt > %s OR (dt = %s AND hour >= %s))", sqlString(d0), sqlString(d0), sqlString(h0)))
+		c = append(c, fmt.Sprintf("(dt > %s OR (dt = %s AND hour >= %s))", p(d0), p(d0), p(h0)))
 	}
 	if d1 != "" {
-		c = append(c, fmt.Sprintf("(dt < %s OR (dt = %s AND hour <= %s))", sqlString(d1), sqlString(d1), sqlString(h1)))
+		c = append(c, fmt.Sprintf("(dt < %s OR (dt = %s AND hour <= %s))", p(d1), p(d1), p(h1)))
 	}
 	return c
 }
 
-func jsonScalar(col, attr, typ string) string {
-	path := "$[" + jsonPathString(attr) + "][\"" + typ + "\"]"
-	return fmt.Sprintf("json_extract_scalar(%s, %s)", col, sqlString(path))
+// jsonPath is the JSON path of a DynamoDB JSON attribute's typed value,
+// $["attr"]["S"], in the bracket notation both Athena's JSONPath and the
+// stand-in accept for any attribute name.
+func jsonPath(attr, typ string) string {
+	return "$[" + jsonPathString(attr) + "][\"" + typ + "\"]"
 }
 
 // jsonPathString quotes an attribute name for a JSON path.
@@ -293,14 +414,6 @@ func jsonPathString(s string) string {
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-func sqlList(ss []string) string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = sqlString(s)
-	}
-	return strings.Join(out, ", ")
-}
-
-func sqlTimestamp(t time.Time) string {
-	return "TIMESTAMP " + sqlString(t.UTC().Format("2006-01-02 15:04:05.000000"))
+func athenaTimestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05.000000")
 }

@@ -34,3 +34,12 @@ else
 fi
 
 echo "built $out/bootstrap and $out.zip ($(wc -c <"$out.zip") bytes)" >&2
+
+# The scheduled compaction function (deploy/template.yaml
+# CompactionFunction, created only when CompactionSchedule is set).
+rm -rf dist/compactor
+mkdir -p dist/compactor
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
+	go build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+	-o dist/compactor/bootstrap ./cmd/compactor
+echo "built dist/compactor/bootstrap" >&2

@@ -3,9 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ddbrewind/rewind"
@@ -38,7 +36,15 @@ stdout, by --format:
   json    one JSON line per change, with its old and new images
   table   one line per change, for people
   athena  the Glue table DDL (partition projection on table, dt, hour) and
-          the SQL of this key set, for histories too big for one machine
+          the SQL of this key set with its execution parameters: what
+          --engine athena creates and runs
+
+--engine athena runs the key set on Amazon Athena over the capture in S3
+(--location, default the store's S3 source) instead of the local index:
+it creates or updates the Glue table --database.--athena-table through
+the Glue API, runs the query in --workgroup with the filters as execution
+parameters, prints its state, data scanned and estimated cost to stderr,
+and writes the same key set the local index would. Ctrl-C stops the query.
 stderr: a summary, and a warning for each table, tenant or window named that
 the store holds nothing of, naming what it does hold. Exit 3 when nothing
 matched and such a warning was given (most likely a typo); an empty answer
@@ -65,8 +71,8 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var audit auditFlags
 	audit.register(fs)
 	format := fs.String("format", "keyset", "keyset, json, table or athena")
-	location := fs.String("location", "", "with --format athena: the capture prefix s3://bucket/prefix (default: the S3 source the store was indexed from)")
-	database := fs.String("athena-table", query.DefaultAthenaDatabase+"."+query.DefaultAthenaTable, "with --format athena: the Glue database.table to create")
+	var af athenaFlags
+	af.register(fs)
 	tmp := fs.String("tmp", "", "directory for the key set's spilled runs when it outgrows memory (default: the system's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -75,13 +81,24 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	onAthena, err := af.athena()
+	if err != nil {
+		return err
+	}
 	switch *format {
-	case "keyset", "json", "table":
+	case "keyset":
+		if onAthena {
+			return athenaKeySet(ctx, env, &store, &af, q, *tmp)
+		}
+	case "json", "table":
+		if onAthena {
+			return usagef("--engine athena prints the key set only (--format keyset)")
+		}
 	case "athena":
 		if audit.on() {
 			return usagef("--format athena reads the capture Parquet, not the audit table: leave out --audit-table")
 		}
-		return c.athena(env, &store, q, *location, *database)
+		return c.athena(ctx, env, &store, &af, q)
 	default:
 		return usagef("--format %q: want keyset, json, table or athena", *format)
 	}
@@ -157,28 +174,9 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 
 // athena prints the DDL and SQL. The store, when there is one, gives the
 // defaults: its S3 source, its tables and its first day.
-func (c *queryCmd) athena(env *Env, store *storeFlag, q query.Query, location, table string) error {
-	db, tbl, ok := strings.Cut(table, ".")
-	if !ok || db == "" || tbl == "" {
-		return usagef("--athena-table %q: want database.table", table)
-	}
-	o := query.AthenaOptions{Database: db, Table: tbl, Location: location, Tables: q.Tables}
-	st, err := store.open(env, true)
-	switch {
-	case err == nil:
-		defer st.Close()
-		o, err = query.AthenaDefaults(st, o)
-		if errors.Is(err, query.ErrAthenaLocation) {
-			return usagef("--format athena: give --location s3://bucket/prefix: %v", err)
-		}
-		if err != nil {
-			return err
-		}
-	case errors.Is(err, indexer.ErrNoStore):
-		if o.Location == "" || len(o.Tables) == 0 {
-			return usagef("--format athena without a store needs --location and --tables")
-		}
-	default:
+func (c *queryCmd) athena(ctx context.Context, env *Env, store *storeFlag, af *athenaFlags, q query.Query) error {
+	o, err := af.options(ctx, env, store, q, nil)
+	if err != nil {
 		return err
 	}
 	sql, err := query.Athena(q, o)

@@ -1,4 +1,5 @@
 -- Glue table over rewind's capture objects (s3://acme-rewind/capture/table=<t>/dt=YYYY-MM-DD/hour=HH/*.parquet).
+-- rewind query --engine athena creates it through the Glue API; this DDL is the same table.
 -- event_time is Parquet TIMESTAMP(MICROS, UTC); Athena reads it at millisecond precision.
 -- sequence_number is a decimal string: order with CAST(sequence_number AS DECIMAL(38,0)).
 -- keys, old_image and new_image are DynamoDB JSON; keys is canonical (attributes sorted, numbers normalized).
@@ -41,20 +42,25 @@ TBLPROPERTIES (
   'storage.location.template' = 's3://acme-rewind/capture/table=${table}/dt=${dt}/hour=${hour}/'
 );
 
--- The key set: one row per item, as `rewind query` prints it.
+-- The key set: one row per item; rewind sorts the rows by table and key.
 WITH events AS (
   SELECT source_table, keys, tenant, action, event_time,
-         row_number() OVER (PARTITION BY event_id ORDER BY "$path") AS copy
+         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy
   FROM rewind.changes
-  WHERE (dt > '2026-11-20' OR (dt = '2026-11-20' AND hour >= '10'))
-    AND event_time >= TIMESTAMP '2026-11-20 10:00:00.000000'
-    AND decode_error IS NULL
-    AND ttl_expiry
+  WHERE (dt > ? OR (dt = ? AND hour >= ?))
+    AND event_time >= CAST(? AS timestamp)
+    AND coalesce(decode_error, '') = ''
+    AND coalesce(ttl_expiry, false)
 )
-SELECT source_table AS "table", keys AS "key", max(tenant) AS tenant,
-       min(event_time) AS first, max(event_time) AS last, count(*) AS count,
-       array_sort(array_agg(DISTINCT action)) AS actions
+SELECT source_table AS "table", keys AS "key", coalesce(max(nullif(tenant, '')), '') AS tenant,
+       CAST(min(event_time) AS varchar) AS "first", CAST(max(event_time) AS varchar) AS "last",
+       count(*) AS "count", count_if(action = 'INSERT') AS inserts,
+       count_if(action = 'MODIFY') AS modifies, count_if(action = 'REMOVE') AS removes
 FROM events
 WHERE copy = 1
-GROUP BY source_table, keys
-ORDER BY source_table, keys;
+GROUP BY source_table, keys;
+-- Execution parameters, in the order of the ? placeholders:
+--   1: '2026-11-20'
+--   2: '2026-11-20'
+--   3: '10'
+--   4: '2026-11-20 10:00:00.000000'
