@@ -34,15 +34,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/internal/awsrec"
 	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/fakeappconfig"
 	"github.com/ddbrewind/rewind/internal/fakeiam"
+	"github.com/ddbrewind/rewind/internal/fakelogs"
 	"github.com/ddbrewind/rewind/internal/fakepitr"
 	"github.com/ddbrewind/rewind/internal/fakessm"
 	"github.com/ddbrewind/rewind/internal/iamsim"
@@ -50,6 +53,7 @@ import (
 	"github.com/ddbrewind/rewind/internal/localaws/lambdart"
 	"github.com/ddbrewind/rewind/internal/localaws/streampoller"
 	"github.com/ddbrewind/rewind/internal/traffic"
+	"github.com/ddbrewind/rewind/recover/changelog"
 	"github.com/ddbrewind/rewind/recover/readonly"
 	"github.com/ddbrewind/rewind/streamhandler"
 )
@@ -68,6 +72,7 @@ const (
 	exportPfx    = "incident"
 	appRole      = "orders-app"
 	denyPolicy   = "DenyWrite"
+	appLogGroup  = "/aws/lambda/orders-api"
 )
 
 // placeholders are the values of README.md's placeholder table, with
@@ -92,6 +97,10 @@ var placeholders = map[string]string{
 	"GLUE_TABLE":           "changes",
 	"ATHENA_RESULT_BUCKET": "acme-athena-results",
 	"ATHENA_RESULT_PREFIX": "rewind",
+	// rewind index --logs: the application's change log and its export.
+	"APP_LOG_GROUP":     appLogGroup,
+	"LOG_EXPORT_BUCKET": "acme-log-exports",
+	"LOG_EXPORT_PREFIX": "exportedlogs",
 }
 
 // fillPlaceholders replaces each placeholder as a whole word, so TABLE
@@ -136,7 +145,7 @@ func TestRunbookPermissions(t *testing.T) {
 	}
 	setupCfg.Region = testRegion
 	s3c := localaws.NewS3Client(setupCfg)
-	for _, b := range []string{captureBkt, failureBkt, exportBkt} {
+	for _, b := range []string{captureBkt, failureBkt, exportBkt, placeholders["LOG_EXPORT_BUCKET"]} {
 		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			t.Fatal(err)
 		}
@@ -168,6 +177,13 @@ func TestRunbookPermissions(t *testing.T) {
 	acSrv.AddEnvironment(placeholders["APPCONFIG_APP_ID"], "prod")
 	acSrv.AddProfile(placeholders["APPCONFIG_APP_ID"], "readonly", fakeappconfig.FeatureFlagsType)
 	immediate := acSrv.AddStrategy("rewind-immediate", 0, 0)
+
+	// The application's change log: lines logged through recover/changelog
+	// in its log group, and a CloudWatch Logs export of it to S3.
+	logsSrv := fakelogs.Start()
+	t.Cleanup(logsSrv.Close)
+	logsSrv.S3 = s3c
+	shipChangeLog(t, logsSrv, setupCfg)
 
 	ddbViaFront := rec.Proxy(t, front.Endpoint)
 	ddbDirect := rec.Proxy(t, ddb.Endpoint)
@@ -202,23 +218,24 @@ func TestRunbookPermissions(t *testing.T) {
 
 	// The operator's environment: the CLI reads the process's.
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":   ddbViaFront,
-		"AWS_ENDPOINT_URL_S3":         s3Proxy,
-		"AWS_ENDPOINT_URL_SSM":        rec.Proxy(t, ssmSrv.Endpoint),
-		"AWS_ENDPOINT_URL_APPCONFIG":  rec.Proxy(t, acSrv.Endpoint),
-		"AWS_ENDPOINT_URL_IAM":        rec.Proxy(t, iamSrv.Endpoint),
-		"AWS_ENDPOINT_URL_STS":        rec.Proxy(t, iamSrv.Endpoint),
-		"AWS_ENDPOINT_URL_DAX":        rec.Proxy(t, iamSrv.Endpoint),
-		"AWS_ACCESS_KEY_ID":           ddb.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":       localaws.SecretAccessKey,
-		"AWS_REGION":                  testRegion,
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_ENDPOINT_URL":            "",
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-		"REWIND_S3_PATH_STYLE":        "true",
+		"AWS_ENDPOINT_URL_DYNAMODB":        ddbViaFront,
+		"AWS_ENDPOINT_URL_S3":              s3Proxy,
+		"AWS_ENDPOINT_URL_SSM":             rec.Proxy(t, ssmSrv.Endpoint),
+		"AWS_ENDPOINT_URL_APPCONFIG":       rec.Proxy(t, acSrv.Endpoint),
+		"AWS_ENDPOINT_URL_IAM":             rec.Proxy(t, iamSrv.Endpoint),
+		"AWS_ENDPOINT_URL_STS":             rec.Proxy(t, iamSrv.Endpoint),
+		"AWS_ENDPOINT_URL_DAX":             rec.Proxy(t, iamSrv.Endpoint),
+		"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": rec.Proxy(t, logsSrv.URL),
+		"AWS_ACCESS_KEY_ID":                ddb.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":            localaws.SecretAccessKey,
+		"AWS_REGION":                       testRegion,
+		"AWS_CONFIG_FILE":                  os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE":      os.DevNull,
+		"AWS_EC2_METADATA_DISABLED":        "true",
+		"AWS_ENDPOINT_URL":                 "",
+		"AWS_SESSION_TOKEN":                "",
+		"AWS_PROFILE":                      "",
+		"REWIND_S3_PATH_STYLE":             "true",
 	} {
 		t.Setenv(k, v)
 	}
@@ -331,6 +348,11 @@ func TestRunbookPermissions(t *testing.T) {
 		t.Fatalf("export printed no exportId: %v", exports)
 	}
 	rewind("", "index", "--export", "s3://"+exportBkt+"/"+exportPfx+"/AWSDynamoDB/"+exportID+"/", "--store", filepath.Join(work, "export-index"), "--tenant-regex", traffic.TenantRegex)
+
+	// The application's change log, from CloudWatch Logs and from its
+	// export to S3.
+	rewind("", "index", "--logs", "cwlogs:"+appLogGroup, "--from", "-1h", "--store", filepath.Join(work, "logs-index"))
+	rewind("", "index", "--logs", "s3://"+placeholders["LOG_EXPORT_BUCKET"]+"/"+placeholders["LOG_EXPORT_PREFIX"], "--store", filepath.Join(work, "log-export-index"))
 
 	// The deny document `readonly on` attached, before `off` removed it
 	// from the role (the policy itself stays).
@@ -595,5 +617,35 @@ func checkDenyWrite(t *testing.T, sim *iamsim.Simulator, denyDoc, frozenKey, all
 		if r.Decision != want[i] {
 			t.Errorf("application role with DenyWrite: %v %v: %s (%s), want %s", reqs[i], reqs[i].Context, r.Decision, r.Reason, want[i])
 		}
+	}
+}
+
+// shipChangeLog logs a few item changes through recover/changelog into
+// the stand-in's log group appLogGroup (stream "app") and exports the group
+// to LOG_EXPORT_BUCKET with CloudWatch Logs' CreateExportTask, as the
+// operator would before `rewind index --logs s3://...`. Not recorded: the
+// application and the export task are not the operator's calls.
+func shipChangeLog(t *testing.T, srv *fakelogs.Server, cfg aws.Config) {
+	t.Helper()
+	var buf bytes.Buffer
+	l, err := changelog.New(changelog.Config{Handler: slog.NewJSONHandler(&buf, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		k := rewind.Key{{Name: "pk", Type: 'S', Value: "TENANT#tenant01"}, {Name: "sk", Type: 'S', Value: fmt.Sprint("item#", i)}}
+		if err := l.Change(t.Context(), runbookTable, k, rewind.ActionModify); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		srv.Put(appLogGroup, "app", fakelogs.Event{Timestamp: time.Now().UnixMilli(), Message: ln})
+	}
+	cw := cloudwatchlogs.NewFromConfig(cfg, func(o *cloudwatchlogs.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	if _, err := cw.CreateExportTask(t.Context(), &cloudwatchlogs.CreateExportTaskInput{
+		LogGroupName: aws.String(appLogGroup), From: aws.Int64(0), To: aws.Int64(time.Now().Add(time.Hour).UnixMilli()),
+		Destination: aws.String(placeholders["LOG_EXPORT_BUCKET"]), DestinationPrefix: aws.String(placeholders["LOG_EXPORT_PREFIX"]),
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -225,6 +225,8 @@ func Requests(c Call, account, region string) ([]Request, error) {
 		return m.appconfig(c)
 	case "iam":
 		return m.iam(c)
+	case "logs":
+		return m.logs(c)
 	case "dax":
 		if c.Operation == "DescribeClusters" {
 			// Without ClusterNames the call is on every cluster: the
@@ -241,6 +243,28 @@ func Requests(c Call, account, region string) ([]Request, error) {
 }
 
 type mapper struct{ account, region string }
+
+// logs maps CloudWatch Logs calls (JSON 1.1, Logs_20140328.<Operation>).
+// FilterLogEvents is authorized on its log group (iam-data's log-group
+// resource type: arn:...:log-group:NAME); logGroupIdentifier may be the
+// group's name or ARN.
+func (m mapper) logs(c Call) ([]Request, error) {
+	switch c.Operation {
+	case "FilterLogEvents":
+		group := str(c.Body["logGroupName"])
+		if id := str(c.Body["logGroupIdentifier"]); group == "" && id != "" {
+			if _, name, ok := strings.Cut(id, ":log-group:"); ok {
+				id = strings.TrimSuffix(name, ":*")
+			}
+			group = id
+		}
+		if group == "" {
+			return nil, fmt.Errorf("awsrec: %v: no log group", c)
+		}
+		return []Request{req("logs:FilterLogEvents", fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s", m.region, m.account, group))}, nil
+	}
+	return nil, fmt.Errorf("awsrec: %v: no IAM mapping for this operation; add one to awsrec.Requests", c)
+}
 
 func (m mapper) table(name string) string {
 	return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", m.region, m.account, name)
