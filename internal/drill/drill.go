@@ -220,6 +220,110 @@ func (d *drill) compareAuditTable(ctx context.Context, scope []string, version s
 	return nil
 }
 
+// compareDiff checks the runbook's last resort against the drill's own
+// answer, before anything is patched: a whole-table diff of the restored
+// table and production (rewind diff), less the good writes made since the
+// restore point (every key the index saw change since then, less the
+// impacted keys), must be exactly the keys the dry run plans to restore or
+// delete. Outside the incident folder: a check of the drill, not a step of
+// the runbook. Items DynamoDB's TTL deleted since the index was built (no
+// change the index saw) are the one difference it allows.
+func (d *drill) compareDiff(ctx context.Context, restored, impacted, store string, restoreAt time.Time, plan []byte) error {
+	inc := d.incident
+	d.incident = ""
+	defer func() { d.incident = inc }()
+	diff := filepath.Join(d.work, "diff.jsonl")
+	since := filepath.Join(d.work, "changed-since-restore.jsonl")
+	good := filepath.Join(d.work, "good.jsonl")
+	if _, _, err := d.rewind(ctx, diff, "diff", "--from", restored, "--to", table, "--progress", "0"); err != nil {
+		return err
+	}
+	// DynamoDB Local's stream records carry times to the minute: from the
+	// restore point's minute on. Taking in a few earlier good changes only
+	// takes keys out that the plan does not hold.
+	if _, _, err := d.rewind(ctx, since, "query", "--store", store, "--tables", table, "--from", restoreAt.Truncate(time.Minute).Format(time.RFC3339)); err != nil {
+		return err
+	}
+	if _, _, err := d.rewind(ctx, good, "keys", "subtract", since, impacted); err != nil {
+		return err
+	}
+	found, _, err := d.rewind(ctx, "", "keys", "subtract", diff, good)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, line := range bytes.Split(plan, []byte("\n")) {
+		var r struct {
+			Action string          `json:"action"`
+			Key    json.RawMessage `json:"key"`
+		}
+		if json.Unmarshal(line, &r) != nil || (r.Action != "restore" && r.Action != "delete") {
+			continue
+		}
+		k, err := rewind.ParseKey(r.Key)
+		if err != nil {
+			return fmt.Errorf("plan line %s: %w", line, err)
+		}
+		want[string(k.Encode())] = true
+	}
+	got := map[string]bool{}
+	var extra []string
+	now := time.Now().Unix()
+	for _, line := range bytes.Split(found, []byte("\n")) {
+		var r struct {
+			Key     json.RawMessage `json:"key"`
+			Actions []string        `json:"actions"`
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			return fmt.Errorf("rewind diff: key-set line %s: %w", line, err)
+		}
+		k, err := rewind.ParseKey(r.Key)
+		if err != nil {
+			return fmt.Errorf("rewind diff: key-set line %s: %w", line, err)
+		}
+		id := string(k.Encode())
+		got[id] = true
+		if want[id] {
+			continue
+		}
+		if slices.Equal(r.Actions, []string{"REMOVE"}) {
+			// Only in the restored table: an expiry since the index was
+			// built is no change the drill planned.
+			it, err := d.ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(restored), Key: k.Item(), ConsistentRead: aws.Bool(true)})
+			if err != nil {
+				return fmt.Errorf("read %s from %s: %w", k, restored, err)
+			}
+			if exp, ok := it.Item["expiresAt"].(*types.AttributeValueMemberN); ok {
+				var at int64
+				fmt.Sscan(exp.Value, &at)
+				if at < now {
+					continue
+				}
+			}
+		}
+		extra = append(extra, k.String())
+	}
+	var missing []string
+	for id := range want {
+		if !got[id] {
+			k, _, _ := rewind.DecodeKey([]byte(id))
+			missing = append(missing, k.String())
+		}
+	}
+	if len(extra) > 0 || len(missing) > 0 {
+		slices.Sort(extra)
+		slices.Sort(missing)
+		return fmt.Errorf("rewind diff less the good writes is not the planned patch: %d keys it has that the plan does not (%s), %d the plan has that it does not (%s); see %s", len(extra), strings.Join(first(extra, 5), ", "), len(missing), strings.Join(first(missing, 5), ", "), d.work)
+	}
+	fmt.Fprintf(d.cfg.Progress, "    rewind diff less the good writes since the restore point is the planned patch, key for key (%d keys)\n", len(want))
+	return nil
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
 // Run plays the drill cfg describes (defaulted with EnsureDefaults and
 // checked with Validate) and returns its outcome. The error is non-nil when
 // a step failed or the check found wrong items; the outcome then says how
@@ -568,6 +672,11 @@ func (d *drill) play(ctx context.Context) (Outcome, error) {
 		}
 		counts := countField(plan, "action")
 		out.Restore, out.Delete, out.Unchanged, out.Absent = counts["restore"], counts["delete"], counts["unchanged"], counts["absent"]
+		if d.logs == nil && (!cfg.FromHistory || cfg.CompareRestore) {
+			if err := d.compareDiff(ctx, restored, keys, store, restoreAt, plan); err != nil {
+				return "", err
+			}
+		}
 		return fmt.Sprintf("plan: restore %d, delete %d, unchanged %d, absent %d", out.Restore, out.Delete, out.Unchanged, out.Absent), nil
 	}); err != nil {
 		return out, err
