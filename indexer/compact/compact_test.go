@@ -111,7 +111,7 @@ func TestCompactCrashAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := localaws.NewS3Client(cfg)
-	evs := indextest.NewGen(5).Events(400)
+	evs := indextest.NewGen(5).Events(150)
 	var want []string
 	seen := map[string]bool{}
 	for _, e := range evs {
@@ -122,18 +122,28 @@ func TestCompactCrashAnywhere(t *testing.T) {
 	}
 	slices.Sort(want)
 	now := func() time.Time { return evs[len(evs)-1].Time.Add(3 * time.Hour) }
+	// The small objects, encoded once: every crash point starts from the
+	// same bytes.
+	type object struct {
+		key  string
+		data []byte
+	}
+	var encoded []object
+	for key, oe := range indextest.Objects("", evs, 15) {
+		data, err := indextest.EncodeParquet(oe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, object{key, data})
+	}
 	for crashAfter := 0; ; crashAfter++ {
 		bucket := "b" + strings.Repeat("x", 3) + "-" + string(rune('a'+crashAfter%26)) + string(rune('a'+crashAfter/26))
 		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 			t.Fatal(err)
 		}
-		objs := indextest.Objects("", evs, 15)
 		first := true
-		for key, oe := range objs {
-			data, err := indextest.EncodeParquet(oe)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, obj := range encoded {
+			key, data := obj.key, obj.data
 			for _, k := range []string{key, strings.TrimSuffix(key, ".parquet") + "-dup.parquet"} {
 				if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(k), Body: bytes.NewReader(data)}); err != nil {
 					t.Fatal(err)
@@ -159,6 +169,7 @@ func TestCompactCrashAnywhere(t *testing.T) {
 			if crashAfter < 10 {
 				t.Fatalf("compaction made only %d writes", crashAfter)
 			}
+			t.Logf("%d events in %d objects: every one of the %d writes crashed once", len(evs), len(encoded), crashAfter)
 			break // no crash: every write point was tried
 		}
 		if !errors.Is(err, errCrash) {
