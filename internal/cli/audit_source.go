@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
 	"github.com/ddbrewind/rewind/query/auditsource"
 )
@@ -30,6 +31,25 @@ func (a *auditFlags) register(fs *flag.FlagSet) {
 }
 
 func (a *auditFlags) on() bool { return a.cfg.Table != "" }
+
+// store opens what q is answered from: with --audit-table, a temporary
+// store of the window's audit items (loaded, for the report), else the
+// index (--store). close releases it.
+func (a *auditFlags) store(ctx context.Context, env *Env, index *storeFlag, q *query.Query) (st *indexer.Store, loaded *auditsource.Loaded, close func(), err error) {
+	if !a.on() {
+		if st, err = index.open(env, true); err != nil {
+			return nil, nil, nil, err
+		}
+		return st, nil, func() { st.Close() }, nil
+	}
+	if err := a.window(q); err != nil {
+		return nil, nil, nil, err
+	}
+	if loaded, err = a.load(ctx, env, *q); err != nil {
+		return nil, nil, nil, err
+	}
+	return loaded.Store, loaded, func() { loaded.Close() }, nil
+}
 
 // auditMaxAttempts is how many times the SDK's standard retryer tries a
 // throttled or failed Query before the command gives up.

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/ddbrewind/rewind"
-	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
-	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&queryCmd{}) }
@@ -102,23 +100,11 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	default:
 		return usagef("--format %q: want keyset, json, table or athena", *format)
 	}
-	var st *indexer.Store
-	var loaded *auditsource.Loaded
-	if audit.on() {
-		if err := audit.window(&q); err != nil {
-			return err
-		}
-		if loaded, err = audit.load(ctx, env, q); err != nil {
-			return err
-		}
-		defer loaded.Close()
-		st = loaded.Store
-	} else {
-		if st, err = store.open(env, true); err != nil {
-			return err
-		}
-		defer st.Close()
+	st, loaded, closeStore, err := audit.store(ctx, env, &store, &q)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
 
 	start := time.Now()
 	var counts query.Counts

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
-	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&statsCmd{}) }
@@ -72,23 +70,11 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	case *format != "table" && *format != "json":
 		return usagef("--format %q: want table or json", *format)
 	}
-	var st *indexer.Store
-	var loaded *auditsource.Loaded
-	if audit.on() {
-		if err := audit.window(&q); err != nil {
-			return err
-		}
-		if loaded, err = audit.load(ctx, env, q); err != nil {
-			return err
-		}
-		defer loaded.Close()
-		st = loaded.Store
-	} else {
-		if st, err = store.open(env, true); err != nil {
-			return err
-		}
-		defer st.Close()
+	st, loaded, closeStore, err := audit.store(ctx, env, &store, &q)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
 	s, err := query.ComputeStats(ctx, st, q, bucket)
 	if err != nil {
 		return err
