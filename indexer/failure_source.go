@@ -80,33 +80,39 @@ func (f *FailureSource) Name() string {
 // for a record the store holds with the same ETag, List gives the size the
 // store recorded, so that Ingest skips it; for the others, -1.
 func (f *FailureSource) List(ctx context.Context, fn func(Object) error) error {
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(f.Bucket)}
-	if f.Prefix != "" {
-		in.Prefix = aws.String(f.Prefix + "/")
+	return listDecoded(ctx, f.API, f.Bucket, f.Prefix, f.Name(), f.st, func(key string) bool {
+		return strings.Contains(key, rewind.FailurePrefix) && !strings.HasSuffix(key, "/")
+	}, fn)
+}
+
+// listDecoded lists the objects under bucket/prefix whose key keep
+// accepts, in key order, for a source whose Open decodes each object into
+// a Parquet one: an object's size is the one the store st recorded for the
+// same ETag (so that Ingest skips it), else -1. Each page is one call with
+// a deadline.
+func listDecoded(ctx context.Context, api S3API, bucket, prefix, name string, st *Store, keep func(key string) bool, fn func(Object) error) error {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix + "/")
 	}
-	pg := s3.NewListObjectsV2Paginator(f.API, in)
+	pg := s3.NewListObjectsV2Paginator(api, in)
 	for pg.HasMorePages() {
 		lctx, cancel := context.WithTimeout(ctx, time.Minute)
 		page, err := pg.NextPage(lctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("list %s: %w", f.Name(), err)
+			return fmt.Errorf("list %s: %w", name, err)
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			if !strings.Contains(key, rewind.FailurePrefix) || strings.HasSuffix(key, "/") {
+			if !keep(key) {
 				continue
 			}
-			obj := Object{
-				Name: "s3://" + f.Bucket + "/" + key,
-				Key:  key,
-				ETag: strings.Trim(aws.ToString(o.ETag), `"`),
-				Size: -1,
-			}
-			if f.st != nil {
-				info, ok, err := f.st.Object(obj.Name)
+			obj := Object{Name: "s3://" + bucket + "/" + key, Key: key, ETag: strings.Trim(aws.ToString(o.ETag), `"`), Size: -1}
+			if st != nil {
+				info, ok, err := st.Object(obj.Name)
 				if err != nil {
-					return fmt.Errorf("store %s: manifest: %w", f.st.Dir(), err)
+					return fmt.Errorf("store %s: manifest: %w", st.Dir(), err)
 				}
 				if ok && info.ETag == obj.ETag {
 					obj.Size = info.Size

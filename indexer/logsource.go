@@ -295,39 +295,9 @@ func (l *LogExportSource) Report() LogReport { return l.stats.report() }
 // with the same ETag, the size the store recorded (so it is skipped), else
 // -1.
 func (l *LogExportSource) List(ctx context.Context, fn func(Object) error) error {
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket)}
-	if l.Prefix != "" {
-		in.Prefix = aws.String(l.Prefix + "/")
-	}
-	pg := s3.NewListObjectsV2Paginator(l.API, in)
-	for pg.HasMorePages() {
-		cctx, cancel := context.WithTimeout(ctx, logCallTimeout)
-		page, err := pg.NextPage(cctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("list %s: %w", l.Name(), err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasSuffix(key, ".gz") {
-				continue
-			}
-			obj := Object{Name: "s3://" + l.Bucket + "/" + key, Key: key, ETag: strings.Trim(aws.ToString(o.ETag), `"`), Size: -1}
-			if l.st != nil {
-				info, ok, err := l.st.Object(obj.Name)
-				if err != nil {
-					return fmt.Errorf("store %s: manifest: %w", l.st.Dir(), err)
-				}
-				if ok && info.ETag == obj.ETag {
-					obj.Size = info.Size
-				}
-			}
-			if err := fn(obj); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return listDecoded(ctx, l.API, l.Bucket, l.Prefix, l.Name(), l.st, func(key string) bool {
+		return strings.HasSuffix(key, ".gz")
+	}, fn)
 }
 
 // maxLogLine bounds one exported line: a CloudWatch Logs event is at most
