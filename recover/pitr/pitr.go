@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -193,7 +192,7 @@ func (in *RestoreInput) validate() error {
 	if in.TargetTable == "" {
 		in.TargetTable = DefaultTargetName(in.SourceTable, in.Time)
 	}
-	if !tableNameRE.MatchString(in.TargetTable) {
+	if !validTableName(in.TargetTable) {
 		return fmt.Errorf("restore: target table name %q is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", in.TargetTable)
 	}
 	if in.TargetTable == in.SourceTable {
@@ -250,7 +249,22 @@ func DefaultTargetName(source string, t time.Time) string {
 	return DefaultTargetPrefix(source) + t.UTC().Format(targetTimeLayout)
 }
 
-var tableNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
+// validTableName reports whether name is 3 to 255 of a-z, A-Z, 0-9, '_',
+// '-' and '.', DynamoDB's rule for table names. (A regexp with {3,255}
+// compiles to thousands of states at every start of the CLI.)
+func validTableName(name string) bool {
+	if len(name) < 3 || len(name) > 255 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Restore starts restoring in.SourceTable as of in.Time into a new table,
 // after checking that the target is new and the time restorable. It does
