@@ -245,12 +245,26 @@ func TestReliabilityCrashPatcher(t *testing.T) {
 			"command", "rewind patch --yes", "work", fmt.Sprintf("%d writes for %d keys, 100 writes/s", writes, len(s.Keys)),
 			"killedBeforeFirst", none, "killedMidway", midway, "killedAfterLast", all, "killedTwice", twice, "finishedBeforeKill", late)
 	}()
+	// Kills are drawn from [lo, hi), which starts as the calibrated run
+	// and follows the write phase as the machine's load moves it: a kill
+	// before the first write moves lo up to it, a run that finished first
+	// moves hi down, and the window never shrinks below half a run.
+	lo, hi := time.Duration(0), full
+	keepOpen := func() {
+		if hi-lo < full/2 {
+			hi = lo + full/2
+		}
+	}
 	for run := 0; runs < crashPoints && run < 2*crashPoints; run++ {
 		j := filepath.Join(dir, fmt.Sprintf("run%02d.journal", run))
-		delay := time.Duration(rnd.Int64N(int64(full)))
+		delay := lo + time.Duration(rnd.Int64N(int64(hi-lo)))
 		child := startCLI(t, awsEnv, append(patchArgs, "--journal", j)...)
 		killed := child.KillAfter(delay)
 		if !killed {
+			hi = max(delay, lo+time.Millisecond)
+			if hi-lo < full/2 {
+				lo = max(0, hi-full/2)
+			}
 			late++
 			t.Logf("run %d: finished before the kill at %s", run, delay.Round(time.Millisecond))
 			if code := child.ExitCode(); code != 0 {
@@ -262,6 +276,10 @@ func TestReliabilityCrashPatcher(t *testing.T) {
 			switch {
 			case done == 0:
 				none++
+				if countIntents(j) == 0 {
+					lo = delay
+					keepOpen()
+				}
 			case done < writes:
 				midway++
 			default:
