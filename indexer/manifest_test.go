@@ -338,3 +338,42 @@ func TestIngestMalformedManifest(t *testing.T) {
 		}
 	}
 }
+
+// After compaction, a record delivered late to a compacted hour (a small
+// object the manifest does not list) is read with the large files; a
+// large file the manifest names but that is gone is an error naming the
+// manifest, not a silent loss of the hour.
+func TestIngestCompactedLateAndMissing(t *testing.T) {
+	env, small, now := compactedCapture(t)
+	manifests := runCompact(t, env, now)
+	var mkey string
+	for k := range manifests {
+		if mkey == "" || k < mkey {
+			mkey = k
+		}
+	}
+	m := manifests[mkey]
+	// The late object: one of the hour's replaced objects under a new
+	// name, with events that are already in the large files, plus none
+	// new; so reading it changes nothing but is seen in the listing.
+	late := path.Dir(mkey) + "/stream-late.parquet"
+	putObject(t, env, late, small[m.Inputs[0]])
+	api := &gettingS3{S3API: env.Client}
+	s := openStore(t, t.TempDir())
+	res := ingestAll(t, s, s3Source(t, env, api), false)
+	outputs, inputs := outputsOf(manifests)
+	if want := len(outputs) + len(small) - len(inputs) + 1; res.Listed != want {
+		t.Errorf("%d objects listed, want %d (the large files, the hours not compacted and the late object)", res.Listed, want)
+	}
+	if gets := api.take(); gets[late] != 1 {
+		t.Errorf("late object read %d times, want 1", gets[late])
+	}
+
+	if _, err := env.Client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &env.Bucket, Key: aws.String(m.Outputs[0].Key)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openStore(t, t.TempDir()).Ingest(context.Background(), s3Source(t, env, env.Client), indexer.Config{Log: quiet})
+	if err == nil || !strings.Contains(err.Error(), "manifest s3://"+env.Bucket+"/"+mkey+" names "+path.Base(m.Outputs[0].Key)+", which is not there") {
+		t.Fatalf("err = %v; want the manifest and its missing file named", err)
+	}
+}

@@ -49,7 +49,10 @@ type Source interface {
 	// Name is the source's URI: s3://bucket/prefix or a directory's
 	// absolute path.
 	Name() string
-	// List calls fn for every .parquet object, in key order.
+	// List calls fn for every .parquet object a reader must read, in key
+	// order: an hour folder with a compaction manifest (compact.ManifestName)
+	// through it, as compact.Select says, so that every event is listed
+	// once whatever step a compaction stopped at.
 	List(ctx context.Context, fn func(Object) error) error
 	// Open returns the object's content and the ETag of what it returned,
 	// which may differ from the listing's if the object was overwritten
