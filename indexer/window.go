@@ -23,7 +23,7 @@ type WindowSource interface {
 	Source
 	// ListWindow calls fn, in key order, for every .parquet object under
 	// a table=/dt=/hour= partition that may hold events of w (see
-	// windowPartitions).
+	// windowPartitions), a compacted hour through its manifest as List.
 	ListWindow(ctx context.Context, w Window, fn func(Object) error) error
 }
 
@@ -44,7 +44,8 @@ type partitionTree interface {
 	// the source's root; else a slash-separated path without slashes at
 	// either end), sorted.
 	children(ctx context.Context, rel string) ([]string, error)
-	// objects calls fn for every .parquet object under rel, in key order.
+	// objects calls fn for every .parquet object under rel a reader must
+	// read (a compacted hour through its manifest), in key order.
 	objects(ctx context.Context, rel string, fn func(Object) error) error
 }
 
@@ -52,10 +53,10 @@ type partitionTree interface {
 // that may hold events of w: those whose hour overlaps [w.From-partitionLag,
 // w.To). A window without a bound is open on that side.
 //
-// This is also the place to honour a compacted hour's manifest (rewind
-// compact of capture hours writes one per hour under the capture prefix):
-// a partition whose manifest names the objects that replace the hour's
-// small ones would be listed through it instead.
+// A compacted hour's manifest (rewind compact writes one per hour folder)
+// is honoured when each partition is listed: partitionTree.objects lists
+// through the source's own listing, which applies compact.Select per
+// folder (see folders in source.go).
 func windowPartitions(ctx context.Context, t partitionTree, w Window) ([]string, error) {
 	tables, err := t.children(ctx, "")
 	if err != nil {

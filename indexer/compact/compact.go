@@ -306,7 +306,7 @@ func (o *Options) call(ctx context.Context, f func(context.Context) error) error
 	return f(cctx)
 }
 
-func (o *Options) get(ctx context.Context, c S3, key string) ([]byte, error) {
+func (o *Options) get(ctx context.Context, c Getter, key string) ([]byte, error) {
 	var b []byte
 	err := o.call(ctx, func(ctx context.Context) error {
 		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.Bucket, Key: &key})
@@ -334,17 +334,33 @@ func (o *Options) put(ctx context.Context, c S3, key string, b []byte, contentTy
 	return nil
 }
 
-// ReadManifest reads the manifest at key; nil, nil when there is none.
-func ReadManifest(ctx context.Context, c S3, bucket, key string, callTimeout time.Duration) (*Manifest, error) {
+// Getter is the part of the S3 client ReadManifest uses.
+type Getter interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// ReadManifest reads the manifest at key, the GetObject bounded by
+// callTimeout (default 60s).
+func ReadManifest(ctx context.Context, c Getter, bucket, key string, callTimeout time.Duration) (*Manifest, error) {
 	o := Options{Bucket: bucket, CallTimeout: callTimeout}
 	o.EnsureDefaults()
 	b, err := o.get(ctx, c, key)
 	if err != nil {
 		return nil, err
 	}
+	return ParseManifest("s3://"+bucket+"/"+key, b)
+}
+
+// ParseManifest decodes a manifest's bytes; name (its URI or path) is for
+// the error.
+func ParseManifest(name string, b []byte) (*Manifest, error) {
 	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil || m.Version != 1 {
-		return nil, fmt.Errorf("compact: manifest s3://%s/%s: not a version 1 manifest (%v); delete it and run rewind compact again", bucket, key, err)
+	err := json.Unmarshal(b, &m)
+	if err == nil && m.Version != 1 {
+		err = fmt.Errorf("version %d", m.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compact: manifest %s: not a version 1 manifest (%v); delete it and run rewind compact again", name, err)
 	}
 	return &m, nil
 }
