@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -167,7 +166,8 @@ func sinceValue(t time.Time, format string) (types.AttributeValue, error) {
 	return nil, usagef("--since-format %q: want iso, epoch or epoch-ms", format)
 }
 
-// diffFlagOf is the flag bound to a diff configuration field.
+// diffFlagOf is the flag bound to a diff configuration field: flagOf, but
+// for the ones diff spells otherwise.
 func diffFlagOf(field string) string {
 	switch field {
 	case "ReadRate":
@@ -178,20 +178,8 @@ func diffFlagOf(field string) string {
 		return "consistent"
 	case "Since", "SinceAttribute":
 		return "since"
-	case "ProgressEvery":
-		return "progress"
 	}
-	var b strings.Builder
-	for i, r := range field {
-		if unicode.IsUpper(r) {
-			if i > 0 {
-				b.WriteByte('-')
-			}
-			r = unicode.ToLower(r)
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return flagOf(field)
 }
 
 // readRateValue is --read-rate: read units per second, 0 for no cap.
