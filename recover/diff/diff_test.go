@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ddbrewind/rewind/recover/patch"
 )
 
 // fakeClient serves tables held in memory: item j of a table is in
@@ -29,7 +31,7 @@ type fakeClient struct {
 
 func (f *fakeClient) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
 	name := aws.ToString(in.TableName)
-	if n, ok := tableNameOfARN(name); ok {
+	if n, ok := patch.TableNameOfARN(name); ok {
 		name = n // DynamoDB takes a table's ARN for its name
 	}
 	items, ok := f.tables[name]
@@ -47,7 +49,7 @@ func (f *fakeClient) DescribeTable(_ context.Context, in *dynamodb.DescribeTable
 func (f *fakeClient) Scan(_ context.Context, in *dynamodb.ScanInput, _ ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
 	f.calls.Add(1)
 	name := aws.ToString(in.TableName)
-	if n, ok := tableNameOfARN(name); ok {
+	if n, ok := patch.TableNameOfARN(name); ok {
 		name = n
 	}
 	items := f.tables[name]

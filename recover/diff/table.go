@@ -2,14 +2,14 @@ package diff
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/ddbrewind/rewind/recover/patch"
 )
 
 // Client is the part of the DynamoDB API a diff calls; *dynamodb.Client
@@ -75,22 +75,11 @@ func (t Table) sameSchema(o Table) bool {
 // (DynamoDB Local) answers ValidationException, and the name inside the
 // ARN is tried, checking that the ARN is that table's.
 func describe(ctx context.Context, c Client, spelled string, o *Options, opts ...func(*dynamodb.Options)) (Table, error) {
-	call := spelled
-	out, err := describeOnce(ctx, c, spelled, o, opts...)
-	var ve smithy.APIError
-	if name, ok := tableNameOfARN(spelled); ok && errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
-		out, err = describeOnce(ctx, c, name, o, opts...)
-		if err == nil && aws.ToString(out.Table.TableArn) != spelled {
-			return Table{}, fmt.Errorf("table %q: this endpoint does not take ARNs, and its table %q has ARN %s, not that one", spelled, name, aws.ToString(out.Table.TableArn))
-		}
-		call = name
-	}
+	out, call, err := patch.DescribeTable(spelled, func(name string) (*dynamodb.DescribeTableOutput, error) {
+		return describeOnce(ctx, c, name, o, opts...)
+	})
 	if err != nil {
-		var nf *types.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return Table{}, fmt.Errorf("table %q does not exist (check the name and the region): %w", spelled, err)
-		}
-		return Table{}, fmt.Errorf("describe table %q: %w", spelled, err)
+		return Table{}, err
 	}
 	td := out.Table
 	t := Table{Spelled: spelled, call: call, Name: aws.ToString(td.TableName), ARN: aws.ToString(td.TableArn), ID: aws.ToString(td.TableId),
@@ -123,17 +112,4 @@ func describeOnce(ctx context.Context, c Client, name string, o *Options, opts .
 	ctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
 	defer cancel()
 	return c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, opts...)
-}
-
-// tableNameOfARN returns NAME of arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME.
-func tableNameOfARN(s string) (string, bool) {
-	parts := strings.SplitN(s, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "dynamodb" {
-		return "", false
-	}
-	name, ok := strings.CutPrefix(parts[5], "table/")
-	if !ok || name == "" || strings.Contains(name, "/") {
-		return "", false
-	}
-	return name, true
 }

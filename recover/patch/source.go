@@ -271,22 +271,11 @@ type describer interface {
 // instead, and the answer's ARN must be the one given. Call in the result
 // is then what the patcher names the table in its calls.
 func describeKeySchema(ctx context.Context, c describer, table string, opts ...func(*dynamodb.Options)) (keySchema, error) {
-	call := table
-	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts...)
-	var ve smithy.APIError
-	if name, ok := tableNameOfARN(table); ok && errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
-		out, err = c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, opts...)
-		if err == nil && aws.ToString(out.Table.TableArn) != table {
-			return keySchema{}, fmt.Errorf("table %q: this endpoint does not take ARNs, and its table %q has ARN %s, not that one", table, name, aws.ToString(out.Table.TableArn))
-		}
-		call = name
-	}
+	out, call, err := DescribeTable(table, func(name string) (*dynamodb.DescribeTableOutput, error) {
+		return c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, opts...)
+	})
 	if err != nil {
-		var nf *types.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return keySchema{}, fmt.Errorf("table %q does not exist: %w", table, err)
-		}
-		return keySchema{}, fmt.Errorf("describe table %q: %w", table, err)
+		return keySchema{}, err
 	}
 	td := out.Table
 	types := map[string]byte{}
@@ -321,8 +310,35 @@ func describeKeySchema(ctx context.Context, c describer, table string, opts ...f
 	return s, nil
 }
 
-// tableNameOfARN returns NAME of arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME.
-func tableNameOfARN(s string) (string, bool) {
+// DescribeTable describes the table spelled as a name or an ARN with
+// describe (one DescribeTable call for the name it is given). An endpoint
+// that does not take ARNs (DynamoDB Local answers ValidationException) is
+// asked for the ARN's table name instead, and the answer's ARN must be
+// the one given; call is then what to name the table in later calls. A
+// table that does not exist is an error that says so.
+func DescribeTable(spelled string, describe func(name string) (*dynamodb.DescribeTableOutput, error)) (out *dynamodb.DescribeTableOutput, call string, err error) {
+	call = spelled
+	out, err = describe(spelled)
+	var ve smithy.APIError
+	if name, ok := TableNameOfARN(spelled); ok && errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
+		out, err = describe(name)
+		if err == nil && aws.ToString(out.Table.TableArn) != spelled {
+			return nil, "", fmt.Errorf("table %q: this endpoint does not take ARNs, and its table %q has ARN %s, not that one", spelled, name, aws.ToString(out.Table.TableArn))
+		}
+		call = name
+	}
+	if err != nil {
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return nil, "", fmt.Errorf("table %q does not exist (check the name and the region): %w", spelled, err)
+		}
+		return nil, "", fmt.Errorf("describe table %q: %w", spelled, err)
+	}
+	return out, call, nil
+}
+
+// TableNameOfARN returns NAME of arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME.
+func TableNameOfARN(s string) (string, bool) {
 	parts := strings.SplitN(s, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "dynamodb" {
 		return "", false
