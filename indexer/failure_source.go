@@ -1,7 +1,6 @@
 package indexer
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -158,18 +157,7 @@ func (f *FailureSource) Open(ctx context.Context, o Object) (Content, string, in
 	if n := rec.BatchInfo.BatchSize; n > 0 && n != len(evs) {
 		return nil, "", 0, fmt.Errorf("payload holds %d stream records, DDBStreamBatchInfo.batchSize says %d", len(evs), n)
 	}
-	pq, err := parquetOf(func(yield func(*rewind.ChangeEvent) error) error {
-		for i := range evs {
-			if err := yield(&evs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", 0, err
-	}
-	return exportContent{bytes.NewReader(pq)}, strings.Trim(aws.ToString(out.ETag), `"`), int64(len(pq)), nil
+	return eventsContent(evs, strings.Trim(aws.ToString(out.ETag), `"`))
 }
 
 // IngestFailures lists the failure records of src, records the listing in

@@ -214,10 +214,12 @@ func (c *CWLogsSource) Open(ctx context.Context, o Object) (Content, string, int
 		}
 	}
 	c.stats.set(o.Name, rep)
-	return logContent(evs, "cw:"+hex.EncodeToString(digest.Sum(nil))[:32])
+	return eventsContent(evs, "cw:"+hex.EncodeToString(digest.Sum(nil))[:32])
 }
 
-func logContent(evs []rewind.ChangeEvent, etag string) (Content, string, int64, error) {
+// eventsContent is decoded events as the Parquet object a source's Open
+// returns, with etag.
+func eventsContent(evs []rewind.ChangeEvent, etag string) (Content, string, int64, error) {
 	pq, err := parquetOf(func(yield func(*rewind.ChangeEvent) error) error {
 		for i := range evs {
 			if err := yield(&evs[i]); err != nil {
@@ -349,7 +351,7 @@ func (l *LogExportSource) Open(ctx context.Context, o Object) (Content, string, 
 		return nil, "", 0, fmt.Errorf("%s: %w", o.Name, err)
 	}
 	l.stats.set(o.Name, rep)
-	return logContent(evs, strings.Trim(aws.ToString(out.ETag), `"`))
+	return eventsContent(evs, strings.Trim(aws.ToString(out.ETag), `"`))
 }
 
 // IngestLogs ingests a log source (a *CWLogsSource or *LogExportSource)
