@@ -26,7 +26,9 @@ func init() { register(&keysCmd{}) }
 //   - `rewind keys intersect A B` writes the items of A that are also in B.
 //
 // Each writes one line per item, sorted, ready for rewind patch. Items are
-// the same when their table and canonical key are.
+// the same when their table and canonical key are. An input may be "-"
+// (standard input, once) or a pipe such as <(rewind query ...); an empty
+// input is warned about, never silently taken for "no keys".
 type keysCmd struct{}
 
 func (*keysCmd) Name() string { return "keys" }
@@ -34,7 +36,7 @@ func (*keysCmd) Synopsis() string {
 	return "merge key sets (union), subtract one from another, or intersect them; one line per item, sorted"
 }
 
-const keysUsage = "merge FILE... | subtract A B | intersect A B   > out.jsonl"
+const keysUsage = "merge FILE... | subtract A B | intersect A B   > out.jsonl   (a FILE may be - for standard input)"
 
 func (*keysCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "keys", keysUsage)
@@ -72,22 +74,20 @@ func keysMerge(ctx context.Context, env *Env, files []string, tmp string) error 
 	if len(files) == 0 {
 		return usagef("keys merge: name at least one key-set file")
 	}
+	if err := stdinOnce("merge", files); err != nil {
+		return err
+	}
 	w := rewind.NewKeySetWriter(env.Stdout)
 	w.TempDir = tmp
-	read := 0
+	var read int64
 	for _, f := range files {
-		n := 0
-		if err := rewind.ReadKeySetFile(f, func(e rewind.KeySetEntry) error {
-			n++
-			return w.Add(e)
-		}); err != nil {
+		n, err := readKeySetInput(ctx, f, tmp, w.Add)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stderr, "keys merge: %s: %d items\n", f, n)
+		warnEmptyKeySet(env, "merge", f, n)
 		read += n
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 	}
 	if err := w.Close(); err != nil {
 		return err
@@ -106,12 +106,7 @@ func sortedKeySet(ctx context.Context, file, tmp string) (string, int64, error) 
 	}
 	w := rewind.NewKeySetWriter(out)
 	w.TempDir = tmp
-	err = rewind.ReadKeySetFile(file, func(e rewind.KeySetEntry) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return w.Add(e)
-	})
+	_, err = readKeySetInput(ctx, file, tmp, w.Add)
 	if err == nil {
 		err = w.Close()
 	}
@@ -128,6 +123,9 @@ func sortedKeySet(ctx context.Context, file, tmp string) (string, int64, error) 
 // keysJoin writes the items of a that are not in b (subtract) or that are
 // (intersect), as a holds them, streaming both sorted sets side by side.
 func keysJoin(ctx context.Context, env *Env, verb, a, b, tmp string) error {
+	if err := stdinOnce(verb, []string{a, b}); err != nil {
+		return err
+	}
 	sa, na, err := sortedKeySet(ctx, a, tmp)
 	if err != nil {
 		return err
@@ -203,6 +201,8 @@ func keysJoin(ctx context.Context, env *Env, verb, a, b, tmp string) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("keys %s: write: %w", verb, err)
 	}
+	warnEmptyKeySet(env, verb, a, na)
+	warnEmptyKeySet(env, verb, b, nb)
 	switch verb {
 	case "subtract":
 		fmt.Fprintf(env.Stderr, "keys subtract: %s: %d items; %s: %d items; %d removed; %d written\n", a, na, b, nb, common, written)
@@ -213,4 +213,65 @@ func keysJoin(ctx context.Context, env *Env, verb, a, b, tmp string) error {
 		fmt.Fprintf(env.Stderr, "keys %s: warning: no item of %s is in %s: check that both name the table the same way (a name, not an ARN, in \"table\") and hold keys of the same table\n", verb, b, a)
 	}
 	return nil
+}
+
+// readKeySetInput calls fn for each entry of the key set called name: a
+// file, "-" for standard input, or a pipe such as <(rewind query ...),
+// which is copied aside first (rewind.SpoolKeySet) so that an interrupt
+// stops a read waiting on it. Errors name the input as the user typed it,
+// with the line. It returns the number of entries read.
+func readKeySetInput(ctx context.Context, name, tmp string, fn func(rewind.KeySetEntry) error) (int64, error) {
+	sp, err := rewind.SpoolKeySet(ctx, name, tmp)
+	if err != nil {
+		return 0, err
+	}
+	defer sp.Close()
+	f, err := os.Open(sp.Path)
+	if err != nil {
+		return 0, fmt.Errorf("read key set: %w", err)
+	}
+	defer f.Close()
+	r := rewind.NewKeySetReader(f, name)
+	var n int64
+	for {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("read key set: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return n, err
+		}
+		n++
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+		}
+	}
+}
+
+// stdinOnce refuses standard input named twice: it can be read once.
+func stdinOnce(verb string, files []string) error {
+	seen := false
+	for _, f := range files {
+		if f != "-" && f != "/dev/stdin" {
+			continue
+		}
+		if seen {
+			return usagef("keys %s: standard input (- or /dev/stdin) is named twice; it can be read once: save one of the key sets to a file", verb)
+		}
+		seen = true
+	}
+	return nil
+}
+
+// warnEmptyKeySet says so when an input holds no item: an empty file is
+// more often a query that failed or wrote elsewhere than a real answer.
+func warnEmptyKeySet(env *Env, verb, name string, n int64) {
+	if n == 0 {
+		fmt.Fprintf(env.Stderr, "keys %s: warning: %s holds no item (empty): check that the command that wrote it succeeded\n", verb, name)
+	}
 }

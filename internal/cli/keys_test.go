@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -85,4 +86,85 @@ func TestKeysSubtractIntersect(t *testing.T) {
 	if code, _, stderr := runCmd(t, "keys", "intersect", a, b); code != exitError || !strings.Contains(stderr, "good.jsonl: line 1: missing \"key\"") {
 		t.Fatalf("bad B: exit %d, %s", code, stderr)
 	}
+}
+
+// TestKeysHostileInputs: standard input, a pipe, an empty file, a
+// directory, a missing file and standard input named twice, each with
+// the answer or the error an operator can act on, and nothing on stdout
+// when the input is refused.
+func TestKeysHostileInputs(t *testing.T) {
+	dir := t.TempDir()
+	line := func(sk string) string {
+		return `{"table":"orders","key":{"pk":{"S":"t1"},"sk":{"S":"` + sk + `"}},"tenant":"","first":"0001-01-01T00:00:00Z","last":"0001-01-01T00:00:00Z","count":0,"actions":["MODIFY"]}` + "\n"
+	}
+	a := filepath.Join(dir, "a.jsonl")
+	os.WriteFile(a, []byte(line("1")+line("2")+line("3")), 0o644)
+	empty := filepath.Join(dir, "empty.jsonl")
+	os.WriteFile(empty, nil, 0o644)
+
+	// Standard input as B: the keys known to be good, piped in.
+	withStdin(t, line("2"), func() {
+		code, stdout, stderr := runCmd(t, "keys", "subtract", a, "-")
+		if code != 0 || stdout != line("1")+line("3") {
+			t.Fatalf("subtract A -: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+	})
+	// A FIFO, as <(cmd) or mkfifo gives, read once.
+	fifo := filepath.Join(dir, "good.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			f.WriteString(line("3") + line("9"))
+			f.Close()
+		}
+	}()
+	if code, stdout, stderr := runCmd(t, "keys", "intersect", a, fifo); code != 0 || stdout != line("3") {
+		t.Fatalf("intersect A FIFO: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	// An empty input answers, and says it was empty.
+	code, stdout, stderr := runCmd(t, "keys", "subtract", a, empty)
+	if code != 0 || stdout != line("1")+line("2")+line("3") || !strings.Contains(stderr, empty+" holds no item (empty)") {
+		t.Fatalf("subtract A empty: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "keys", "merge", empty)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, empty+" holds no item") {
+		t.Fatalf("merge empty: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"keys", "subtract", a, dir}, exitError, dir + " is a directory, not a key set"},
+		{[]string{"keys", "intersect", filepath.Join(dir, "nope.jsonl"), a}, exitError, "nope.jsonl: no such file"},
+		{[]string{"keys", "subtract", "-", "/dev/stdin"}, exitUsage, "standard input (- or /dev/stdin) is named twice"},
+		{[]string{"keys", "merge", a, "-", "-"}, exitUsage, "named twice"},
+	} {
+		code, stdout, stderr := runCmd(t, c.args...)
+		if code != c.code || stdout != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d (want %d), stdout %q, stderr %s", c.args, code, c.code, stdout, stderr)
+		}
+	}
+}
+
+// withStdin runs fn with os.Stdin reading text from a pipe.
+func withStdin(t *testing.T, text string, fn func()) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.WriteString(text)
+		w.Close()
+	}()
+	old := os.Stdin
+	os.Stdin = r
+	defer func() { os.Stdin = old; r.Close() }()
+	fn()
 }
