@@ -44,7 +44,13 @@ func TestErrorShapes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, p := client(t, env, tc.cfg)
-			_, err := c.ListTables(t.Context(), &dynamodb.ListTablesInput{})
+			// GetItem, whose model lists ProvisionedThroughputExceeded:
+			// the SDK decodes an error into its modeled type only for an
+			// operation that lists it (ListTables does not).
+			_, err := c.GetItem(t.Context(), &dynamodb.GetItemInput{
+				TableName: aws.String("never-forwarded"),
+				Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}},
+			})
 			var ae smithy.APIError
 			if !errors.As(err, &ae) || ae.ErrorCode() != tc.code {
 				t.Fatalf("error %v, want API error %s", err, tc.code)
