@@ -29,7 +29,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +40,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/faultproxy"
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/patch"
@@ -178,15 +177,20 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Enough idle connections for the writers in flight (the SDK's default
-	// keeps 10 per host and would open new ones all the time).
-	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 128 })
-	}
 	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
 		cfg.ClientLogMode = aws.LogRetries
 	}
+	// The seed loop's client is the SDK's default one; rewind's is the one
+	// `rewind patch` builds (its HTTP pool, timeouts and middleware), from
+	// the CLI's own constructor, so that "default settings" are the
+	// command's.
 	client := dynamodb.NewFromConfig(cfg)
+	rewindOpts := patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second}
+	rewindClient, err := cli.NewPatchClient(ctx, &cli.Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" },
+		AWS: &cli.AWS{Endpoints: map[string]string{"DynamoDB": endpoint}, Region: cfg.Region, Credentials: cfg.Credentials}}, rewindOpts)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	rates := map[string]float64{}
 	var last *patch.Summary
@@ -212,11 +216,11 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
 				} else {
 					var sum *patch.Summary
-					sum, err = patch.Patch(ctx, client, patch.Config{
+					sum, err = patch.Patch(ctx, rewindClient, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
 						// One journal per run: -count runs this again with i from 0.
 						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
-						Options: patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second},
+						Options: rewindOpts,
 					})
 					last = sum
 					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
