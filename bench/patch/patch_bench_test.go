@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/logging"
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/faultproxy"
@@ -191,6 +192,10 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 	if err != nil {
 		b.Fatal(err)
 	}
+	var rewindAPI patch.Client = rewindClient
+	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
+		rewindAPI = logRetries{rewindClient}
+	}
 
 	rates := map[string]float64{}
 	var last *patch.Summary
@@ -216,7 +221,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
 				} else {
 					var sum *patch.Summary
-					sum, err = patch.Patch(ctx, rewindClient, patch.Config{
+					sum, err = patch.Patch(ctx, rewindAPI, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
 						// One journal per run: -count runs this again with i from 0.
 						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
@@ -271,8 +276,32 @@ func progressOut() func(patch.Progress) {
 	}
 	return func(p patch.Progress) {
 		r := p.Report()
-		fmt.Fprintf(os.Stderr, "%s: %d/%d keys, %.0f keys/s %s\n", r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
+		fmt.Fprintf(os.Stderr, "%s %s: %d/%d keys, %.0f keys/s %s\n", time.Now().Format("05.000"), r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
 	}
+}
+
+// logRetries logs the retries of rewind's calls (REWIND_BENCH_DEBUG).
+type logRetries struct{ *dynamodb.Client }
+
+func logOpt(o *dynamodb.Options) {
+	o.ClientLogMode |= aws.LogRetries
+	o.Logger = logging.NewStandardLogger(os.Stderr)
+}
+
+func (c logRetries) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return c.Client.BatchGetItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return c.Client.PutItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return c.Client.UpdateItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return c.Client.DeleteItem(ctx, in, append(opts, logOpt)...)
 }
 
 // seedLoop is the loop every team writes by hand: for each key, read the
