@@ -197,7 +197,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 		rewindAPI = logRetries{rewindClient}
 	}
 
-	rates := map[string]float64{}
+	rates, cpuPerKey := map[string]float64{}, map[string]float64{}
 	var last *patch.Summary
 	var journals atomic.Int64
 	for _, impl := range []string{"seed", "rewind"} {
@@ -216,7 +216,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					fast.writeLimit = rate.NewLimiter(rate.Limit(capacity), max(1, int(capacity/10)))
 					fast.throttled.Store(0)
 				}
-				start := time.Now()
+				start, cpu0 := time.Now(), processCPU()
 				if impl == "seed" {
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
 				} else {
@@ -233,6 +233,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					}
 				}
 				el := time.Since(start)
+				cpuPerKey[impl] = float64((processCPU() - cpu0).Microseconds()) / float64(len(s.Keys))
 				if fast != nil {
 					fast.writeLimit = nil
 				}
@@ -246,6 +247,9 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 				}
 			}
 			b.ReportMetric(rates[impl], "keys/s")
+			// The CPU time of the whole process (client, proxy and server)
+			// per key: unlike keys/s, it holds on a loaded machine.
+			b.ReportMetric(cpuPerKey[impl], "cpu-us/key")
 			if impl == "rewind" && rates["seed"] > 0 {
 				b.ReportMetric(rates["rewind"]/rates["seed"], "x-seed")
 			}
@@ -278,6 +282,15 @@ func progressOut() func(patch.Progress) {
 		r := p.Report()
 		fmt.Fprintf(os.Stderr, "%s %s: %d/%d keys, %.0f keys/s %s\n", time.Now().Format("05.000"), r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
 	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // logRetries logs the retries of rewind's calls (REWIND_BENCH_DEBUG).
