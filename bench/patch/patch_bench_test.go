@@ -19,7 +19,10 @@
 // behind the 5 ms proxy the ratio shows what batching and concurrency buy
 // against a server that is not the bottleneck, as DynamoDB is not.
 // REWIND_BENCH_KEYS (default 1000) and REWIND_BENCH_CONCURRENCY (default
-// 16) change the size and rewind's --concurrency. BenchmarkPlanRSS reports the peak RSS (MB) of a
+// the library's, 128) change the size and rewind's --concurrency. rewind
+// runs on the client `rewind patch` builds (cli.NewPatchClient), so its
+// defaults are the command's. Each run also reports cpu-us/key, the CPU
+// time of the whole process (client, proxy, server) per key. BenchmarkPlanRSS reports the peak RSS (MB) of a
 // separate process planning 10k, 100k and 1M keys.
 package patch_test
 

@@ -443,6 +443,7 @@ func TestPatchClientKeepsConnections(t *testing.T) {
 	// connection back a moment after its call returned may cost a few
 	// more. Closing every connection past 100 would cost inFlight-100 a
 	// round: 7*(inFlight-100) more over the later rounds.
+	t.Logf("%d rounds of %d calls at once opened %d connections", rounds, inFlight, opened.Load())
 	if n, most := opened.Load(), int64(inFlight+inFlight/4); n > most {
 		t.Errorf("%d rounds of %d PutItem calls at once opened %d connections, want at most %d: the client's idle pool closes connections the engine's calls need again", rounds, inFlight, n, most)
 	}
