@@ -19,7 +19,10 @@
 // behind the 5 ms proxy the ratio shows what batching and concurrency buy
 // against a server that is not the bottleneck, as DynamoDB is not.
 // REWIND_BENCH_KEYS (default 1000) and REWIND_BENCH_CONCURRENCY (default
-// 16) change the size and rewind's --concurrency. BenchmarkPlanRSS reports the peak RSS (MB) of a
+// the library's, 128) change the size and rewind's --concurrency. rewind
+// runs on the client `rewind patch` builds (cli.NewPatchClient), so its
+// defaults are the command's. Each run also reports cpu-us/key, the CPU
+// time of the whole process (client, proxy, server) per key. BenchmarkPlanRSS reports the peak RSS (MB) of a
 // separate process planning 10k, 100k and 1M keys.
 package patch_test
 
@@ -29,7 +32,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +43,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/logging"
 	"github.com/ddbrewind/rewind"
+	"github.com/ddbrewind/rewind/internal/cli"
 	"github.com/ddbrewind/rewind/internal/faultproxy"
 	"github.com/ddbrewind/rewind/internal/localaws"
 	"github.com/ddbrewind/rewind/recover/patch"
@@ -178,17 +181,26 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Enough idle connections for the writers in flight (the SDK's default
-	// keeps 10 per host and would open new ones all the time).
-	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 128 })
-	}
 	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
 		cfg.ClientLogMode = aws.LogRetries
 	}
+	// The seed loop's client is the SDK's default one; rewind's is the one
+	// `rewind patch` builds (its HTTP pool, timeouts and middleware), from
+	// the CLI's own constructor, so that "default settings" are the
+	// command's.
 	client := dynamodb.NewFromConfig(cfg)
+	rewindOpts := patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second}
+	rewindClient, err := cli.NewPatchClient(ctx, &cli.Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" },
+		AWS: &cli.AWS{Endpoints: map[string]string{"DynamoDB": endpoint}, Region: cfg.Region, Credentials: cfg.Credentials}}, rewindOpts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rewindAPI patch.Client = rewindClient
+	if os.Getenv("REWIND_BENCH_DEBUG") != "" {
+		rewindAPI = logRetries{rewindClient}
+	}
 
-	rates := map[string]float64{}
+	rates, cpuPerKey := map[string]float64{}, map[string]float64{}
 	var last *patch.Summary
 	var journals atomic.Int64
 	for _, impl := range []string{"seed", "rewind"} {
@@ -207,16 +219,16 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					fast.writeLimit = rate.NewLimiter(rate.Limit(capacity), max(1, int(capacity/10)))
 					fast.throttled.Store(0)
 				}
-				start := time.Now()
+				start, cpu0 := time.Now(), processCPU()
 				if impl == "seed" {
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
 				} else {
 					var sum *patch.Summary
-					sum, err = patch.Patch(ctx, client, patch.Config{
+					sum, err = patch.Patch(ctx, rewindAPI, patch.Config{
 						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
 						// One journal per run: -count runs this again with i from 0.
 						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
-						Options: patch.Options{Concurrency: benchConcurrency, Rate: writeRate, Progress: progressOut(), ProgressEvery: time.Second},
+						Options: rewindOpts,
 					})
 					last = sum
 					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
@@ -224,6 +236,7 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					}
 				}
 				el := time.Since(start)
+				cpuPerKey[impl] = float64((processCPU() - cpu0).Microseconds()) / float64(len(s.Keys))
 				if fast != nil {
 					fast.writeLimit = nil
 				}
@@ -237,6 +250,9 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 				}
 			}
 			b.ReportMetric(rates[impl], "keys/s")
+			// The CPU time of the whole process (client, proxy and server)
+			// per key: unlike keys/s, it holds on a loaded machine.
+			b.ReportMetric(cpuPerKey[impl], "cpu-us/key")
 			if impl == "rewind" && rates["seed"] > 0 {
 				b.ReportMetric(rates["rewind"]/rates["seed"], "x-seed")
 			}
@@ -267,8 +283,41 @@ func progressOut() func(patch.Progress) {
 	}
 	return func(p patch.Progress) {
 		r := p.Report()
-		fmt.Fprintf(os.Stderr, "%s: %d/%d keys, %.0f keys/s %s\n", r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
+		fmt.Fprintf(os.Stderr, "%s %s: %d/%d keys, %.0f keys/s %s\n", time.Now().Format("05.000"), r.Phase, r.Done, r.Total, r.PerSecond(), r.Note)
 	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// logRetries logs the retries of rewind's calls (REWIND_BENCH_DEBUG).
+type logRetries struct{ *dynamodb.Client }
+
+func logOpt(o *dynamodb.Options) {
+	o.ClientLogMode |= aws.LogRetries
+	o.Logger = logging.NewStandardLogger(os.Stderr)
+}
+
+func (c logRetries) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return c.Client.BatchGetItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return c.Client.PutItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return c.Client.UpdateItem(ctx, in, append(opts, logOpt)...)
+}
+
+func (c logRetries) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return c.Client.DeleteItem(ctx, in, append(opts, logOpt)...)
 }
 
 // seedLoop is the loop every team writes by hand: for each key, read the

@@ -16,9 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/ddbrewind/rewind/recover/patch"
 )
 
 // loadAWS returns the AWS configuration the commands use. With env.AWS
@@ -329,6 +331,48 @@ func (e *timeoutError) RetryableError() bool {
 		return true
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(e.err).Bool()
+}
+
+// NewPatchClient returns the DynamoDB client that patch, verify and undo
+// use with the engine options o: the usual AWS configuration (loadAWS),
+// with an HTTP connection pool that keeps a connection for every call the
+// engine may have in flight (see patchConnections). bench/patch builds its
+// client here, so that what it measures is what the command runs. The
+// engine sets its own retry policy on each call.
+func NewPatchClient(ctx context.Context, env *Env, o patch.Options) (*dynamodb.Client, error) {
+	cfg, err := loadAWS(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	keepConnections(&cfg, patchConnections(o))
+	return dynamodb.NewFromConfig(cfg), nil
+}
+
+// patchConnections is the most DynamoDB calls the engine has in flight at
+// once with options o: up to Concurrency writes (the cap of the adaptive
+// limit) while Readers planners read two BatchGetItem each, and a few to
+// spare (DescribeTable, a revert).
+func patchConnections(o patch.Options) int {
+	o.EnsureDefaults()
+	return o.Concurrency + 2*o.Readers + 8
+}
+
+// keepConnections sizes the idle pool of cfg's HTTP client for n requests
+// in flight to one host. The SDK's transport keeps 10 idle connections per
+// host and 100 in all (awshttp.DefaultHTTPTransportMaxIdleConnsPerHost,
+// ...MaxIdleConns): past that, every connection a finished request hands
+// back is closed, and the next request opens another (a TCP and, on AWS, a
+// TLS handshake each). Both bounds are raised to n; MaxConnsPerHost (2048)
+// does not limit it.
+func keepConnections(cfg *aws.Config, n int) {
+	bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		return
+	}
+	cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, n)
+		t.MaxIdleConns = max(t.MaxIdleConns, n)
+	})
 }
 
 // s3PathStyle reports whether S3 must be addressed path-style

@@ -3,18 +3,21 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ddbrewind/rewind/recover/patch"
 )
@@ -352,5 +355,96 @@ func TestEnvAWS(t *testing.T) {
 	os.Unsetenv("AWS_ENDPOINT_URL")
 	if _, err := loadAWS(t.Context(), env); err == nil || !strings.Contains(err.Error(), "no credentials") {
 		t.Errorf("without credentials: %v", err)
+	}
+}
+
+// TestPatchClientKeepsConnections: the patch client keeps a connection for
+// every call the engine may have in flight at its defaults (the writers'
+// cap, the planners' reads), so that rounds of that many calls at once
+// reuse the connections of the first round rather than opening new ones
+// (each a TCP and, on AWS, a TLS handshake). The SDK's transport alone
+// keeps 100 idle connections in all: past that, each round would open the
+// difference again.
+func TestPatchClientKeepsConnections(t *testing.T) {
+	o := patch.DefaultOptions()
+	inFlight := patchConnections(o)
+	if inFlight <= 100 {
+		t.Fatalf("patchConnections(defaults) = %d: this test needs more than the SDK's 100 idle connections to tell the pools apart", inFlight)
+	}
+	// Each request of a round waits until the whole round has arrived,
+	// so every round needs inFlight connections at once.
+	var (
+		mu      sync.Mutex
+		arrived int
+		release = make(chan struct{})
+	)
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		arrived++
+		ch := release
+		if arrived == inFlight {
+			arrived = 0
+			close(release)
+			release = make(chan struct{})
+		}
+		mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		io.WriteString(w, `{}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
+		Endpoints: map[string]string{"DynamoDB": srv.URL},
+		Region:    "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, nil
+		}),
+	}}
+	client, err := NewPatchClient(t.Context(), env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	const rounds = 8
+	for round := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, inFlight)
+		for i := range inFlight {
+			wg.Go(func() {
+				_, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("orders"),
+					Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("k%d-%d", round, i)}}})
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: PutItem: %v", round, err)
+		}
+	}
+	// The first round opens inFlight connections; a transport handing a
+	// connection back a moment after its call returned may cost a few
+	// more. Closing every connection past 100 would cost inFlight-100 a
+	// round: 7*(inFlight-100) more over the later rounds.
+	t.Logf("%d rounds of %d calls at once opened %d connections", rounds, inFlight, opened.Load())
+	if n, most := opened.Load(), int64(inFlight+inFlight/4); n > most {
+		t.Errorf("%d rounds of %d PutItem calls at once opened %d connections, want at most %d: the client's idle pool closes connections the engine's calls need again", rounds, inFlight, n, most)
 	}
 }

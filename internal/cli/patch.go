@@ -7,14 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/query"
 	"github.com/ddbrewind/rewind/recover/patch"
@@ -187,7 +184,7 @@ func (c *patchCmd) Run(ctx context.Context, env *Env, args []string) error {
 	} else {
 		env.SetContinue("nothing was written; to run the dry run again: " + commandLine(fs, "patch", nil))
 	}
-	client, err := newPatchClient(ctx, env, cfg.Concurrency)
+	client, err := NewPatchClient(ctx, env, cfg.Options)
 	if err != nil {
 		return err
 	}
@@ -221,21 +218,4 @@ func finishPatch(env *Env, sum *patch.Summary, err error, next string) error {
 		return partialf("%s", sum.Shortfall())
 	}
 	return err
-}
-
-// newPatchClient returns a DynamoDB client from the usual AWS
-// configuration, keeping enough idle connections for concurrency requests
-// in flight (the SDK's default keeps 10 per host and would open new ones
-// all the time). The patcher sets its own retry policy on each call.
-func newPatchClient(ctx context.Context, env *Env, concurrency int) (*dynamodb.Client, error) {
-	cfg, err := loadAWS(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 2*concurrency+8)
-		})
-	}
-	return dynamodb.NewFromConfig(cfg), nil
 }

@@ -51,7 +51,7 @@ func (c *undoCmd) Run(ctx context.Context, env *Env, args []string) error {
 		// A new undo journal each time: the one this run was writing exists.
 		env.SetContinue("to continue, run the undo again (keys already put back are found unchanged): " + commandLine(fs, "undo", []string{"undo-journal"}))
 	}
-	client, err := newPatchClient(ctx, env, ucfg.Concurrency)
+	client, err := NewPatchClient(ctx, env, ucfg.Options)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (c *verifyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	env.SetContinue("nothing was written; to verify again: " + commandLine(fs, "verify", nil))
-	client, err := newPatchClient(ctx, env, cfg.Readers)
+	client, err := NewPatchClient(ctx, env, cfg.Options)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,7 @@ type journal struct {
 	ownLock bool  // close releases lock
 	seq     int64 // sequence number of the last record appended
 	durable int64 // sequence number of the last record fsynced
+	syncs   int64 // fsyncs done
 	// runStart is the sequence number of this run's start record.
 	runStart int64
 	tail     []byte
@@ -198,24 +199,45 @@ func appendHex32(dst []byte, v uint32) []byte {
 	return dst
 }
 
-// sync writes out what was appended and fsyncs it.
+// sync writes out what was appended and fsyncs it: every record appended
+// before sync was called is durable when it returns nil. The fsync runs
+// outside the lock, so that records keep being appended while the disk
+// works (they are made durable by the next sync); fsync covers every write
+// to the file made before it was called, whichever goroutine made it
+// (fsync(2)).
 func (j *journal) sync() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.err != nil {
+		j.mu.Unlock()
 		return j.err
 	}
 	if err := j.w.Flush(); err != nil {
 		j.err = fmt.Errorf("journal %s: %w", j.path, err)
+		j.mu.Unlock()
 		return j.err
 	}
-	if err := j.f.Sync(); err != nil {
+	seq := j.seq
+	j.mu.Unlock()
+	if testHookSync != nil {
+		testHookSync(j, seq)
+	}
+	err := j.f.Sync()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil && j.err == nil {
 		j.err = fmt.Errorf("journal %s: fsync: %w", j.path, err)
+	}
+	if j.err != nil {
 		return j.err
 	}
-	j.durable = j.seq
+	j.syncs++
+	j.durable = max(j.durable, seq)
 	return nil
 }
+
+// testHookSync, when set by a test, runs in each sync before the fsync,
+// outside the journal's lock, with the sequence number it makes durable.
+var testHookSync func(j *journal, seq int64)
 
 // durableSeq is the sequence number of the last record fsynced: a
 // checkpoint written after a sync records it, so that a journal cut
