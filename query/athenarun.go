@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -318,7 +319,7 @@ func AthenaKeySet(ctx context.Context, api AthenaAPI, q Query, o AthenaOptions, 
 	}
 	kw := rewind.NewKeySetWriter(w)
 	kw.TempDir = r.TempDir
-	err = athenaRows(ctx, api, id, &r, &res, func(row []string) error {
+	err = athenaRows(ctx, api, id, &r, &res, athenaKeySetColumns, func(row []string) error {
 		e, err := keySetRow(row)
 		if err != nil {
 			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
@@ -416,10 +417,10 @@ func athenaStop(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptio
 // athenaRows reads the results page by page. The first row of the first
 // page is the header (GetQueryResults returns the column names as a row
 // for a SELECT); it must name the columns asked for.
-func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptions, res *AthenaResult, fn func([]string) error) error {
+func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptions, res *AthenaResult, cols []string, fn func([]string) error) error {
 	in := &athena.GetQueryResultsInput{QueryExecutionId: &id, MaxResults: aws.Int32(r.PageSize)}
 	header := true
-	row := make([]string, len(athenaKeySetColumns))
+	row := make([]string, len(cols))
 	for {
 		cctx, cancel := context.WithTimeout(ctx, r.CallTimeout)
 		out, err := api.GetQueryResults(cctx, in)
@@ -430,18 +431,18 @@ func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptio
 		res.Pages++
 		if out.ResultSet != nil {
 			for _, rw := range out.ResultSet.Rows {
-				if len(rw.Data) != len(athenaKeySetColumns) {
-					return fmt.Errorf("athena: query %s: a result row has %d columns, want %d (%s)", id, len(rw.Data), len(athenaKeySetColumns), strings.Join(athenaKeySetColumns, ", "))
+				if len(rw.Data) != len(cols) {
+					return fmt.Errorf("athena: query %s: a result row has %d columns, want %d (%s)", id, len(rw.Data), len(cols), strings.Join(cols, ", "))
 				}
 				for i, d := range rw.Data {
 					row[i] = aws.ToString(d.VarCharValue)
 				}
 				if header {
 					header = false
-					if slices.Equal(row, athenaKeySetColumns) {
+					if slices.Equal(row, cols) {
 						continue
 					}
-					return fmt.Errorf("athena: query %s: header row %q, want %q", id, row, athenaKeySetColumns)
+					return fmt.Errorf("athena: query %s: header row %q, want %q", id, row, cols)
 				}
 				res.Rows++
 				if err := fn(row); err != nil {
@@ -496,4 +497,149 @@ func athenaTime(s string) (time.Time, error) {
 		return t, fmt.Errorf("timestamp %q: %w", s, err)
 	}
 	return t.UTC(), nil
+}
+
+// AthenaStats computes q's stats on Athena over the Glue table o names,
+// as ComputeStats computes the local index's: the same Stats for the same
+// events, so the same rendering prints the same bytes. bucket 0 picks one
+// with AutoBucket; a bucket must be a whole number of milliseconds.
+func AthenaStats(ctx context.Context, api AthenaAPI, q Query, bucket time.Duration, o AthenaOptions, r AthenaRunOptions) (*Stats, AthenaResult, error) {
+	r.EnsureDefaults()
+	var res AthenaResult
+	if err := r.Validate(); err != nil {
+		return nil, res, err
+	}
+	b, err := newStatsBuilder(q, bucket)
+	if err != nil {
+		return nil, res, err
+	}
+	st, err := AthenaStatsStatement(q, o, b.gran)
+	if err != nil {
+		return nil, res, err
+	}
+	id, err := athenaRun(ctx, api, st, o, &r, &res)
+	if err != nil {
+		return nil, res, err
+	}
+	err = athenaRows(ctx, api, id, &r, &res, athenaStatsColumns, func(row []string) error {
+		if err := statsRow(b, row); err != nil {
+			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	s, err := b.finish()
+	return s, res, err
+}
+
+// statsRow adds one row of the stats query to b.
+func statsRow(b *statsBuilder, row []string) error {
+	var n [6]int64
+	for i := range n {
+		v, err := strconv.ParseInt(row[2+i], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %w", athenaStatsColumns[2+i], err)
+		}
+		n[i] = v
+	}
+	switch row[0] {
+	case "undecodable":
+		b.s.Undecodable += n[1]
+		return nil
+	case "events":
+	default:
+		return fmt.Errorf("kind %q, want events or undecodable", row[0])
+	}
+	first, err := athenaTime(row[8])
+	if err != nil {
+		return fmt.Errorf("first: %w", err)
+	}
+	last, err := athenaTime(row[9])
+	if err != nil {
+		return fmt.Errorf("last: %w", err)
+	}
+	g := TenantCount{Tenant: row[1], Events: n[1], Inserts: n[2], Modifies: n[3], Removes: n[4], TTLExpiries: n[5]}
+	b.add(g, n[0]*b.granµ, first.UnixMicro(), last.UnixMicro())
+	return nil
+}
+
+// AthenaHistory returns the changes of one item in [from, to) on Athena
+// over the Glue table o names, as History returns the local index's: the
+// same Changes, in the same order (time, then sequence number, then event
+// ID), so the same rendering prints the same bytes.
+func AthenaHistory(ctx context.Context, api AthenaAPI, table string, key rewind.Key, from, to time.Time, o AthenaOptions, r AthenaRunOptions) ([]Change, AthenaResult, error) {
+	r.EnsureDefaults()
+	var res AthenaResult
+	if err := r.Validate(); err != nil {
+		return nil, res, err
+	}
+	st, err := AthenaHistoryStatement(table, key, from, to, o)
+	if err != nil {
+		return nil, res, err
+	}
+	id, err := athenaRun(ctx, api, st, o, &r, &res)
+	if err != nil {
+		return nil, res, err
+	}
+	var evs []rewind.ChangeEvent
+	err = athenaRows(ctx, api, id, &r, &res, athenaHistoryColumns, func(row []string) error {
+		ev, err := historyRow(table, key, row)
+		if err != nil {
+			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	slices.SortFunc(evs, func(a, b rewind.ChangeEvent) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := rewind.CompareSequenceNumbers(a.SequenceNumber, b.SequenceNumber); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
+	changes := make([]Change, 0, len(evs))
+	for i := range evs {
+		c, err := changeOf(&evs[i])
+		if err != nil {
+			return nil, res, fmt.Errorf("athena: history of %s %s: %w", table, key, err)
+		}
+		changes = append(changes, c)
+	}
+	res.Items = int64(len(changes))
+	return changes, res, nil
+}
+
+// historyRow reads one row of the history query.
+func historyRow(table string, key rewind.Key, row []string) (rewind.ChangeEvent, error) {
+	ev := rewind.ChangeEvent{
+		EventID: row[0], SequenceNumber: row[1], Tenant: row[2], Table: table, Keys: key,
+		TTLExpiry: row[4] == "true",
+	}
+	a, err := rewind.ParseAction(row[3])
+	if err != nil {
+		return ev, fmt.Errorf("event %s: %w", row[0], err)
+	}
+	ev.Action = a
+	if ev.Time, err = athenaTime(row[5]); err != nil {
+		return ev, fmt.Errorf("event %s: time: %w", row[0], err)
+	}
+	if row[6] != "" {
+		ev.OldImage = rewind.Image(row[6])
+	}
+	if row[7] != "" {
+		ev.NewImage = rewind.Image(row[7])
+	}
+	if row[8] != "" && row[8] != "null" {
+		if err := json.Unmarshal([]byte(row[8]), &ev.ChangedAttributes); err != nil {
+			return ev, fmt.Errorf("event %s: changed_attributes %q: %w", row[0], row[8], err)
+		}
+	}
+	return ev, nil
 }

@@ -58,13 +58,19 @@ import (
 //   - json_extract_scalar(json, path): Trino's JSONPath takes the bracket
 //     notation $["attr"]["S"]; DuckDB's json_extract_string wants
 //     $."attr"."S". The macro rewrites the path and extracts the text.
+//     Text that is not JSON (an empty image) gives NULL, as in Trino,
+//     rather than DuckDB's error.
+//   - json_format(json): Trino's renders a JSON value as text; DuckDB's
+//     JSON type is already text, so the macro casts it to VARCHAR.
+//     CAST(array AS JSON) means the same in both: a JSON array.
 //
 // The other functions rewind uses (row_number, count_if, coalesce, nullif,
-// starts_with, contains on an array, try_cast, CAST to varchar) mean the
-// same in both.
+// starts_with, contains on an array, try_cast, CAST to varchar, floor,
+// date_diff('millisecond', …)) mean the same in both.
 var Macros = []string{
 	`CREATE OR REPLACE MACRO json_extract_scalar(j, p) AS
-	   json_extract_string(j, regexp_replace(p, '\["((?:[^"\\]|\\.)*)"\]', '."\1"', 'g'))`,
+	   json_extract_string(CASE WHEN json_valid(j) THEN j END, regexp_replace(p, '\["((?:[^"\\]|\\.)*)"\]', '."\1"', 'g'))`,
+	`CREATE OR REPLACE MACRO json_format(j) AS CAST(j AS VARCHAR)`,
 }
 
 // Server is the stand-in. Start it with Start.
