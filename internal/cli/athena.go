@@ -108,7 +108,8 @@ func (f *athenaFlags) open(ctx context.Context, env *Env, store *storeFlag, q qu
 	if err != nil {
 		return nil, err
 	}
-	o, err := f.options(ctx, env, store, q, newS3(cfg, env))
+	s3c := newS3(cfg, env)
+	o, err := f.options(ctx, env, store, q, s3c)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (f *athenaFlags) open(ctx context.Context, env *Env, store *storeFlag, q qu
 	var lastShown time.Time
 	e := &athenaEngine{api: athena.NewFromConfig(cfg), opts: o, start: time.Now()}
 	e.run = query.AthenaRunOptions{
-		Workgroup: *f.workgroup, Output: *f.output, Poll: *f.poll, TempDir: tmp,
+		Workgroup: *f.workgroup, Output: *f.output, Poll: *f.poll, TempDir: tmp, Results: s3c,
 		// A line when the state changes, else every 5 s.
 		Progress: func(p query.AthenaProgress) {
 			if p.State == lastState && time.Since(lastShown) < 5*time.Second {
@@ -138,8 +139,15 @@ func (f *athenaFlags) open(ctx context.Context, env *Env, store *storeFlag, q qu
 // summary is the stderr line after the answer: what, from which query,
 // at what cost.
 func (e *athenaEngine) summary(env *Env, cmd, what string, res query.AthenaResult) {
-	fmt.Fprintf(env.Stderr, "%s: %s from Athena query %s (%d result page(s), %s scanned, about $%.4f) in %s\n",
-		cmd, what, res.QueryID, res.Pages, humanBytes(res.Scanned), res.CostUSD, time.Since(e.start).Round(time.Millisecond))
+	for _, w := range res.Warnings {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", cmd, w)
+	}
+	from := fmt.Sprintf("%d result page(s)", res.Pages)
+	if res.ObjectRows > 0 {
+		from += fmt.Sprintf(" and %d row(s) of the result object %s", res.ObjectRows, res.OutputLocation)
+	}
+	fmt.Fprintf(env.Stderr, "%s: %s from Athena query %s (%s, %s scanned, about $%.4f) in %s\n",
+		cmd, what, res.QueryID, from, humanBytes(res.Scanned), res.CostUSD, time.Since(e.start).Round(time.Millisecond))
 }
 
 // athenaKeySet is `rewind query --engine athena`: keep the Glue table,
