@@ -21,7 +21,8 @@ import (
 )
 
 // readEnvFile reads the drill's env file: export NAME=value lines, values
-// bare or in single quotes ('\” for a quote), as the drill writes them.
+// bare or in single quotes (a quote inside closes, escapes and reopens
+// them), as the drill writes them.
 func readEnvFile(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
