@@ -87,6 +87,9 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var ath *athenaEngine
 	var res query.AthenaResult
 	if onAthena {
+		if bucket%time.Millisecond != 0 {
+			return usagef("--bucket %s: with --engine athena, want whole milliseconds (Athena reads event times to the millisecond)", bucket)
+		}
 		if audit.on() {
 			return usagef("--engine athena reads the capture Parquet, not the audit table: leave out --audit-table")
 		}
