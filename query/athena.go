@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -282,36 +283,15 @@ func Athena(q Query, o AthenaOptions) (string, error) {
 // athenaConditions returns the WHERE conditions of q, appending the value
 // of each ? placeholder to params.
 func athenaConditions(q *Query, params *[]string) []string {
-	p := func(v string) string {
-		*params = append(*params, sqlString(v))
-		return "?"
-	}
-	list := func(vs []string) string {
-		ph := make([]string, len(vs))
-		for i, v := range vs {
-			ph[i] = p(v)
-		}
-		return strings.Join(ph, ", ")
-	}
-	var c []string
-	if !q.From.IsZero() || !q.To.IsZero() {
-		c = append(c, partitionRange(q.From, q.To, p)...)
-	}
-	if !q.From.IsZero() {
-		c = append(c, "event_time >= CAST("+p(athenaTimestamp(q.From))+" AS timestamp)")
-	}
-	if !q.To.IsZero() {
-		c = append(c, "event_time < CAST("+p(athenaTimestamp(q.To))+" AS timestamp)")
-	}
+	p, list := athenaParams(params)
+	c := athenaWindow(q.From, q.To, p)
 	// An empty decode_error is a decoded event too: parquet-go writes an
 	// empty optional string where the event had none, now and then.
-	c = append(c, "coalesce(decode_error, '') = ''")
+	c = append(c, athenaDecoded)
 	if len(q.Tables) > 0 {
 		c = append(c, "\"table\" IN ("+list(q.Tables)+")")
 	}
-	if len(q.Tenants) > 0 {
-		c = append(c, "tenant IN ("+list(q.Tenants)+")")
-	}
+	c = append(c, athenaTenants(q, list)...)
 	if len(q.Actions) > 0 {
 		var as []string
 		for _, a := range q.Actions {
@@ -368,6 +348,50 @@ func athenaConditions(q *Query, params *[]string) []string {
 	return c
 }
 
+// athenaDecoded is the condition of a decoded event.
+const athenaDecoded = "coalesce(decode_error, '') = ''"
+
+// athenaWindow returns the conditions of the window [from, to): the
+// partitions it spans, and the event times.
+func athenaWindow(from, to time.Time, p func(string) string) []string {
+	var c []string
+	if !from.IsZero() || !to.IsZero() {
+		c = append(c, partitionRange(from, to, p)...)
+	}
+	if !from.IsZero() {
+		c = append(c, "event_time >= CAST("+p(athenaTimestamp(from))+" AS timestamp)")
+	}
+	if !to.IsZero() {
+		c = append(c, "event_time < CAST("+p(athenaTimestamp(to))+" AS timestamp)")
+	}
+	return c
+}
+
+// athenaTenants returns the condition of q's tenants, if any.
+func athenaTenants(q *Query, list func([]string) string) []string {
+	if len(q.Tenants) == 0 {
+		return nil
+	}
+	return []string{"tenant IN (" + list(q.Tenants) + ")"}
+}
+
+// athenaParams returns the placeholder functions that append values to
+// params: p for one value, list for several.
+func athenaParams(params *[]string) (p func(string) string, list func([]string) string) {
+	p = func(v string) string {
+		*params = append(*params, sqlString(v))
+		return "?"
+	}
+	list = func(vs []string) string {
+		ph := make([]string, len(vs))
+		for i, v := range vs {
+			ph[i] = p(v)
+		}
+		return strings.Join(ph, ", ")
+	}
+	return p, list
+}
+
 // partitionRange returns the dt/hour predicates that keep the partitions
 // of [from, to), so Athena reads only those objects (partition projection
 // prunes on predicates over the projected columns).
@@ -416,4 +440,119 @@ func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") 
 
 func athenaTimestamp(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05.000000")
+}
+
+// The columns of the stats query, in order: kind is "events" for a
+// tenant's counts in one bucket (bucket is the bucket's number, its start
+// over its width since the epoch) or "undecodable" for the one row that
+// counts the undecodable events in the window.
+var athenaStatsColumns = []string{"kind", "tenant", "bucket", "events", "inserts", "modifies", "removes", "ttl_expiries", "first", "last"}
+
+// AthenaStatsStatement returns the SQL of q's stats over the Glue table o
+// names, counted in buckets of gran (a whole number of milliseconds: the
+// precision Athena reads event_time at): per tenant and bucket, the events
+// by action, the TTL expiries, the first and the last event time; and one
+// row counting the undecodable events in the window (and tenants), which
+// the local index counts before the other filters. Events are deduplicated
+// by event_id, as for the key set. ComputeStats' sums over the same rows
+// give the same Stats.
+//
+// Functions beyond the key set's, each in the Athena engine v3 function
+// list: date_diff('millisecond', …), floor, and UNION ALL.
+func AthenaStatsStatement(q Query, o AthenaOptions, gran time.Duration) (AthenaStatement, error) {
+	if err := q.Validate(); err != nil {
+		return AthenaStatement{}, err
+	}
+	if err := o.ensureDefaults(); err != nil {
+		return AthenaStatement{}, err
+	}
+	if gran < time.Millisecond || gran%time.Millisecond != 0 {
+		return AthenaStatement{}, fmt.Errorf("athena: stats bucket %s: want a whole number of milliseconds", gran)
+	}
+	var st AthenaStatement
+	p, list := athenaParams(&st.Params)
+	var b strings.Builder
+	where := func(conds []string) {
+		for i, c := range conds {
+			kw := "  WHERE "
+			if i > 0 {
+				kw = "    AND "
+			}
+			b.WriteString(kw + c + "\n")
+		}
+	}
+	b.WriteString("WITH events AS (\n")
+	b.WriteString("  SELECT tenant, action, ttl_expiry, event_time,\n")
+	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
+	where(athenaConditions(&q, &st.Params))
+	b.WriteString("), undecodable AS (\n")
+	b.WriteString("  SELECT row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
+	uc := athenaWindow(q.From, q.To, p)
+	uc = append(uc, "NOT "+athenaDecoded)
+	where(append(uc, athenaTenants(&q, list)...))
+	b.WriteString(")\n")
+	b.WriteString("SELECT 'events' AS kind, coalesce(tenant, '') AS tenant,\n")
+	fmt.Fprintf(&b, "       CAST(floor(date_diff('millisecond', TIMESTAMP '1970-01-01 00:00:00', event_time) / CAST(%s AS double)) AS bigint) AS bucket,\n",
+		p(strconv.FormatInt(gran.Milliseconds(), 10)))
+	b.WriteString("       count(*) AS events, count_if(action = 'INSERT') AS inserts, count_if(action = 'MODIFY') AS modifies,\n")
+	b.WriteString("       count_if(action = 'REMOVE') AS removes, count_if(coalesce(ttl_expiry, false)) AS ttl_expiries,\n")
+	b.WriteString("       CAST(min(event_time) AS varchar) AS \"first\", CAST(max(event_time) AS varchar) AS \"last\"\n")
+	b.WriteString("FROM events\nWHERE copy = 1\nGROUP BY 2, 3\n")
+	b.WriteString("UNION ALL\n")
+	b.WriteString("SELECT 'undecodable', '', CAST(0 AS bigint), count(*), CAST(0 AS bigint), CAST(0 AS bigint), CAST(0 AS bigint), CAST(0 AS bigint),\n")
+	b.WriteString("       CAST(NULL AS varchar), CAST(NULL AS varchar)\n")
+	b.WriteString("FROM undecodable\nWHERE copy = 1\n")
+	st.SQL = b.String()
+	return st, nil
+}
+
+// The columns of the history query, in order.
+var athenaHistoryColumns = []string{"event_id", "sequence_number", "tenant", "action", "ttl_expiry", "time", "old_image", "new_image", "changed_attributes"}
+
+// AthenaHistoryStatement returns the SQL of the changes of one item in
+// [from, to) over the Glue table o names: one row per decoded event of
+// table's item key (keys is the canonical key JSON, which Key.String
+// writes), deduplicated by event_id, with its images and its changed
+// attributes as a JSON array. Rows come out in no order: the reader sorts
+// them as the store does.
+//
+// Functions beyond the key set's, each in the Athena engine v3 function
+// list: CAST(array AS JSON), json_format (DuckDB: the stand-in's macro).
+func AthenaHistoryStatement(table string, key rewind.Key, from, to time.Time, o AthenaOptions) (AthenaStatement, error) {
+	q := Query{From: from, To: to}
+	if err := q.Validate(); err != nil {
+		return AthenaStatement{}, err
+	}
+	if err := o.ensureDefaults(); err != nil {
+		return AthenaStatement{}, err
+	}
+	if table == "" || len(key) == 0 {
+		return AthenaStatement{}, fmt.Errorf("athena: history needs a table and a key")
+	}
+	var st AthenaStatement
+	p, _ := athenaParams(&st.Params)
+	conds := athenaWindow(from, to, p)
+	conds = append(conds, athenaDecoded, "\"table\" = "+p(table), "source_table = "+p(table), "keys = "+p(key.String()))
+	var b strings.Builder
+	b.WriteString("WITH events AS (\n")
+	b.WriteString("  SELECT event_id, sequence_number, tenant, action, ttl_expiry, event_time, old_image, new_image, changed_attributes,\n")
+	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
+	for i, c := range conds {
+		kw := "  WHERE "
+		if i > 0 {
+			kw = "    AND "
+		}
+		b.WriteString(kw + c + "\n")
+	}
+	b.WriteString(")\n")
+	b.WriteString("SELECT event_id, sequence_number, coalesce(tenant, '') AS tenant, action,\n")
+	b.WriteString("       CAST(coalesce(ttl_expiry, false) AS varchar) AS ttl_expiry, CAST(event_time AS varchar) AS \"time\",\n")
+	b.WriteString("       coalesce(old_image, '') AS old_image, coalesce(new_image, '') AS new_image,\n")
+	b.WriteString("       coalesce(json_format(CAST(changed_attributes AS JSON)), '[]') AS changed_attributes\n")
+	b.WriteString("FROM events\nWHERE copy = 1\n")
+	st.SQL = b.String()
+	return st, nil
 }

@@ -1,7 +1,10 @@
 package query
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,10 +46,16 @@ type PrefixLister interface {
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
+// ResultObjectGetter reads the query's result object in S3.
+type ResultObjectGetter interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
 var (
-	_ GlueAPI      = (*glue.Client)(nil)
-	_ AthenaAPI    = (*athena.Client)(nil)
-	_ PrefixLister = (*s3.Client)(nil)
+	_ GlueAPI            = (*glue.Client)(nil)
+	_ AthenaAPI          = (*athena.Client)(nil)
+	_ PrefixLister       = (*s3.Client)(nil)
+	_ ResultObjectGetter = (*s3.Client)(nil)
 )
 
 // DefaultAthenaPricePerTB is Athena's documented price for SQL queries,
@@ -84,6 +93,21 @@ type AthenaRunOptions struct {
 	// TempDir is where the key set's sorted runs spill. Default the
 	// system's.
 	TempDir string
+	// Results, when set, reads a large answer from the result object
+	// Athena wrote (GetQueryExecution's ResultConfiguration.OutputLocation)
+	// instead of paging GetQueryResults: one GET instead of a call per
+	// 1000 rows. When the object cannot be read (missing, forbidden, not
+	// the CSV expected), the rows are read with GetQueryResults after all,
+	// with a warning in AthenaResult.Warnings.
+	Results ResultObjectGetter
+	// ObjectAfterPages is how many GetQueryResults pages are read before
+	// the rest of a larger answer is read from the result object. Default
+	// 1: an answer of one page is read with one call, anything larger from
+	// the object.
+	ObjectAfterPages int
+	// ObjectTimeout bounds the read of the result object, body included.
+	// Default 10m.
+	ObjectTimeout time.Duration
 }
 
 // EnsureDefaults fills the zero fields.
@@ -102,6 +126,12 @@ func (o *AthenaRunOptions) EnsureDefaults() {
 	}
 	if o.PageSize <= 0 || o.PageSize > 1000 {
 		o.PageSize = 1000
+	}
+	if o.ObjectAfterPages <= 0 {
+		o.ObjectAfterPages = 1
+	}
+	if o.ObjectTimeout <= 0 {
+		o.ObjectTimeout = 10 * time.Minute
 	}
 }
 
@@ -131,6 +161,15 @@ type AthenaResult struct {
 	Rows, Items int64
 	// Pages of GetQueryResults read.
 	Pages int
+	// OutputLocation is the query's result object, s3://bucket/key, as
+	// GetQueryExecution reports it; empty when it reports none.
+	OutputLocation string
+	// ObjectRows are the rows read from the result object rather than
+	// from GetQueryResults.
+	ObjectRows int64
+	// Warnings say what went wrong that the answer did not suffer from,
+	// for the caller to show.
+	Warnings []string
 }
 
 // AthenaTableInput returns the Glue table over the capture layout: the
@@ -318,7 +357,7 @@ func AthenaKeySet(ctx context.Context, api AthenaAPI, q Query, o AthenaOptions, 
 	}
 	kw := rewind.NewKeySetWriter(w)
 	kw.TempDir = r.TempDir
-	err = athenaRows(ctx, api, id, &r, &res, func(row []string) error {
+	err = athenaRows(ctx, api, id, &r, &res, athenaKeySetColumns, func(row []string) error {
 		e, err := keySetRow(row)
 		if err != nil {
 			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
@@ -386,6 +425,9 @@ func athenaRun(ctx context.Context, api AthenaAPI, st AthenaStatement, o AthenaO
 		if s := qe.QueryExecution.Statistics; s != nil {
 			res.Scanned = aws.ToInt64(s.DataScannedInBytes)
 		}
+		if rc := qe.QueryExecution.ResultConfiguration; rc != nil {
+			res.OutputLocation = aws.ToString(rc.OutputLocation)
+		}
 		res.State, res.Elapsed = string(state), time.Since(start)
 		res.CostUSD = AthenaCost(res.Scanned, r.PricePerTB)
 		if r.Progress != nil {
@@ -415,11 +457,16 @@ func athenaStop(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptio
 
 // athenaRows reads the results page by page. The first row of the first
 // page is the header (GetQueryResults returns the column names as a row
-// for a SELECT); it must name the columns asked for.
-func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptions, res *AthenaResult, fn func([]string) error) error {
+// for a SELECT); it must name the columns asked for. An answer of more
+// than r.ObjectAfterPages pages is read on from the result object when
+// r.Results is set; if that fails before the end, paging goes on where the
+// first pages ended, skipping the rows the object gave.
+func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptions, res *AthenaResult, cols []string, fn func([]string) error) error {
 	in := &athena.GetQueryResultsInput{QueryExecutionId: &id, MaxResults: aws.Int32(r.PageSize)}
 	header := true
-	row := make([]string, len(athenaKeySetColumns))
+	row := make([]string, len(cols))
+	var skip int64 // rows the result object already gave
+	triedObject := false
 	for {
 		cctx, cancel := context.WithTimeout(ctx, r.CallTimeout)
 		out, err := api.GetQueryResults(cctx, in)
@@ -430,18 +477,22 @@ func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptio
 		res.Pages++
 		if out.ResultSet != nil {
 			for _, rw := range out.ResultSet.Rows {
-				if len(rw.Data) != len(athenaKeySetColumns) {
-					return fmt.Errorf("athena: query %s: a result row has %d columns, want %d (%s)", id, len(rw.Data), len(athenaKeySetColumns), strings.Join(athenaKeySetColumns, ", "))
+				if len(rw.Data) != len(cols) {
+					return fmt.Errorf("athena: query %s: a result row has %d columns, want %d (%s)", id, len(rw.Data), len(cols), strings.Join(cols, ", "))
 				}
 				for i, d := range rw.Data {
 					row[i] = aws.ToString(d.VarCharValue)
 				}
 				if header {
 					header = false
-					if slices.Equal(row, athenaKeySetColumns) {
+					if slices.Equal(row, cols) {
 						continue
 					}
-					return fmt.Errorf("athena: query %s: header row %q, want %q", id, row, athenaKeySetColumns)
+					return fmt.Errorf("athena: query %s: header row %q, want %q", id, row, cols)
+				}
+				if skip > 0 {
+					skip--
+					continue
 				}
 				res.Rows++
 				if err := fn(row); err != nil {
@@ -456,6 +507,160 @@ func athenaRows(ctx context.Context, api AthenaAPI, id string, r *AthenaRunOptio
 			return fmt.Errorf("athena: query %s: reading its results: %w", id, err)
 		}
 		in.NextToken = out.NextToken
+		if r.Results != nil && !triedObject && res.Pages >= r.ObjectAfterPages {
+			triedObject = true
+			before := res.ObjectRows
+			done, err := athenaObjectRows(ctx, r, res, cols, res.Rows, fn)
+			switch {
+			case done:
+				return nil
+			case errors.Is(err, errRow):
+				return errors.Unwrap(err)
+			}
+			skip = res.ObjectRows - before
+			res.Warnings = append(res.Warnings, fmt.Sprintf("athena: query %s: the result object could not be read, so the rest of the answer is read with GetQueryResults (allow s3:GetObject on the result location to read large answers in one GET): %v", id, err))
+		}
+	}
+}
+
+// errRow marks an error of the row callback, which ends the read rather
+// than falling back to GetQueryResults.
+var errRow = errors.New("row")
+
+type rowError struct{ err error }
+
+func (e rowError) Error() string        { return e.err.Error() }
+func (e rowError) Unwrap() error        { return e.err }
+func (e rowError) Is(target error) bool { return target == errRow }
+
+// athenaObjectRows reads the result object, skipping its header and the
+// first done data rows (read already from GetQueryResults), and gives the
+// rest to fn. It reports whether it read to the end; an error of fn comes
+// back as a rowError.
+//
+// The object is Athena's CSV ("Find query output files in Amazon S3" in the
+// Athena guide: a DML query's results are <QueryID>.csv at the result
+// location, beside a binary .csv.metadata that GetQueryResults reads): a
+// header row of the column names, then one record per row, fields
+// separated by commas and records by newlines, every value in double
+// quotes with a quote inside doubled, and NULL an empty field without
+// quotes. NULL is read as the empty string, as GetQueryResults' missing
+// VarCharValue is.
+func athenaObjectRows(ctx context.Context, r *AthenaRunOptions, res *AthenaResult, cols []string, done int64, fn func([]string) error) (bool, error) {
+	loc := res.OutputLocation
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
+	if !strings.HasPrefix(loc, "s3://") || !ok || bucket == "" || key == "" {
+		return false, fmt.Errorf("GetQueryExecution gave no result object (OutputLocation %q)", loc)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.ObjectTimeout)
+	defer cancel()
+	out, err := r.Results.GetObject(cctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", loc, err)
+	}
+	defer out.Body.Close()
+	cr := newAthenaCSV(out.Body)
+	rec, err := cr.read()
+	if err != nil {
+		return false, fmt.Errorf("%s: header: %w", loc, err)
+	}
+	if !slices.Equal(rec, cols) {
+		return false, fmt.Errorf("%s: header %q, want %q", loc, rec, cols)
+	}
+	for n := int64(0); ; n++ {
+		rec, err := cr.read()
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: record %d: %w", loc, n+2, err)
+		}
+		if len(rec) != len(cols) {
+			return false, fmt.Errorf("%s: record %d has %d fields, want %d", loc, n+2, len(rec), len(cols))
+		}
+		if n < done {
+			continue
+		}
+		res.Rows++
+		res.ObjectRows++
+		if err := fn(rec); err != nil {
+			return false, rowError{err}
+		}
+	}
+}
+
+// athenaCSV reads Athena's result CSV (see athenaObjectRows). It keeps
+// every byte of a quoted value, \r\n included, which encoding/csv would
+// turn into \n.
+type athenaCSV struct {
+	r   *bufio.Reader
+	rec []string
+	buf []byte
+}
+
+func newAthenaCSV(r io.Reader) *athenaCSV { return &athenaCSV{r: bufio.NewReaderSize(r, 256<<10)} }
+
+// read returns the next record, io.EOF at the end. The record is reused
+// by the next call.
+func (c *athenaCSV) read() ([]string, error) {
+	c.rec = c.rec[:0]
+	_, err := c.r.ReadByte()
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.r.UnreadByte()
+	for {
+		c.buf = c.buf[:0]
+		b, err := c.r.ReadByte()
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if err == nil && b == '"' {
+			for {
+				b, err := c.r.ReadByte()
+				if err != nil {
+					return nil, fmt.Errorf("a quoted value without its closing quote: %w", err)
+				}
+				if b == '"' {
+					if nb, err := c.r.ReadByte(); err == nil && nb == '"' {
+						c.buf = append(c.buf, '"')
+						continue
+					} else if err == nil {
+						c.r.UnreadByte()
+					}
+					break
+				}
+				c.buf = append(c.buf, b)
+			}
+			b, err = c.r.ReadByte()
+		} else {
+			for err == nil && b != ',' && b != '\n' {
+				if b == '"' {
+					return nil, fmt.Errorf("a quote inside an unquoted value")
+				}
+				c.buf = append(c.buf, b)
+				b, err = c.r.ReadByte()
+			}
+			c.buf = bytes.TrimSuffix(c.buf, []byte{'\r'})
+		}
+		c.rec = append(c.rec, string(c.buf))
+		switch {
+		case err == io.EOF, err == nil && b == '\n':
+			return c.rec, nil
+		case err != nil:
+			return nil, err
+		case b == ',':
+		case b == '\r':
+			if nb, err := c.r.ReadByte(); err != nil || nb != '\n' {
+				return nil, fmt.Errorf("a carriage return after a quoted value, not before a newline")
+			}
+			return c.rec, nil
+		default:
+			return nil, fmt.Errorf("%q after a quoted value, want a comma or a newline", b)
+		}
 	}
 }
 
@@ -496,4 +701,149 @@ func athenaTime(s string) (time.Time, error) {
 		return t, fmt.Errorf("timestamp %q: %w", s, err)
 	}
 	return t.UTC(), nil
+}
+
+// AthenaStats computes q's stats on Athena over the Glue table o names,
+// as ComputeStats computes the local index's: the same Stats for the same
+// events, so the same rendering prints the same bytes. bucket 0 picks one
+// with AutoBucket; a bucket must be a whole number of milliseconds.
+func AthenaStats(ctx context.Context, api AthenaAPI, q Query, bucket time.Duration, o AthenaOptions, r AthenaRunOptions) (*Stats, AthenaResult, error) {
+	r.EnsureDefaults()
+	var res AthenaResult
+	if err := r.Validate(); err != nil {
+		return nil, res, err
+	}
+	b, err := newStatsBuilder(q, bucket)
+	if err != nil {
+		return nil, res, err
+	}
+	st, err := AthenaStatsStatement(q, o, b.gran)
+	if err != nil {
+		return nil, res, err
+	}
+	id, err := athenaRun(ctx, api, st, o, &r, &res)
+	if err != nil {
+		return nil, res, err
+	}
+	err = athenaRows(ctx, api, id, &r, &res, athenaStatsColumns, func(row []string) error {
+		if err := statsRow(b, row); err != nil {
+			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	s, err := b.finish()
+	return s, res, err
+}
+
+// statsRow adds one row of the stats query to b.
+func statsRow(b *statsBuilder, row []string) error {
+	var n [6]int64
+	for i := range n {
+		v, err := strconv.ParseInt(row[2+i], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %w", athenaStatsColumns[2+i], err)
+		}
+		n[i] = v
+	}
+	switch row[0] {
+	case "undecodable":
+		b.s.Undecodable += n[1]
+		return nil
+	case "events":
+	default:
+		return fmt.Errorf("kind %q, want events or undecodable", row[0])
+	}
+	first, err := athenaTime(row[8])
+	if err != nil {
+		return fmt.Errorf("first: %w", err)
+	}
+	last, err := athenaTime(row[9])
+	if err != nil {
+		return fmt.Errorf("last: %w", err)
+	}
+	g := TenantCount{Tenant: row[1], Events: n[1], Inserts: n[2], Modifies: n[3], Removes: n[4], TTLExpiries: n[5]}
+	b.add(g, n[0]*b.granµ, first.UnixMicro(), last.UnixMicro())
+	return nil
+}
+
+// AthenaHistory returns the changes of one item in [from, to) on Athena
+// over the Glue table o names, as History returns the local index's: the
+// same Changes, in the same order (time, then sequence number, then event
+// ID), so the same rendering prints the same bytes.
+func AthenaHistory(ctx context.Context, api AthenaAPI, table string, key rewind.Key, from, to time.Time, o AthenaOptions, r AthenaRunOptions) ([]Change, AthenaResult, error) {
+	r.EnsureDefaults()
+	var res AthenaResult
+	if err := r.Validate(); err != nil {
+		return nil, res, err
+	}
+	st, err := AthenaHistoryStatement(table, key, from, to, o)
+	if err != nil {
+		return nil, res, err
+	}
+	id, err := athenaRun(ctx, api, st, o, &r, &res)
+	if err != nil {
+		return nil, res, err
+	}
+	var evs []rewind.ChangeEvent
+	err = athenaRows(ctx, api, id, &r, &res, athenaHistoryColumns, func(row []string) error {
+		ev, err := historyRow(table, key, row)
+		if err != nil {
+			return fmt.Errorf("athena: query %s: result row %d: %w", id, res.Rows, err)
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	slices.SortFunc(evs, func(a, b rewind.ChangeEvent) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := rewind.CompareSequenceNumbers(a.SequenceNumber, b.SequenceNumber); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
+	changes := make([]Change, 0, len(evs))
+	for i := range evs {
+		c, err := changeOf(&evs[i])
+		if err != nil {
+			return nil, res, fmt.Errorf("athena: history of %s %s: %w", table, key, err)
+		}
+		changes = append(changes, c)
+	}
+	res.Items = int64(len(changes))
+	return changes, res, nil
+}
+
+// historyRow reads one row of the history query.
+func historyRow(table string, key rewind.Key, row []string) (rewind.ChangeEvent, error) {
+	ev := rewind.ChangeEvent{
+		EventID: row[0], SequenceNumber: row[1], Tenant: row[2], Table: table, Keys: key,
+		TTLExpiry: row[4] == "true",
+	}
+	a, err := rewind.ParseAction(row[3])
+	if err != nil {
+		return ev, fmt.Errorf("event %s: %w", row[0], err)
+	}
+	ev.Action = a
+	if ev.Time, err = athenaTime(row[5]); err != nil {
+		return ev, fmt.Errorf("event %s: time: %w", row[0], err)
+	}
+	if row[6] != "" {
+		ev.OldImage = rewind.Image(row[6])
+	}
+	if row[7] != "" {
+		ev.NewImage = rewind.Image(row[7])
+	}
+	if row[8] != "" && row[8] != "null" {
+		if err := json.Unmarshal([]byte(row[8]), &ev.ChangedAttributes); err != nil {
+			return ev, fmt.Errorf("event %s: changed_attributes %q: %w", row[0], row[8], err)
+		}
+	}
+	return ev, nil
 }

@@ -70,55 +70,96 @@ const maxBuckets = 100_000
 // ComputeStats counts the events matching q per tenant and per bucket;
 // bucket 0 picks one with AutoBucket.
 func ComputeStats(ctx context.Context, st *indexer.Store, q Query, bucket time.Duration) (*Stats, error) {
-	if bucket < 0 {
-		return nil, fmt.Errorf("stats: negative bucket %s", bucket)
+	b, err := newStatsBuilder(q, bucket)
+	if err != nil {
+		return nil, err
 	}
-	s := &Stats{From: q.From, To: q.To}
-	byTenant := map[string]*TenantCount{}
-	perMinute := map[int64]int64{} // bucket start (Unix µs) → events
-	gran := bucket
-	if gran == 0 {
-		gran = time.Minute
-	}
-	granµ := gran.Microseconds()
-	if granµ <= 0 {
-		return nil, fmt.Errorf("stats: bucket %s is below a microsecond", bucket)
-	}
-	var first, last int64
 	c, err := Events(ctx, st, q, func(ev *Event) error {
 		e := ev.Entry
-		if s.Events == 0 || e.Micros < first {
-			first = e.Micros
-		}
-		if s.Events == 0 || e.Micros > last {
-			last = e.Micros
-		}
-		s.Events++
-		tc := byTenant[string(e.Tenant)]
-		if tc == nil {
-			tc = &TenantCount{Tenant: string(e.Tenant)}
-			byTenant[tc.Tenant] = tc
-		}
-		tc.Events++
+		g := TenantCount{Tenant: string(e.Tenant), Events: 1}
 		switch actionIndex(e.Action) {
 		case 1:
-			tc.Inserts++
+			g.Inserts = 1
 		case 2:
-			tc.Modifies++
+			g.Modifies = 1
 		case 3:
-			tc.Removes++
+			g.Removes = 1
 		}
 		if e.TTLExpiry {
-			tc.TTLExpiries++
+			g.TTLExpiries = 1
 		}
-		perMinute[floorDiv(e.Micros, granµ)*granµ]++
+		b.add(g, floorDiv(e.Micros, b.granµ)*b.granµ, e.Micros, e.Micros)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.Undecodable = c.Undecodable
-	for _, tc := range byTenant {
+	b.s.Undecodable = c.Undecodable
+	return b.finish()
+}
+
+// statsBuilder sums counts into Stats: the local index adds one event at
+// a time, Athena one group of events (a tenant's in one bucket) at a
+// time; finish turns the sums into the same Stats either way.
+type statsBuilder struct {
+	s           *Stats
+	q           Query
+	bucket      time.Duration // as asked; 0 for AutoBucket
+	gran        time.Duration // the bucket the sums are kept in
+	granµ       int64
+	byTenant    map[string]*TenantCount
+	perBucket   map[int64]int64 // bucket start (Unix µs) → events
+	first, last int64
+}
+
+func newStatsBuilder(q Query, bucket time.Duration) (*statsBuilder, error) {
+	if bucket < 0 {
+		return nil, fmt.Errorf("stats: negative bucket %s", bucket)
+	}
+	b := &statsBuilder{
+		s: &Stats{From: q.From, To: q.To}, q: q, bucket: bucket, gran: bucket,
+		byTenant: map[string]*TenantCount{}, perBucket: map[int64]int64{},
+	}
+	if b.gran == 0 {
+		b.gran = time.Minute
+	}
+	b.granµ = b.gran.Microseconds()
+	if b.granµ <= 0 {
+		return nil, fmt.Errorf("stats: bucket %s is below a microsecond", bucket)
+	}
+	return b, nil
+}
+
+// add counts g's events, all in the bucket starting at start (Unix µs,
+// a multiple of granµ), the first at first and the last at last.
+func (b *statsBuilder) add(g TenantCount, start, first, last int64) {
+	if g.Events <= 0 {
+		return
+	}
+	if b.s.Events == 0 || first < b.first {
+		b.first = first
+	}
+	if b.s.Events == 0 || last > b.last {
+		b.last = last
+	}
+	b.s.Events += g.Events
+	tc := b.byTenant[g.Tenant]
+	if tc == nil {
+		tc = &TenantCount{Tenant: g.Tenant}
+		b.byTenant[g.Tenant] = tc
+	}
+	tc.Events += g.Events
+	tc.Inserts += g.Inserts
+	tc.Modifies += g.Modifies
+	tc.Removes += g.Removes
+	tc.TTLExpiries += g.TTLExpiries
+	b.perBucket[start] += g.Events
+}
+
+func (b *statsBuilder) finish() (*Stats, error) {
+	s, q, bucket, gran, first, last := b.s, &b.q, b.bucket, b.gran, b.first, b.last
+	perMinute := b.perBucket
+	for _, tc := range b.byTenant {
 		s.Tenants = append(s.Tenants, *tc)
 	}
 	slices.SortFunc(s.Tenants, func(a, b TenantCount) int {

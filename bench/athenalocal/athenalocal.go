@@ -17,7 +17,10 @@
 //     CANCELLED, StateChangeReason and DataScannedInBytes;
 //     StopQueryExecution; GetQueryResults paged with NextToken, at most
 //     MaxResults (up to 1000) rows a page, the first page's first row the
-//     column names.
+//     column names;
+//   - the result object <location>/<QueryID>.csv, in Athena's CSV (see
+//     writeResult), at the StartQueryExecution's or the workgroup's
+//     (OutputLocation) result location, which GetQueryExecution reports.
 //
 // Data scanned is the size of the objects of the partitions read: the
 // stand-in prunes by partition only through the projection's table list,
@@ -28,6 +31,7 @@
 package athenalocal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -58,13 +62,19 @@ import (
 //   - json_extract_scalar(json, path): Trino's JSONPath takes the bracket
 //     notation $["attr"]["S"]; DuckDB's json_extract_string wants
 //     $."attr"."S". The macro rewrites the path and extracts the text.
+//     Text that is not JSON (an empty image) gives NULL, as in Trino,
+//     rather than DuckDB's error.
+//   - json_format(json): Trino's renders a JSON value as text; DuckDB's
+//     JSON type is already text, so the macro casts it to VARCHAR.
+//     CAST(array AS JSON) means the same in both: a JSON array.
 //
 // The other functions rewind uses (row_number, count_if, coalesce, nullif,
-// starts_with, contains on an array, try_cast, CAST to varchar) mean the
-// same in both.
+// starts_with, contains on an array, try_cast, CAST to varchar, floor,
+// date_diff('millisecond', …)) mean the same in both.
 var Macros = []string{
 	`CREATE OR REPLACE MACRO json_extract_scalar(j, p) AS
-	   json_extract_string(j, regexp_replace(p, '\["((?:[^"\\]|\\.)*)"\]', '."\1"', 'g'))`,
+	   json_extract_string(CASE WHEN json_valid(j) THEN j END, regexp_replace(p, '\["((?:[^"\\]|\\.)*)"\]', '."\1"', 'g'))`,
+	`CREATE OR REPLACE MACRO json_format(j) AS CAST(j AS VARCHAR)`,
 }
 
 // Server is the stand-in. Start it with Start.
@@ -77,6 +87,13 @@ type Server struct {
 	// Hold, when set, keeps each query RUNNING until it is closed or the
 	// query is stopped: a test's long query.
 	Hold chan struct{}
+	// OutputLocation is the workgroup's query result location,
+	// s3://bucket/prefix/, used when StartQueryExecution gives none. With
+	// neither, StartQueryExecution fails as Athena's does.
+	OutputLocation string
+	// NoResultObject, when set, leaves the result object unwritten (as if
+	// a lifecycle rule had removed it): GetQueryResults still answers.
+	NoResultObject bool
 
 	s3   *s3.Client
 	dir  string
@@ -96,6 +113,7 @@ type Server struct {
 type execution struct {
 	id, sql, db string
 	params      []string
+	output      string // the result object, s3://bucket/key
 	state       string
 	reason      string
 	scanned     int64
@@ -333,6 +351,14 @@ func (s *Server) start(in map[string]any) (any, error) {
 		return nil, &apiError{"InvalidRequestException", "QueryString is required"}
 	}
 	qc, _ := in["QueryExecutionContext"].(map[string]any)
+	rc, _ := in["ResultConfiguration"].(map[string]any)
+	output := str(rc, "OutputLocation")
+	if output == "" {
+		output = s.OutputLocation
+	}
+	if !strings.HasPrefix(output, "s3://") {
+		return nil, &apiError{"InvalidRequestException", "No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input."}
+	}
 	var params []string
 	if ps, ok := in["ExecutionParameters"].([]any); ok {
 		for _, p := range ps {
@@ -343,6 +369,8 @@ func (s *Server) start(in map[string]any) (any, error) {
 	s.mu.Lock()
 	s.n++
 	ex := &execution{id: fmt.Sprintf("q-%06d", s.n), sql: q, db: str(qc, "Database"), params: params, state: "QUEUED", submitted: time.Now()}
+	// API queries write straight to the location: <location>/<QueryID>.csv.
+	ex.output = strings.TrimSuffix(output, "/") + "/" + ex.id + ".csv"
 	ctx, cancel := context.WithCancel(context.Background())
 	ex.cancel = cancel
 	s.queries[ex.id] = ex
@@ -424,7 +452,48 @@ func (s *Server) run(ctx context.Context, ex *execution) {
 		}
 		return
 	}
+	if !s.NoResultObject {
+		if err := s.writeResult(ctx, ex.output, cols, out); err != nil {
+			fail(err)
+			return
+		}
+	}
 	s.set(ex, func() { ex.state, ex.cols, ex.types, ex.rows = "SUCCEEDED", cols, types, out })
+}
+
+// writeResult writes the result object as Athena does ("Find query output
+// files in Amazon S3" in the Athena guide: a DML query's results are
+// <QueryID>.csv at the result location): a header row of the column
+// names, then a record per row, each value in double quotes with a quote
+// doubled, NULL an empty field without quotes, records ended by a
+// newline. The binary .csv.metadata beside it is not modelled.
+func (s *Server) writeResult(ctx context.Context, loc string, cols []string, rows [][]*string) error {
+	var b []byte
+	field := func(i int, v *string) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if v != nil {
+			b = append(b, '"')
+			b = append(b, strings.ReplaceAll(*v, `"`, `""`)...)
+			b = append(b, '"')
+		}
+	}
+	for i, c := range cols {
+		field(i, &c)
+	}
+	b = append(b, '\n')
+	for _, r := range rows {
+		for i, v := range r {
+			field(i, v)
+		}
+		b = append(b, '\n')
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
+	if _, err := s.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(b), ContentType: aws.String("text/csv")}); err != nil {
+		return fmt.Errorf("write the result object %s: %w", loc, err)
+	}
+	return nil
 }
 
 // text renders a value as Athena's VarCharValue does; nil for NULL.
@@ -657,6 +726,7 @@ func (s *Server) getExecution(in map[string]any) (any, error) {
 		"ExecutionParameters":   ex.params,
 		"QueryExecutionContext": map[string]any{"Database": ex.db},
 		"Status":                status,
+		"ResultConfiguration":   map[string]any{"OutputLocation": ex.output},
 		"Statistics":            map[string]any{"DataScannedInBytes": ex.scanned, "EngineExecutionTimeInMillis": time.Since(ex.submitted).Milliseconds()},
 	}}, nil
 }

@@ -40,7 +40,10 @@ type stack struct {
 	objects int
 }
 
-const capturePrefix = "capture"
+const (
+	capturePrefix = "capture"
+	resultBucket  = "athena-results"
+)
 
 func newStack(t *testing.T, seed uint64, n int) *stack {
 	t.Helper()
@@ -104,6 +107,11 @@ func newStackFrom(t *testing.T, evs []rewind.ChangeEvent, per int) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The workgroup's result location, in a bucket of its own.
+	if _, err := st.s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(resultBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	st.ath.OutputLocation = "s3://" + resultBucket + "/rewind/"
 	t.Cleanup(func() { st.ath.Close() })
 	acfg := cfg.Copy()
 	acfg.BaseEndpoint = aws.String(st.ath.URL)

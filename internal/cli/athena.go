@@ -91,27 +91,38 @@ func (f *athenaFlags) options(ctx context.Context, env *Env, store *storeFlag, q
 	return o, nil
 }
 
-// athenaKeySet is `rewind query --engine athena`: keep the Glue table,
-// run the key set's query, stream its rows into the key-set writer.
-func athenaKeySet(ctx context.Context, env *Env, store *storeFlag, f *athenaFlags, q query.Query, tmp string) error {
+// athenaEngine is what every question on --engine athena needs: the
+// Athena client, the Glue table (created or updated, with a line on
+// stderr), and the run options with the query's progress on stderr.
+type athenaEngine struct {
+	api   *athena.Client
+	opts  query.AthenaOptions
+	run   query.AthenaRunOptions
+	start time.Time
+}
+
+// open keeps the Glue table and readies the run options; q's tables
+// join the projection.
+func (f *athenaFlags) open(ctx context.Context, env *Env, store *storeFlag, q query.Query, tmp string) (*athenaEngine, error) {
 	cfg, err := loadAWS(ctx, env)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	o, err := f.options(ctx, env, store, q, newS3(cfg, env))
+	s3c := newS3(cfg, env)
+	o, err := f.options(ctx, env, store, q, s3c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	action, err := query.EnsureAthenaTable(ctx, glue.NewFromConfig(cfg), o, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(env.Stderr, "athena: Glue table %s.%s over %s: %s (%d table(s) projected)\n", o.Database, o.Table, o.Location, action, len(o.Tables))
-	start := time.Now()
 	var lastState string
 	var lastShown time.Time
-	r := query.AthenaRunOptions{
-		Workgroup: *f.workgroup, Output: *f.output, Poll: *f.poll, TempDir: tmp,
+	e := &athenaEngine{api: athena.NewFromConfig(cfg), opts: o, start: time.Now()}
+	e.run = query.AthenaRunOptions{
+		Workgroup: *f.workgroup, Output: *f.output, Poll: *f.poll, TempDir: tmp, Results: s3c,
 		// A line when the state changes, else every 5 s.
 		Progress: func(p query.AthenaProgress) {
 			if p.State == lastState && time.Since(lastShown) < 5*time.Second {
@@ -122,12 +133,35 @@ func athenaKeySet(ctx context.Context, env *Env, store *storeFlag, f *athenaFlag
 				p.QueryID, p.State, humanBytes(p.Scanned), p.CostUSD, query.DefaultAthenaPricePerTB, p.Elapsed.Round(time.Millisecond))
 		},
 	}
-	res, err := query.AthenaKeySet(ctx, athena.NewFromConfig(cfg), q, o, r, env.Stdout)
+	return e, nil
+}
+
+// summary is the stderr line after the answer: what, from which query,
+// at what cost.
+func (e *athenaEngine) summary(env *Env, cmd, what string, res query.AthenaResult) {
+	for _, w := range res.Warnings {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", cmd, w)
+	}
+	from := fmt.Sprintf("%d result page(s)", res.Pages)
+	if res.ObjectRows > 0 {
+		from += fmt.Sprintf(" and %d row(s) of the result object %s", res.ObjectRows, res.OutputLocation)
+	}
+	fmt.Fprintf(env.Stderr, "%s: %s from Athena query %s (%s, %s scanned, about $%.4f) in %s\n",
+		cmd, what, res.QueryID, from, humanBytes(res.Scanned), res.CostUSD, time.Since(e.start).Round(time.Millisecond))
+}
+
+// athenaKeySet is `rewind query --engine athena`: keep the Glue table,
+// run the key set's query, stream its rows into the key-set writer.
+func athenaKeySet(ctx context.Context, env *Env, store *storeFlag, f *athenaFlags, q query.Query, tmp string) error {
+	e, err := f.open(ctx, env, store, q, tmp)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "query: %d item(s) from Athena query %s (%d result page(s), %s scanned, about $%.4f) in %s\n",
-		res.Items, res.QueryID, res.Pages, humanBytes(res.Scanned), res.CostUSD, time.Since(start).Round(time.Millisecond))
+	res, err := query.AthenaKeySet(ctx, e.api, q, e.opts, e.run, env.Stdout)
+	if err != nil {
+		return err
+	}
+	e.summary(env, "query", fmt.Sprintf("%d item(s)", res.Items), res)
 	return nil
 }
 

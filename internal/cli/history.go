@@ -34,7 +34,12 @@ no such table, no change of the item at all, or none in the window. Exit 3
 when the history is empty and such a warning was given.
 
 --audit-table NAME reads the item's changes from the audit table's
-item-history index instead of the index (--table is then required).`
+item-history index instead of the index (--table is then required).
+
+--engine athena reads the item's changes on Amazon Athena over the capture
+in S3, as rewind query --engine athena runs (same flags: --location,
+--database, --athena-table, --workgroup, --output): the same stdout as the
+local index's for the same changes. Exit 3 when it finds none.`
 
 func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "history", historyUsage)
@@ -47,6 +52,8 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	keyJSON := fs.String("key", "", "the item's key as DynamoDB JSON, or a key-set line (required)")
 	table := fs.String("table", "", "the item's table (default: the store's only table)")
 	format := fs.String("format", "table", "table or json")
+	var af athenaFlags
+	af.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +77,16 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		if *table == "" {
 			*table = e.Table
 		}
+	}
+	onAthena, err := af.athena()
+	if err != nil {
+		return err
+	}
+	if onAthena {
+		if audit.on() {
+			return usagef("--engine athena reads the capture Parquet, not the audit table: leave out --audit-table")
+		}
+		return c.athena(ctx, env, &store, &af, *table, key, &w, *format)
 	}
 	var st *indexer.Store
 	var loaded *auditsource.Loaded
@@ -102,12 +119,7 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		err = query.WriteHistoryJSON(env.Stdout, changes)
-	} else {
-		err = query.WriteHistoryTable(env.Stdout, *table, key, changes)
-	}
-	if err != nil {
+	if err := writeHistory(env, *format, *table, key, changes); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "history: %d change(s) of %s %s\n", len(changes), *table, key)
@@ -123,4 +135,43 @@ func (c *historyCmd) Run(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	return warnMissing(env, "history", missing, w.from.t, w.to.t, len(changes) == 0)
+}
+
+func writeHistory(env *Env, format, table string, key rewind.Key, changes []query.Change) error {
+	if format == "json" {
+		return query.WriteHistoryJSON(env.Stdout, changes)
+	}
+	return query.WriteHistoryTable(env.Stdout, table, key, changes)
+}
+
+// athena is `rewind history --engine athena`: the item's changes from
+// Athena, rendered as the local index's. --table may be left out when the
+// projection holds one table.
+func (c *historyCmd) athena(ctx context.Context, env *Env, store *storeFlag, af *athenaFlags, table string, key rewind.Key, w *windowFlags, format string) error {
+	q := query.Query{From: w.from.t, To: w.to.t}
+	if table != "" {
+		q.Tables = []string{table}
+	}
+	e, err := af.open(ctx, env, store, q, "")
+	if err != nil {
+		return err
+	}
+	if table == "" {
+		if len(e.opts.Tables) != 1 {
+			return usagef("--table is required: the capture holds %d tables (%s)", len(e.opts.Tables), strings.Join(e.opts.Tables, ", "))
+		}
+		table = e.opts.Tables[0]
+	}
+	changes, res, err := query.AthenaHistory(ctx, e.api, table, key, w.from.t, w.to.t, e.opts, e.run)
+	if err != nil {
+		return err
+	}
+	if err := writeHistory(env, format, table, key, changes); err != nil {
+		return err
+	}
+	e.summary(env, "history", fmt.Sprintf("%d change(s) of %s %s", len(changes), table, key), res)
+	if len(changes) == 0 {
+		return partialf("Athena found no change of %s %s in the window in %s (check --table, --key and the window)", table, key, e.opts.Location)
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/query"
+	"github.com/ddbrewind/rewind/query/auditsource"
 )
 
 func init() { register(&statsCmd{}) }
@@ -34,7 +36,12 @@ given; as for rewind query. A WARNING (and, with --format json, a "kind":
 the window that rewind index --failures listed but could not index; exit 3.
 
 --audit-table NAME counts from the audit table instead of the index, as
-rewind query --audit-table reads it (needs --from; --to defaults to now).`
+rewind query --audit-table reads it (needs --from; --to defaults to now).
+
+--engine athena counts on Amazon Athena over the capture in S3, as rewind
+query --engine athena runs (same flags: --location, --database,
+--athena-table, --workgroup, --output): the same stdout as the local
+index's for the same changes; its state, data scanned and cost on stderr.`
 
 func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stats", statsUsage)
@@ -48,6 +55,8 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	top := fs.Int("top", 20, "tenants to list, most changes first; 0 lists all")
 	width := fs.Int("width", 50, "widest histogram bar, in characters")
 	format := fs.String("format", "table", "table or json")
+	var af athenaFlags
+	af.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,14 +79,38 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	case *format != "table" && *format != "json":
 		return usagef("--format %q: want table or json", *format)
 	}
-	st, loaded, closeStore, err := audit.store(ctx, env, &store, &q)
+	onAthena, err := af.athena()
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	s, err := query.ComputeStats(ctx, st, q, bucket)
-	if err != nil {
-		return err
+	var s *query.Stats
+	var ath *athenaEngine
+	var res query.AthenaResult
+	if onAthena {
+		if bucket%time.Millisecond != 0 {
+			return usagef("--bucket %s: with --engine athena, want whole milliseconds (Athena reads event times to the millisecond)", bucket)
+		}
+		if audit.on() {
+			return usagef("--engine athena reads the capture Parquet, not the audit table: leave out --audit-table")
+		}
+		if ath, err = af.open(ctx, env, &store, q, ""); err != nil {
+			return err
+		}
+		if s, res, err = query.AthenaStats(ctx, ath.api, q, bucket, ath.opts, ath.run); err != nil {
+			return err
+		}
+	}
+	var st *indexer.Store
+	var loaded *auditsource.Loaded
+	if s == nil {
+		var closeStore func()
+		if st, loaded, closeStore, err = audit.store(ctx, env, &store, &q); err != nil {
+			return err
+		}
+		defer closeStore()
+		if s, err = query.ComputeStats(ctx, st, q, bucket); err != nil {
+			return err
+		}
 	}
 	if *format == "json" {
 		err = query.WriteStatsJSON(env.Stdout, s)
@@ -86,6 +119,10 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if ath != nil {
+		ath.summary(env, "stats", fmt.Sprintf("%d change(s) in %d tenant(s)", s.Events, len(s.Tenants)), res)
+		return nil
 	}
 	fmt.Fprintf(env.Stderr, "stats: %d change(s) in %d tenant(s)\n", s.Events, len(s.Tenants))
 	if loaded != nil {
