@@ -289,6 +289,9 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 		// Every object listed is in: the store holds the window.
 		err = s.recordWindow(ctx, src.Name(), cfg.Window)
 	}
+	if err == nil && in.nflush > 0 {
+		err = s.consolidate(ctx)
+	}
 	in.report(true)
 	res := Result{Progress: in.snapshot(), Errors: in.failed}
 	if err != nil {

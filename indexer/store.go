@@ -116,9 +116,13 @@ func Open(dir string, o Options) (*Store, error) {
 	for i := range opts.TargetFileSizes {
 		opts.TargetFileSizes[i] = 64 << 20
 	}
-	// Open replays the MANIFEST: let Pebble start a new one (a snapshot)
-	// once the edits outgrow it, rather than at 128 MiB.
-	opts.MaxManifestFileSize = 64 << 10
+	// Open replays the MANIFEST: let Pebble start a new one (a snapshot
+	// of the live files) as soon as the edits since the last one name more
+	// files than it, rather than at 128 MiB. Ingest's edits are few and
+	// large (a batch, a consolidation: see consolidate), so the MANIFEST
+	// stays within a few times the live files' entries, whatever the
+	// store's history.
+	opts.MaxManifestFileSize = 4 << 10
 	// Images are most of the bytes and compress well only with an entropy
 	// coder over a large block: zstd everywhere, 32 KiB blocks for the
 	// index spaces, and the ingester writes the records' sstables in
@@ -129,6 +133,13 @@ func Open(dir string, o Options) (*Store, error) {
 		opts.Levels[i].BlockSize = indexBlockSize
 		opts.Levels[i].IndexBlockSize = indexBlockSize
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.ZstdCompression }
+	}
+	if o.ReadOnly {
+		// A query's Open: Pebble's consistency check stats every sstable
+		// the MANIFEST names (one syscall per file, at every cold query).
+		// A read-only Open writes nothing that a missing file could
+		// corrupt, and a read of one that is gone fails with its name.
+		opts.DisableConsistencyCheck = true
 	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
