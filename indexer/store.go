@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	// Log receives Pebble's errors and the store's warnings. Default
 	// slog.Default().
 	Log *slog.Logger
+	// FS is the file system Pebble reads and writes the store's files
+	// through. Default the operating system's (vfs.Default). Tests wrap it
+	// to count what a query opens; the store's lock file is always the
+	// operating system's.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills in the defaults documented on Options.
@@ -109,6 +115,7 @@ func Open(dir string, o Options) (*Store, error) {
 		// The store is written only by ingesting sstables: the memtable
 		// holds nothing.
 		MemTableSize: 4 << 20,
+		FS:           o.FS,
 	}
 	// Fewer, larger files: a cold query opens the store, and Open's cost
 	// grows with the number of files (a week of 10 M events is ~100 files
