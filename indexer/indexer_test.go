@@ -269,3 +269,56 @@ func TestStoreLocked(t *testing.T) {
 		t.Fatalf("read-only Open of an empty directory: %v, want ErrNoStore", err)
 	}
 }
+
+// TestIngestConsolidates checks that the batches' sstables of the time
+// ordering do not pile up: each batch ingests one per key space, which
+// never overlap one another, and a read-only Open replays one MANIFEST
+// entry per file. After many batches, the store holds the records' files
+// (one per batch) and a few others, not two or more per batch.
+func TestIngestConsolidates(t *testing.T) {
+	src := t.TempDir()
+	g := indextest.NewGen(7)
+	evs := g.Events(3000)
+	// In time order, as a capture writes them: each batch's events come
+	// after the last batch's, and the time ordering's sstables never
+	// overlap.
+	sortEvents(evs)
+	writeEvents(t, src, evs, 100)
+
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	res, err := ingestDir(t, s, src, indexer.Config{BatchObjects: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Batches < 20 {
+		t.Fatalf("ingest: %d batches; the test needs many", res.Batches)
+	}
+	got := allEvents(t, s)
+	want := slices.Clone(evs)
+	sortEvents(want)
+	checkEvents(t, want, got)
+	if n, err := s.SpaceFiles('t'); err != nil || n != 1 {
+		t.Fatalf("the time ordering is in %d sstable(s) after %d batches (%v); want 1", n, res.Batches, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The records' sstables stay one per batch (their block size is the
+	// ingester's); everything else is merged into a handful.
+	t.Logf("%d sstables after %d batches", len(ssts), res.Batches)
+	if limit := res.Batches + 8; len(ssts) > limit {
+		t.Fatalf("%d sstables after %d batches; want at most %d (records one per batch, the rest merged)", len(ssts), res.Batches, limit)
+	}
+	// The merged store reads back the same, read-only.
+	ro, err := indexer.Open(dir, indexer.Options{ReadOnly: true, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	checkEvents(t, want, allEvents(t, ro))
+}

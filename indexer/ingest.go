@@ -289,6 +289,15 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 		// Every object listed is in: the store holds the window.
 		err = s.recordWindow(ctx, src.Name(), cfg.Window)
 	}
+	if err == nil && in.nflush > 0 {
+		// Housekeeping: the store is complete without it, so only an
+		// interrupt fails the ingest.
+		if cerr := s.consolidate(ctx); ctx.Err() != nil {
+			err = ctx.Err()
+		} else if cerr != nil {
+			s.log.Warn("index: the store is complete, but merging its small files failed: queries open more files until the next ingest merges them", "err", cerr)
+		}
+	}
 	in.report(true)
 	res := Result{Progress: in.snapshot(), Errors: in.failed}
 	if err != nil {

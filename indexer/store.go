@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ddbrewind/rewind"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	// Log receives Pebble's errors and the store's warnings. Default
 	// slog.Default().
 	Log *slog.Logger
+	// FS is the file system Pebble reads and writes the store's files
+	// through. Default the operating system's (vfs.Default). Tests wrap it
+	// to count what a query opens; the store's lock file is always the
+	// operating system's.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills in the defaults documented on Options.
@@ -109,6 +115,7 @@ func Open(dir string, o Options) (*Store, error) {
 		// The store is written only by ingesting sstables: the memtable
 		// holds nothing.
 		MemTableSize: 4 << 20,
+		FS:           o.FS,
 	}
 	// Fewer, larger files: a cold query opens the store, and Open's cost
 	// grows with the number of files (a week of 10 M events is ~100 files
@@ -116,9 +123,13 @@ func Open(dir string, o Options) (*Store, error) {
 	for i := range opts.TargetFileSizes {
 		opts.TargetFileSizes[i] = 64 << 20
 	}
-	// Open replays the MANIFEST: let Pebble start a new one (a snapshot)
-	// once the edits outgrow it, rather than at 128 MiB.
-	opts.MaxManifestFileSize = 64 << 10
+	// Open replays the MANIFEST: let Pebble start a new one (a snapshot
+	// of the live files) as soon as the edits since the last one name more
+	// files than it, rather than at 128 MiB. Ingest's edits are few and
+	// large (a batch, a consolidation: see consolidate), so the MANIFEST
+	// stays within a few times the live files' entries, whatever the
+	// store's history.
+	opts.MaxManifestFileSize = 4 << 10
 	// Images are most of the bytes and compress well only with an entropy
 	// coder over a large block: zstd everywhere, 32 KiB blocks for the
 	// index spaces, and the ingester writes the records' sstables in
@@ -129,6 +140,13 @@ func Open(dir string, o Options) (*Store, error) {
 		opts.Levels[i].BlockSize = indexBlockSize
 		opts.Levels[i].IndexBlockSize = indexBlockSize
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.ZstdCompression }
+	}
+	if o.ReadOnly {
+		// A query's Open: Pebble's consistency check stats every sstable
+		// the MANIFEST names (one syscall per file, at every cold query).
+		// A read-only Open writes nothing that a missing file could
+		// corrupt, and a read of one that is gone fails with its name.
+		opts.DisableConsistencyCheck = true
 	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)

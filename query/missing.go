@@ -58,28 +58,62 @@ func FindMissing(st *indexer.Store, q Query) (*Missing, error) {
 	if m.Empty {
 		return m, nil
 	}
-	for _, t := range sortedUnique(q.Tenants) {
+	if err := m.findTenants(st, sortedUnique(q.Tenants)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// findTenants sets Tenants to those of named (sorted, unique) the store
+// holds no event of, and then StoreTenants and Close.
+func (m *Missing) findTenants(st *indexer.Store, named []string) error {
+	for _, t := range named {
 		ok, err := st.HasTenant(t)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
 			m.Tenants = append(m.Tenants, t)
 		}
 	}
 	if len(m.Tenants) == 0 {
-		return m, nil
+		return nil
 	}
 	var held []string
 	if err := st.Tenants(func(t string) error { held = append(held, t); return nil }); err != nil {
-		return nil, err
+		return err
 	}
 	m.StoreTenants = len(held)
 	m.Close = map[string][]string{}
 	for _, t := range m.Tenants {
 		m.Close[t] = closeNames(t, held, 5)
 	}
-	return m, nil
+	return nil
+}
+
+// FindMissingAnswered is FindMissing once the answer is known to hold a
+// decodable change (matched: a key set with an item, stats with an event). Such a change already says what
+// FindMissing would read the store for: the store is not empty, the window
+// holds one of its events, and a table or tenant q names alone is held.
+// It reads only the rest (the tables when q names several, one seek per
+// tenant when it names several): a cold query then opens no sstable the
+// answer did not need (the time ordering's first and last, for the time
+// range). With matched false it is FindMissing.
+func FindMissingAnswered(st *indexer.Store, q Query, matched bool) (*Missing, error) {
+	if !matched {
+		return FindMissing(st, q)
+	}
+	m := &Missing{}
+	if tables := sortedUnique(q.Tables); len(tables) > 1 {
+		if err := m.findTables(st, tables); err != nil {
+			return nil, err
+		}
+	}
+	tenants := sortedUnique(q.Tenants)
+	if len(tenants) < 2 {
+		return m, nil
+	}
+	return m, m.findTenants(st, tenants)
 }
 
 // FindMissingItem is FindMissing for one item's history: its table, the

@@ -206,6 +206,9 @@ func queryMain(args []string) error {
 		rwCold, rwWarm     time.Duration
 		slimCold           time.Duration
 		duckCold, duckWarm time.Duration
+		// CPU time (user+system) of the cold processes, medians: steadier
+		// than wall time on a shared machine.
+		rwCPU, slimCPU, duckCPU time.Duration
 	}
 	var results []result
 	for _, c := range []queryCase{big, small} {
@@ -213,7 +216,7 @@ func queryMain(args []string) error {
 		fromS, toS := from.Format(time.RFC3339), to.Format(time.RFC3339)
 		// rewind cold: the CLI in a fresh process.
 		var want []byte
-		var ds []time.Duration
+		var ds, cpus []time.Duration
 		for range *coldRuns {
 			out, wall, _, err := run(*rewindBin, "query", "--store", *storeDir, "--from", fromS, "--to", toS, "--tenants", c.tenant)
 			if err != nil {
@@ -225,10 +228,11 @@ func queryMain(args []string) error {
 				return fmt.Errorf("%s: rewind CLI answers differ between runs", c.label)
 			}
 			ds = append(ds, wall)
+			cpus = append(cpus, lastCPU)
 		}
-		r.rwCold = median(ds)
+		r.rwCold, r.rwCPU = median(ds), median(cpus)
 		if *slimBin != "" {
-			ds = ds[:0]
+			ds, cpus = ds[:0], cpus[:0]
 			for range *coldRuns {
 				out, wall, _, err := run(*slimBin, *storeDir, c.tenant, fromS, toS)
 				if err != nil {
@@ -238,8 +242,9 @@ func queryMain(args []string) error {
 					return fmt.Errorf("%s: rwquery's key set differs from the CLI's", c.label)
 				}
 				ds = append(ds, wall)
+				cpus = append(cpus, lastCPU)
 			}
-			r.slimCold = median(ds)
+			r.slimCold, r.slimCPU = median(ds), median(cpus)
 		}
 		// rewind warm: one open store, the query repeated.
 		st, err := indexer.Open(*storeDir, indexer.Options{ReadOnly: true})
@@ -263,7 +268,7 @@ func queryMain(args []string) error {
 		st.Close()
 		r.rwWarm = median(ds)
 		// DuckDB cold: a fresh process opening DuckDB.
-		ds = ds[:0]
+		ds, cpus = ds[:0], cpus[:0]
 		for range *coldRuns {
 			out, wall, _, err := run(self(), "child-duckdb", *dir, c.tenant, fromS, toS)
 			if err != nil {
@@ -273,8 +278,9 @@ func queryMain(args []string) error {
 				return fmt.Errorf("%s: DuckDB's key set differs from rewind's:\nduckdb: %.300s\nrewind: %.300s", c.label, out, want)
 			}
 			ds = append(ds, wall)
+			cpus = append(cpus, lastCPU)
 		}
-		r.duckCold = median(ds)
+		r.duckCold, r.duckCPU = median(ds), median(cpus)
 		// DuckDB warm.
 		db, err := openDuck()
 		if err != nil {
@@ -306,11 +312,17 @@ func queryMain(args []string) error {
 			r.rwCold.Round(10*time.Microsecond), r.duckCold.Round(10*time.Microsecond), float64(r.duckCold)/float64(r.rwCold),
 			r.rwWarm.Round(time.Microsecond), r.duckWarm.Round(time.Microsecond), float64(r.duckWarm)/float64(r.rwWarm))
 	}
+	fmt.Println("cold, CPU time (user+system) of the fresh processes:")
+	for _, r := range results {
+		fmt.Printf("%-13s %-7s %6d  %12s %12s %7.1f×\n", r.c.label, r.c.tenant, r.c.items,
+			r.rwCPU.Round(10*time.Microsecond), r.duckCPU.Round(10*time.Microsecond), float64(r.duckCPU)/float64(r.rwCPU))
+	}
 	if *slimBin != "" {
-		fmt.Println("cold without the CLI's start-up (rwquery: indexer+query only):")
+		fmt.Println("cold without the CLI's start-up (rwquery: indexer+query only), wall and CPU:")
 		for _, r := range results {
-			fmt.Printf("%-13s %-7s %6d  %12s %12s %7.1f×\n", r.c.label, r.c.tenant, r.c.items,
-				r.slimCold.Round(10*time.Microsecond), r.duckCold.Round(10*time.Microsecond), float64(r.duckCold)/float64(r.slimCold))
+			fmt.Printf("%-13s %-7s %6d  %12s %12s %7.1f×  %12s %12s %7.1f×\n", r.c.label, r.c.tenant, r.c.items,
+				r.slimCold.Round(10*time.Microsecond), r.duckCold.Round(10*time.Microsecond), float64(r.duckCold)/float64(r.slimCold),
+				r.slimCPU.Round(10*time.Microsecond), r.duckCPU.Round(10*time.Microsecond), float64(r.duckCPU)/float64(r.slimCPU))
 		}
 	}
 	fmt.Println("answers identical: yes (every run compared byte for byte)")

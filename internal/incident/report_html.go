@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -108,7 +109,13 @@ func (r *Report) TimelineSVG() string {
 	return b.String()
 }
 
-var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{"ts": ts, "tsv": func(t time.Time) string { return ts(&t) }}).Parse(`<!DOCTYPE html>
+// htmlReport is parsed on first use, not in package init: every command of
+// the CLI links this package, and only `rewind report --html` needs it.
+var htmlReport = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{"ts": ts, "tsv": func(t time.Time) string { return ts(&t) }}).Parse(htmlReportText))
+})
+
+const htmlReportText = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Incident report: {{.R.Table}}</title>
 <style>
@@ -146,12 +153,12 @@ code{font-size:12px;word-break:break-all}
 {{end}}</table>
 <p>Written by <code>rewind report</code> from {{.R.Folder}}; every figure comes from the log and the index store.</p>
 </body></html>
-`))
+`
 
 // WriteHTML writes the report as one self-contained HTML file.
 func (r *Report) WriteHTML(w io.Writer) error {
 	affected, others := r.Totals()
-	return htmlReport.Execute(w, map[string]any{
+	return htmlReport().Execute(w, map[string]any{
 		"R":        r,
 		"SVG":      template.HTML(r.TimelineSVG()),
 		"Names":    strings.Join(r.AffectedTenants(), ", "),
