@@ -51,7 +51,7 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 		msg := err.Error()
 		t.Logf("read-only %v: %s", ro, msg)
 		for _, want := range []string{
-			"open store " + dir, `format version "1"`, `reads version "3"`, "shard ID",
+			"open store " + dir, `format version "1"`, `reads version "4"`, "shard ID",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 			"`rewind index --store " + dir + " --export " + exp.Location() + "` (with the --tenant-attribute and --tenant-regex",
 		} {
@@ -90,7 +90,7 @@ func TestOpenRefusesVersion2Store(t *testing.T) {
 		}
 		msg := err.Error()
 		for _, want := range []string{
-			"open store " + dir, `format version "2"`, `reads version "3"`, "version 3 keeps one",
+			"open store " + dir, `format version "2"`, `reads version "4"`, "version 3 keeps one",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 		} {
 			if !strings.Contains(msg, want) {

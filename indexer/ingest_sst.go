@@ -36,10 +36,13 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	sortPending(all, func(p *pending) []byte { return p.t })
 	for j := 1; j < len(all); j++ {
 		if bytes.Equal(all[j].t, all[j-1].t) {
+			if err := checkSameID(all[j].t, all[j].id, all[j-1].id, "object "+batch[all[j].obj].obj.Name, "object "+batch[all[j-1].obj].obj.Name); err != nil {
+				return fmt.Errorf("store %s: %w", s.dir, err)
+			}
 			all[j].dup = true
 		}
 	}
-	if err := s.markStored(all); err != nil {
+	if err := s.markStored(all, func(p *pending) string { return batch[p.obj].obj.Name }); err != nil {
 		return err
 	}
 	live := all[:0:0]
@@ -90,7 +93,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	byTenant := slices.Clone(live)
 	wg.Go(func() error {
 		sortPending(byTenant, func(p *pending) []byte { return p.n })
-		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, byTenant[j].sumN })
+		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, nil })
 	})
 	var items []*pending
 	for _, p := range live {
@@ -100,7 +103,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	}
 	wg.Go(func() error {
 		sortPending(items, func(p *pending) []byte { return p.i })
-		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sumI })
+		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, nil })
 	})
 
 	// Metadata: manifest entries, the event count, sources and tables.
@@ -258,10 +261,24 @@ func sortPending(ps []*pending, key func(*pending) []byte) {
 	}
 }
 
+// checkSameID returns an error when two events with the same ev (time,
+// sequence number, ID hash) have different event IDs: the store cannot
+// hold both, and dropping one as a duplicate would lose it.
+func checkSameID(ev, id, other []byte, where, otherWhere string) error {
+	if bytes.Equal(id, other) {
+		return nil
+	}
+	micros, seq, _ := parseEv(ev[1:])
+	return fmt.Errorf("event %s (%s) and event %s (%s) share the time %s, the sequence number %q and the 32-bit hash of their event IDs, which is how the store tells events apart: "+
+		"it cannot hold both, and this batch is not ingested; index the two objects into separate stores and report the two event IDs as a rewind bug",
+		id, where, other, otherWhere, time.UnixMicro(micros).UTC().Format(time.RFC3339Nano), seq)
+}
+
 // markStored marks the events, sorted by time key, that the store already
-// holds. It walks the store's time space over the batch's range alongside
-// the batch, so it costs one seek when the batch is newer than the store.
-func (s *Store) markStored(sorted []*pending) error {
+// holds (objOf names an event's object, for errors). It walks the store's
+// time space over the batch's range alongside the batch, so it costs one
+// seek when the batch is newer than the store.
+func (s *Store) markStored(sorted []*pending, objOf func(*pending) string) error {
 	if len(sorted) == 0 {
 		return nil
 	}
@@ -286,6 +303,17 @@ func (s *Store) markStored(sorted []*pending) error {
 			c = bytes.Compare(it.Key(), p.t)
 		}
 		if c == 0 {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("store %s: %w", s.dir, err)
+			}
+			id, err := summaryID(v)
+			if err != nil {
+				return fmt.Errorf("store %s: stored event at key %q: %w", s.dir, it.Key(), err)
+			}
+			if err := checkSameID(p.t, p.id, id, "object "+objOf(p), "already in the store"); err != nil {
+				return fmt.Errorf("store %s: %w", s.dir, err)
+			}
 			p.dup = true
 		}
 	}

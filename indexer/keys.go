@@ -32,10 +32,17 @@ var (
 // 1 carried it in the shard ID). Version 3 keeps one copy of each summary
 // (the 'n' and 'i' values leave out what their keys say), compresses with
 // zstd, and records the windows of each source it indexed ('M' "win/").
-const storeVersion = "3"
+// Version 4 keys every event by time, sequence number and a 4-byte hash of
+// its event ID instead of the whole ID, keeps the ID once (in the 't'
+// summary), and makes the tenant and item orderings keys only: their
+// scans read the summary from 't'.
+const storeVersion = "4"
 
 // recordFormat is the first byte of a record value (see doc.go).
-const recordFormat = 2
+const recordFormat = 3
+
+// idHashLen is the length of the event ID's hash at the end of an ev.
+const idHashLen = 4
 
 // Summary flags.
 const (
@@ -67,27 +74,41 @@ func decodeTS(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
 }
 
-// appendEv appends the ev part of a key: ts seq id.
+// appendEv appends the ev part of a key: ts seq idhash.
 func appendEv(dst []byte, micros int64, seq, id string) []byte {
 	dst = appendTS(dst, micros)
 	seq = strings.TrimLeft(seq, "0")
 	dst = binary.AppendUvarint(dst, uint64(len(seq)))
 	dst = append(dst, seq...)
-	return append(dst, id...)
+	return binary.BigEndian.AppendUint32(dst, idHash(id))
 }
 
-// parseEv splits an ev into its parts; the slices alias b.
-func parseEv(b []byte) (micros int64, seq, id []byte, err error) {
-	if len(b) < 9 {
-		return 0, nil, nil, errors.New("event key too short")
+// idHash is the 32-bit FNV-1a hash of an event ID. Two events that share
+// a time and a sequence number (stream sequence numbers are unique within
+// a shard, not across tables, and undecodable events have none) are told
+// apart by it; the ingester refuses an event whose ev is taken by another
+// event ID (see checkSameID), so a clash is an error, never a lost event.
+func idHash(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// parseEv splits an ev into its time and sequence number; seq aliases b.
+func parseEv(b []byte) (micros int64, seq []byte, err error) {
+	if len(b) < 9+idHashLen {
+		return 0, nil, errors.New("event key too short")
 	}
 	micros = decodeTS(b)
 	n, m := binary.Uvarint(b[8:])
-	if m <= 0 || uint64(len(b)-8-m) < n {
-		return 0, nil, nil, errors.New("bad sequence number in event key")
+	if m <= 0 || uint64(len(b)-8-m) != n+idHashLen {
+		return 0, nil, errors.New("bad sequence number in event key")
 	}
 	off := 8 + m
-	return micros, b[off : off+int(n)], b[off+int(n):], nil
+	return micros, b[off : off+int(n)], nil
 }
 
 // appendStr appends str(s): order-preserving and prefix-free.
