@@ -66,7 +66,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	pr := parquet.NewGenericReader[rewind.ParquetRow](f)
 	defer pr.Close()
 	n := pr.NumRows()
-	d.arena = make([]byte, 0, int(n)*512)
+	d.arena = make([]byte, 0, int(n)*768) // about what an event with ~300-byte images takes: one growth fewer
 	var spans []offs
 	rows := make([]rewind.ParquetRow, 128)
 	var keyEnc []byte
@@ -115,7 +115,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 			o.t = len(a)
 			a = append(a, spaceTime)
 			evStart := len(a)
-			a = appendEv(a, micros, ev.SequenceNumber, ev.EventID)
+			a = appendEv(a, micros, ev.SequenceNumber, ev.EventID, ev.Table, ev.ShardID)
 			evEnd := len(a)
 			o.n = len(a)
 			a = append(a, spaceTenant)

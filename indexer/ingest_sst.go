@@ -262,15 +262,15 @@ func sortPending(ps []*pending, key func(*pending) []byte) {
 }
 
 // checkSameID returns an error when two events with the same ev (time,
-// sequence number, ID hash) have different event IDs: the store cannot
+// sequence number, stream hash) have different event IDs: the store cannot
 // hold both, and dropping one as a duplicate would lose it.
 func checkSameID(ev, id, other []byte, where, otherWhere string) error {
 	if bytes.Equal(id, other) {
 		return nil
 	}
 	micros, seq, _ := parseEv(ev[1:])
-	return fmt.Errorf("event %s (%s) and event %s (%s) share the time %s, the sequence number %q and the 32-bit hash of their event IDs, which is how the store tells events apart: "+
-		"it cannot hold both, and this batch is not ingested; index the two objects into separate stores and report the two event IDs as a rewind bug",
+	return fmt.Errorf("event %s (%s) and event %s (%s) share the time %s, the sequence number %q and the hash of their stream (table and shard), which is how the store tells events apart: "+
+		"it cannot hold both, and this batch is not ingested (a stream record is delivered with one event ID: check the capture for a rewritten record; to index the rest, index the two objects into separate stores)",
 		id, where, other, otherWhere, time.UnixMicro(micros).UTC().Format(time.RFC3339Nano), seq)
 }
 

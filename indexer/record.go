@@ -3,6 +3,7 @@ package indexer
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +32,7 @@ type Entry struct {
 	Undecodable bool
 
 	changed []byte // count, then length-prefixed names
+	idBuf   []byte // EventID when the summary keeps it as bytes
 	ev      []byte // the ev part of the index key
 }
 
@@ -94,7 +96,7 @@ func (e *Entry) eachChanged(fn func([]byte) bool) {
 }
 
 // Compare orders entries as the store does: by time, then sequence
-// number, then event ID.
+// number, then stream (a hash of table and shard; see appendEv).
 func (e *Entry) Compare(o *Entry) int { return bytes.Compare(e.ev, o.ev) }
 
 // appendSummary appends the summary value of ev, whose key is keyEnc: the
@@ -112,12 +114,34 @@ func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
 	dst = appendBytes(dst, ev.Table)
 	dst = appendBytes(dst, ev.Tenant)
 	dst = appendBytes(dst, keyEnc)
-	dst = appendBytes(dst, ev.EventID)
+	dst = appendID(dst, ev.EventID)
 	dst = binary.AppendUvarint(dst, uint64(len(ev.ChangedAttributes)))
 	for _, a := range ev.ChangedAttributes {
 		dst = appendBytes(dst, a)
 	}
 	return dst
+}
+
+// appendID appends an event ID: uvarint n<<1|hex, then n bytes. A DynamoDB
+// Streams event ID is 32 lowercase hex digits; it is kept as the 16 bytes
+// they spell (hex set), any other ID as it is.
+func appendID(dst []byte, id string) []byte {
+	if len(id) > 0 && len(id)%2 == 0 && isLowerHex(id) {
+		dst = binary.AppendUvarint(dst, uint64(len(id)/2)<<1|1)
+		out, _ := hex.AppendDecode(dst, []byte(id)) // checked above
+		return out
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(id))<<1)
+	return append(dst, id...)
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // summaryID returns the event ID held in a summary value.
@@ -216,7 +240,19 @@ func decodeSummary(e *Entry, v []byte) error {
 	e.Table = r.bytes()
 	e.Tenant = r.bytes()
 	e.Key = r.bytes()
-	e.EventID = r.bytes()
+	n := r.uvarint()
+	if r.err == nil && uint64(len(r.b)) < n>>1 {
+		r.err = errors.New("event ID truncated")
+	}
+	if r.err == nil {
+		id := r.b[:n>>1]
+		r.b = r.b[n>>1:]
+		if n&1 != 0 {
+			e.idBuf = hex.AppendEncode(e.idBuf[:0], id)
+			id = e.idBuf
+		}
+		e.EventID = id[:len(id):len(id)]
+	}
 	e.changed = r.b
 	if r.err != nil {
 		return fmt.Errorf("summary: %w", r.err)
