@@ -5,80 +5,101 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer/indextest"
 )
 
-// TestEventKeyClashIsAnError: the store keys an event by time, sequence
+// TestEventKeyClashKeepsBoth: the store keys an event by time, sequence
 // number and its stream (a hash of table and shard), not by its event ID.
 // Two events with different IDs and the same time, sequence number, table
-// and shard get the same keys: the ingester must not take the second for a
-// duplicate of the first (a lost event, a wrong answer). It refuses the
-// batch, naming both event IDs, whether the two meet in one batch or the
-// first is already stored.
-func TestEventKeyClashIsAnError(t *testing.T) {
-	a, b := "evt-a", "evt-b"
-	evs := indextest.NewGen(31).Events(2)
-	evs[0].EventID, evs[1].EventID = a, b
-	evs[1].Time, evs[1].SequenceNumber = evs[0].Time, evs[0].SequenceNumber
-	evs[1].Table, evs[1].ShardID = evs[0].Table, evs[0].ShardID
+// and shard get the same key: the ingester must not take the second for a
+// duplicate of the first (a lost event, a wrong answer). Both are kept,
+// each with its own images and under its tenant and item, whether they
+// meet in one batch or one is already stored, and each delivered again is
+// still a duplicate.
+func TestEventKeyClashKeepsBoth(t *testing.T) {
+	evs := indextest.NewGen(31).Events(4)
+	for i := range evs {
+		evs[i].EventID = fmt.Sprintf("evt-%c", 'd'-i) // later ones sort first
+		evs[i].Time, evs[i].SequenceNumber = evs[0].Time, evs[0].SequenceNumber
+		evs[i].Table, evs[i].ShardID = evs[0].Table, evs[0].ShardID
+		evs[i].NewImage = rewind.Image(fmt.Sprintf(`{"n":{"N":"%d"}}`, i))
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ingest := func(s *Store, objs map[string][]rewind.ChangeEvent) error {
+	n := 0
+	ingest := func(s *Store, evs ...rewind.ChangeEvent) {
+		t.Helper()
 		dir := t.TempDir()
-		if err := indextest.WriteDir(dir, objs); err != nil {
+		n++
+		if err := indextest.WriteDir(dir, map[string][]rewind.ChangeEvent{fmt.Sprintf("capture/%d.parquet", n): evs}); err != nil {
 			t.Fatal(err)
 		}
 		src, _ := NewDirSource(dir)
-		_, err := s.Ingest(context.Background(), src, Config{Log: log})
-		return err
-	}
-	wantClash := func(err error) {
-		t.Helper()
-		if err == nil {
-			t.Fatal("two events with one key were both taken (or one dropped as a duplicate) without an error")
+		if _, err := s.Ingest(context.Background(), src, Config{Log: log}); err != nil {
+			t.Fatal(err)
 		}
-		for _, want := range []string{a, b, "sequence number", "stream"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not name %q", err, want)
+	}
+	check := func(s *Store, want ...rewind.ChangeEvent) {
+		t.Helper()
+		if c, _ := s.Count(); c != int64(len(want)) {
+			t.Fatalf("count %d, want %d", c, len(want))
+		}
+		scans := map[string]func(ev *rewind.ChangeEvent) (*Iter, error){
+			"time":   func(*rewind.ChangeEvent) (*Iter, error) { return s.ScanTime(Window{}) },
+			"tenant": func(ev *rewind.ChangeEvent) (*Iter, error) { return s.ScanTenant(ev.Tenant, Window{}) },
+			"item":   func(ev *rewind.ChangeEvent) (*Iter, error) { return s.ScanItem(ev.Table, ev.Keys, Window{}) },
+		}
+		for _, w := range want {
+			for name, scan := range scans {
+				it, err := scan(&w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := 0
+				for it.Next() {
+					if string(it.Entry().EventID) != w.EventID {
+						continue
+					}
+					found++
+					ev, err := s.Event(it.Entry())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if string(ev.NewImage) != string(w.NewImage) {
+						t.Errorf("%s scan: event %s has new image %s, want %s", name, w.EventID, ev.NewImage, w.NewImage)
+					}
+				}
+				if err := it.Close(); err != nil || found != 1 {
+					t.Errorf("%s scan: event %s found %d times (error %v), want once", name, w.EventID, found, err)
+				}
 			}
 		}
 	}
 
-	// One object, one batch.
+	// One batch, with a redelivery of one of them in it.
 	s, err := Open(t.TempDir(), Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	wantClash(ingest(s, map[string][]rewind.ChangeEvent{"capture/x.parquet": evs}))
-	if n, _ := s.Count(); n != 0 {
-		t.Fatalf("store holds %d events after the refused batch, want 0", n)
-	}
+	ingest(s, evs[0], evs[1], evs[2], evs[1])
+	check(s, evs[:3]...)
+	// Across batches: one already stored, a new one, and redeliveries of
+	// the owner of the key and of one that got a key of its own.
+	ingest(s, evs[3], evs[0], evs[2])
+	check(s, evs...)
 
-	// The first already stored.
 	s2, err := Open(t.TempDir(), Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := ingest(s2, map[string][]rewind.ChangeEvent{"capture/a.parquet": evs[:1]}); err != nil {
-		t.Fatal(err)
-	}
-	wantClash(ingest(s2, map[string][]rewind.ChangeEvent{"capture/b.parquet": evs[1:]}))
-	if n, _ := s2.Count(); n != 1 {
-		t.Fatalf("store holds %d events, want the first one only", n)
-	}
-
-	// The same event delivered twice is still one event.
-	if err := ingest(s2, map[string][]rewind.ChangeEvent{"capture/c.parquet": evs[:1]}); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := s2.Count(); n != 1 {
-		t.Fatalf("store holds %d events after a redelivery, want 1", n)
-	}
+	ingest(s2, evs[2])
+	ingest(s2, evs[1], evs[2], evs[0])
+	ingest(s2, evs[0], evs[3], evs[1])
+	check(s2, evs...)
 }
 
 // TestSameTimeAndSequenceOtherStream: events of different streams (another

@@ -34,15 +34,8 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	}
 	// Time order; the first object in listing order keeps a duplicate.
 	sortPending(all, func(p *pending) []byte { return p.t })
-	for j := 1; j < len(all); j++ {
-		if bytes.Equal(all[j].t, all[j-1].t) {
-			if err := checkSameID(all[j].t, all[j].id, all[j-1].id, "object "+batch[all[j].obj].obj.Name, "object "+batch[all[j-1].obj].obj.Name); err != nil {
-				return fmt.Errorf("store %s: %w", s.dir, err)
-			}
-			all[j].dup = true
-		}
-	}
-	if err := s.markStored(all, func(p *pending) string { return batch[p.obj].obj.Name }); err != nil {
+	rekeyed, err := s.dedup(all)
+	if err != nil {
 		return err
 	}
 	live := all[:0:0]
@@ -50,6 +43,9 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 		if !p.dup {
 			live = append(live, p)
 		}
+	}
+	if rekeyed {
+		sortPending(live, func(p *pending) []byte { return p.t })
 	}
 	newByObj := make([]int64, len(batch))
 	for _, p := range live {
@@ -261,63 +257,105 @@ func sortPending(ps []*pending, key func(*pending) []byte) {
 	}
 }
 
-// checkSameID returns an error when two events with the same ev (time,
-// sequence number, stream hash) have different event IDs: the store cannot
-// hold both, and dropping one as a duplicate would lose it.
-func checkSameID(ev, id, other []byte, where, otherWhere string) error {
-	if bytes.Equal(id, other) {
-		return nil
-	}
-	micros, seq, _ := parseEv(ev[1:])
-	return fmt.Errorf("event %s (%s) and event %s (%s) share the time %s, the sequence number %q and the hash of their stream (table and shard), which is how the store tells events apart: "+
-		"it cannot hold both, and this batch is not ingested (a stream record is delivered with one event ID: check the capture for a rewritten record; to index the rest, index the two objects into separate stores)",
-		id, where, other, otherWhere, time.UnixMicro(micros).UTC().Format(time.RFC3339Nano), seq)
-}
-
-// markStored marks the events, sorted by time key, that the store already
-// holds (objOf names an event's object, for errors). It walks the store's
-// time space over the batch's range alongside the batch, so it costs one
-// seek when the batch is newer than the store.
-func (s *Store) markStored(sorted []*pending, objOf func(*pending) string) error {
+// dedup marks the events, sorted by time key, that are already in the
+// store or earlier in the batch (the first object in listing order keeps
+// an event), and gives a key of its own to an event whose key another
+// event ID holds; it reports whether it did.
+//
+// An event's key is its time, sequence number and stream hash (appendEv),
+// which a redelivered record repeats. Two different events can have the
+// same only if their streams' hashes clash and they share a time and a
+// sequence number; the first one stored keeps the key, and each other
+// gets the key with its event ID appended (in every key space), which
+// sorts right after it and before any other event. Either way an event ID
+// seen under the key again is a duplicate.
+//
+// It walks the store's time space over the batch's range alongside the
+// batch, so it costs one seek when the batch is newer than the store.
+func (s *Store) dedup(sorted []*pending) (rekeyed bool, err error) {
 	if len(sorted) == 0 {
-		return nil
+		return false, nil
 	}
-	lo := sorted[0].t
-	hi := append(bytes.Clone(sorted[len(sorted)-1].t), 0)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sorted[0].t, UpperBound: prefixEnd(sorted[len(sorted)-1].t)})
 	if err != nil {
-		return fmt.Errorf("store %s: %w", s.dir, err)
+		return false, fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	defer it.Close()
 	valid := it.First()
-	for _, p := range sorted {
+	// stored reports whether the store holds key; keys must come in
+	// increasing order. v is the value, valid until the next call.
+	stored := func(key []byte) (v []byte, ok bool, err error) {
 		if !valid {
-			break
+			return nil, false, nil
 		}
-		c := bytes.Compare(it.Key(), p.t)
+		c := bytes.Compare(it.Key(), key)
 		if c < 0 {
-			valid = it.SeekGE(p.t)
-			if !valid {
-				break
+			if valid = it.SeekGE(key); !valid {
+				return nil, false, it.Error()
 			}
-			c = bytes.Compare(it.Key(), p.t)
+			c = bytes.Compare(it.Key(), key)
 		}
-		if c == 0 {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return fmt.Errorf("store %s: %w", s.dir, err)
+		if c != 0 {
+			return nil, false, nil
+		}
+		v, err = it.ValueAndErr()
+		return v, err == nil, err
+	}
+	var others []*pending
+	for j := 0; j < len(sorted); {
+		k := j + 1
+		for k < len(sorted) && bytes.Equal(sorted[k].t, sorted[j].t) {
+			k++
+		}
+		run := sorted[j:k]
+		j = k
+		var owner []byte // the event ID that has the key
+		v, ok, err := stored(run[0].t)
+		if err != nil {
+			return false, fmt.Errorf("store %s: %w", s.dir, err)
+		}
+		if ok {
+			if owner, err = summaryID(v); err != nil {
+				return false, fmt.Errorf("store %s: stored event at key %q: %w", s.dir, run[0].t, err)
 			}
-			id, err := summaryID(v)
-			if err != nil {
-				return fmt.Errorf("store %s: stored event at key %q: %w", s.dir, it.Key(), err)
+			owner = bytes.Clone(owner)
+		}
+		others = others[:0]
+		for i, p := range run {
+			switch {
+			case owner == nil:
+				owner = p.id
+			case bytes.Equal(p.id, owner) || slices.ContainsFunc(run[:i], func(q *pending) bool { return !q.dup && bytes.Equal(q.id, p.id) }):
+				p.dup = true
+			default:
+				others = append(others, p)
 			}
-			if err := checkSameID(p.t, p.id, id, "object "+objOf(p), "already in the store"); err != nil {
-				return fmt.Errorf("store %s: %w", s.dir, err)
+		}
+		if len(others) == 0 {
+			continue
+		}
+		// In key order: ID order.
+		slices.SortStableFunc(others, func(a, b *pending) int { return bytes.Compare(a.id, b.id) })
+		for _, p := range others {
+			p.rekey()
+			rekeyed = true
+			if _, ok, err := stored(p.t); err != nil {
+				return false, fmt.Errorf("store %s: %w", s.dir, err)
+			} else if ok {
+				p.dup = true // the key holds the ID
 			}
-			p.dup = true
 		}
 	}
-	return it.Error()
+	return rekeyed, it.Error()
+}
+
+// rekey appends the event ID to the event's keys: see dedup.
+func (p *pending) rekey() {
+	p.t = append(bytes.Clone(p.t), p.id...)
+	p.n = append(bytes.Clone(p.n), p.id...)
+	if p.i != nil {
+		p.i = append(bytes.Clone(p.i), p.id...)
+	}
 }
 
 // writeSST writes n keys and values as an sstable of blocks of about

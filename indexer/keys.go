@@ -81,8 +81,8 @@ func decodeTS(b []byte) int64 {
 // a 2-byte hash of the table and shard, which the events of a store share
 // so that it costs next to nothing compressed. An event without a sequence
 // number (an export's, an undecodable one) has its event ID as the tail.
-// The ingester refuses an event whose ev another event ID already has (see
-// checkSameID), so a clash is an error, never a lost event.
+// When two different events still get one ev, the second gets the ev
+// with its event ID appended (see Store.dedup).
 func appendEv(dst []byte, micros int64, seq, id, table, shard string) []byte {
 	dst = appendTS(dst, micros)
 	seq = strings.TrimLeft(seq, "0")
@@ -116,7 +116,7 @@ func parseEv(b []byte) (micros int64, seq []byte, err error) {
 	}
 	micros = decodeTS(b)
 	n, m := binary.Uvarint(b[8:])
-	if m <= 0 || (n > 0 && uint64(len(b)-8-m) != n+streamHashLen) {
+	if m <= 0 || (n > 0 && uint64(len(b)-8-m) < n+streamHashLen) {
 		return 0, nil, errors.New("bad sequence number in event key")
 	}
 	off := 8 + m
