@@ -1,10 +1,14 @@
 package indexer
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/ddbrewind/rewind"
@@ -155,6 +159,37 @@ func TestSameTimeAndSequenceOtherStream(t *testing.T) {
 	for _, ev := range evs {
 		if got[ev.EventID] != string(ev.NewImage) {
 			t.Errorf("event %s: new image %q, want %q", ev.EventID, got[ev.EventID], ev.NewImage)
+		}
+	}
+}
+
+// TestSortPending: the batch sort orders keys as bytes.Compare does, the
+// first object first among equal keys, whatever their lengths (keys that
+// are prefixes of others, keys shorter than the integers it compares
+// first).
+func TestSortPending(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := 0; round < 200; round++ {
+		var ps []*pending
+		for i := 0; i < 1+rng.IntN(60); i++ {
+			k := []byte("n\x00pfx")
+			for j := rng.IntN(24); j > 0; j-- {
+				k = append(k, byte(rng.IntN(3)))
+			}
+			ps = append(ps, &pending{t: k, obj: int32(rng.IntN(4))})
+		}
+		want := slices.Clone(ps)
+		slices.SortStableFunc(want, func(a, b *pending) int {
+			if c := bytes.Compare(a.t, b.t); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.obj, b.obj)
+		})
+		sortPending(ps, func(p *pending) []byte { return p.t })
+		for i := range ps {
+			if !bytes.Equal(ps[i].t, want[i].t) || ps[i].obj != want[i].obj {
+				t.Fatalf("round %d: position %d is %q (object %d), want %q (object %d)", round, i, ps[i].t, ps[i].obj, want[i].t, want[i].obj)
+			}
 		}
 	}
 }

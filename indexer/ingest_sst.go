@@ -217,7 +217,7 @@ func (s *Store) settle(ctx context.Context) error {
 // sortPending sorts events by key, then by object (so the first object in
 // listing order keeps a duplicate). Keys of one space share a long prefix
 // (the space, the table, a tenant), so it compares the 8 bytes after the
-// prefix all keys share as an integer first.
+// prefix all keys share as two integers first.
 func sortPending(ps []*pending, key func(*pending) []byte) {
 	if len(ps) < 2 {
 		return
@@ -233,24 +233,31 @@ func sortPending(ps []*pending, key func(*pending) []byte) {
 		}
 		lcp = j
 	}
+	// Two integers of the 16 bytes after the common prefix: within a
+	// tenant or an item key most keys still differ there.
 	type ent struct {
-		pfx uint64
-		p   *pending
+		a, b uint64
+		rest []byte // the key after the common prefix (a shorter key pads with zeros in a and b)
+		p    *pending
 	}
 	ents := make([]ent, len(ps))
 	for i, p := range ps {
-		var b [8]byte
-		copy(b[:], key(p)[lcp:])
-		ents[i] = ent{binary.BigEndian.Uint64(b[:]), p}
+		var buf [16]byte
+		k := key(p)[lcp:]
+		copy(buf[:], k)
+		ents[i] = ent{binary.BigEndian.Uint64(buf[:8]), binary.BigEndian.Uint64(buf[8:]), k, p}
 	}
-	slices.SortFunc(ents, func(a, b ent) int {
-		if a.pfx != b.pfx {
-			return cmp.Compare(a.pfx, b.pfx)
+	slices.SortFunc(ents, func(x, y ent) int {
+		if x.a != y.a {
+			return cmp.Compare(x.a, y.a)
 		}
-		if c := bytes.Compare(key(a.p)[lcp:], key(b.p)[lcp:]); c != 0 {
+		if x.b != y.b {
+			return cmp.Compare(x.b, y.b)
+		}
+		if c := bytes.Compare(x.rest, y.rest); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.p.obj, b.p.obj)
+		return cmp.Compare(x.p.obj, y.p.obj)
 	})
 	for i, e := range ents {
 		ps[i] = e.p
