@@ -39,10 +39,11 @@
 // (an overlapping batch after a retry, a re-uploaded object) is stored
 // once. A redelivered record repeats its creation time, sequence number,
 // table and shard, so its keys below are the same; the ingester drops an
-// event whose time-ordered key is already in the batch or in the store,
-// after checking that the event ID there is the same (a different one is
-// an error that refuses the batch: the store cannot hold two events under
-// one key, and dropping one would lose it).
+// event whose time-ordered key is already in the batch or in the store
+// with the same event ID. A different event ID under the key (two streams
+// whose hashes clash, at one time and sequence number) is a different
+// event: it is kept under the key with its event ID appended, in every
+// key space (see Store.dedup).
 //
 // # Key encoding
 //
