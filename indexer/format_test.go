@@ -51,7 +51,7 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 		msg := err.Error()
 		t.Logf("read-only %v: %s", ro, msg)
 		for _, want := range []string{
-			"open store " + dir, `format version "1"`, `reads version "3"`, "shard ID",
+			"open store " + dir, `format version "1"`, `reads version "4"`, "shard ID",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 			"`rewind index --store " + dir + " --export " + exp.Location() + "` (with the --tenant-attribute and --tenant-regex",
 		} {
@@ -90,7 +90,45 @@ func TestOpenRefusesVersion2Store(t *testing.T) {
 		}
 		msg := err.Error()
 		for _, want := range []string{
-			"open store " + dir, `format version "2"`, `reads version "3"`, "version 3 keeps one",
+			"open store " + dir, `format version "2"`, `reads version "4"`, "version 3 keeps one",
+			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
+		} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)
+			}
+		}
+	}
+}
+
+// TestOpenRefusesVersion3Store: a store of the format that keyed events
+// by their whole event ID (its 'n' and 'i' values held summaries, which
+// format 4 reads from 't') is refused, read-write and read-only, with the
+// command that rebuilds it.
+func TestOpenRefusesVersion3Store(t *testing.T) {
+	src := t.TempDir()
+	writeEvents(t, src, indextest.NewGen(6).Events(20), 10)
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := indexer.Open(dir, indexer.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := indexer.SetVersionForTest(s, "3"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	abs, _ := filepath.Abs(src)
+	for _, ro := range []bool{false, true} {
+		s, err := indexer.Open(dir, indexer.Options{Log: quiet, ReadOnly: ro})
+		if err == nil {
+			s.Close()
+			t.Fatalf("read-only %v: a version 3 store opened", ro)
+		}
+		msg := err.Error()
+		for _, want := range []string{
+			"open store " + dir, `format version "3"`, `reads version "4"`, "version 4 keys it by a hash",
 			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
 		} {
 			if !strings.Contains(msg, want) {

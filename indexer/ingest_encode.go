@@ -14,11 +14,11 @@ import (
 // under. The slices point into its object's arena.
 type pending struct {
 	t, n, i []byte // index keys; i is nil for an undecodable event
-	// sum, sumN and sumI are the summary values of the 't', 'n' and 'i'
-	// spaces (see appendSummary's shapes).
-	sum, sumN, sumI, rec []byte
-	obj                  int32 // the object's position in its batch
-	dup                  bool
+	// sum is the 't' value (the 'n' and 'i' values are empty), rec the
+	// 'r' value, id the event ID (in sum too).
+	sum, rec, id []byte
+	obj          int32 // the object's position in its batch
+	dup          bool
 }
 
 type decoded struct {
@@ -36,7 +36,7 @@ type decoded struct {
 // bytes returns the encoded size of the object's events.
 func (d *decoded) bytes() int { return len(d.arena) }
 
-type offs struct{ t, n, i, sum, sumN, sumI, rec, end int }
+type offs struct{ t, n, i, sum, rec, id, end int }
 
 // Event times outside [earliestEvent, now+maxFutureSkew] are refused: a
 // stream record older than DynamoDB or from the future says a clock or a
@@ -66,7 +66,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	pr := parquet.NewGenericReader[rewind.ParquetRow](f)
 	defer pr.Close()
 	n := pr.NumRows()
-	d.arena = make([]byte, 0, int(n)*512)
+	d.arena = make([]byte, 0, int(n)*768) // about what an event with ~300-byte images takes: one growth fewer
 	var spans []offs
 	rows := make([]rewind.ParquetRow, 128)
 	var keyEnc []byte
@@ -115,7 +115,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 			o.t = len(a)
 			a = append(a, spaceTime)
 			evStart := len(a)
-			a = appendEv(a, micros, ev.SequenceNumber, ev.EventID)
+			a = appendEv(a, micros, ev.SequenceNumber, ev.EventID, ev.Table, ev.ShardID)
 			evEnd := len(a)
 			o.n = len(a)
 			a = append(a, spaceTenant)
@@ -129,15 +129,11 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 				a = append(a, a[evStart:evEnd]...)
 			}
 			o.sum = len(a)
-			a = appendSummary(a, &ev, keyEnc, sumFull)
-			o.sumN = len(a)
-			a = appendSummary(a, &ev, keyEnc, sumTenant)
-			o.sumI = len(a)
-			if !undecodable {
-				a = appendSummary(a, &ev, keyEnc, sumItem)
-			}
+			a = appendSummary(a, &ev, keyEnc)
 			o.rec = len(a)
 			a = appendRecord(a, &ev)
+			o.id = len(a)
+			a = append(a, ev.EventID...)
 			o.end = len(a)
 			d.arena = a
 			spans = append(spans, o)
@@ -164,10 +160,9 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 		if o.sum > o.i {
 			p.i = a[o.i:o.sum:o.sum]
 		}
-		p.sum = a[o.sum:o.sumN:o.sumN]
-		p.sumN = a[o.sumN:o.sumI:o.sumI]
-		p.sumI = a[o.sumI:o.rec:o.rec]
-		p.rec = a[o.rec:o.end:o.end]
+		p.sum = a[o.sum:o.rec:o.rec]
+		p.rec = a[o.rec:o.id:o.id]
+		p.id = a[o.id:o.end:o.end]
 	}
 	return nil
 }

@@ -34,12 +34,8 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	}
 	// Time order; the first object in listing order keeps a duplicate.
 	sortPending(all, func(p *pending) []byte { return p.t })
-	for j := 1; j < len(all); j++ {
-		if bytes.Equal(all[j].t, all[j-1].t) {
-			all[j].dup = true
-		}
-	}
-	if err := s.markStored(all); err != nil {
+	rekeyed, err := s.dedup(all)
+	if err != nil {
 		return err
 	}
 	live := all[:0:0]
@@ -47,6 +43,9 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 		if !p.dup {
 			live = append(live, p)
 		}
+	}
+	if rekeyed {
+		sortPending(live, func(p *pending) []byte { return p.t })
 	}
 	newByObj := make([]int64, len(batch))
 	for _, p := range live {
@@ -90,7 +89,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	byTenant := slices.Clone(live)
 	wg.Go(func() error {
 		sortPending(byTenant, func(p *pending) []byte { return p.n })
-		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, byTenant[j].sumN })
+		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, nil })
 	})
 	var items []*pending
 	for _, p := range live {
@@ -100,7 +99,7 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	}
 	wg.Go(func() error {
 		sortPending(items, func(p *pending) []byte { return p.i })
-		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, items[j].sumI })
+		return write("i", len(items), func(j int) ([]byte, []byte) { return items[j].i, nil })
 	})
 
 	// Metadata: manifest entries, the event count, sources and tables.
@@ -218,7 +217,7 @@ func (s *Store) settle(ctx context.Context) error {
 // sortPending sorts events by key, then by object (so the first object in
 // listing order keeps a duplicate). Keys of one space share a long prefix
 // (the space, the table, a tenant), so it compares the 8 bytes after the
-// prefix all keys share as an integer first.
+// prefix all keys share as two integers first.
 func sortPending(ps []*pending, key func(*pending) []byte) {
 	if len(ps) < 2 {
 		return
@@ -234,62 +233,136 @@ func sortPending(ps []*pending, key func(*pending) []byte) {
 		}
 		lcp = j
 	}
+	// Two integers of the 16 bytes after the common prefix: within a
+	// tenant or an item key most keys still differ there.
 	type ent struct {
-		pfx uint64
-		p   *pending
+		a, b uint64
+		rest []byte // the key after the common prefix (a shorter key pads with zeros in a and b)
+		p    *pending
 	}
 	ents := make([]ent, len(ps))
 	for i, p := range ps {
-		var b [8]byte
-		copy(b[:], key(p)[lcp:])
-		ents[i] = ent{binary.BigEndian.Uint64(b[:]), p}
+		var buf [16]byte
+		k := key(p)[lcp:]
+		copy(buf[:], k)
+		ents[i] = ent{binary.BigEndian.Uint64(buf[:8]), binary.BigEndian.Uint64(buf[8:]), k, p}
 	}
-	slices.SortFunc(ents, func(a, b ent) int {
-		if a.pfx != b.pfx {
-			return cmp.Compare(a.pfx, b.pfx)
+	slices.SortFunc(ents, func(x, y ent) int {
+		if x.a != y.a {
+			return cmp.Compare(x.a, y.a)
 		}
-		if c := bytes.Compare(key(a.p)[lcp:], key(b.p)[lcp:]); c != 0 {
+		if x.b != y.b {
+			return cmp.Compare(x.b, y.b)
+		}
+		if c := bytes.Compare(x.rest, y.rest); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.p.obj, b.p.obj)
+		return cmp.Compare(x.p.obj, y.p.obj)
 	})
 	for i, e := range ents {
 		ps[i] = e.p
 	}
 }
 
-// markStored marks the events, sorted by time key, that the store already
-// holds. It walks the store's time space over the batch's range alongside
-// the batch, so it costs one seek when the batch is newer than the store.
-func (s *Store) markStored(sorted []*pending) error {
+// dedup marks the events, sorted by time key, that are already in the
+// store or earlier in the batch (the first object in listing order keeps
+// an event), and gives a key of its own to an event whose key another
+// event ID holds; it reports whether it did.
+//
+// An event's key is its time, sequence number and stream hash (appendEv),
+// which a redelivered record repeats. Two different events can have the
+// same only if their streams' hashes clash and they share a time and a
+// sequence number; the first one stored keeps the key, and each other
+// gets the key with its event ID appended (in every key space), which
+// sorts right after it and before any other event. Either way an event ID
+// seen under the key again is a duplicate.
+//
+// It walks the store's time space over the batch's range alongside the
+// batch, so it costs one seek when the batch is newer than the store.
+func (s *Store) dedup(sorted []*pending) (rekeyed bool, err error) {
 	if len(sorted) == 0 {
-		return nil
+		return false, nil
 	}
-	lo := sorted[0].t
-	hi := append(bytes.Clone(sorted[len(sorted)-1].t), 0)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sorted[0].t, UpperBound: prefixEnd(sorted[len(sorted)-1].t)})
 	if err != nil {
-		return fmt.Errorf("store %s: %w", s.dir, err)
+		return false, fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	defer it.Close()
 	valid := it.First()
-	for _, p := range sorted {
+	// stored reports whether the store holds key; keys must come in
+	// increasing order. v is the value, valid until the next call.
+	stored := func(key []byte) (v []byte, ok bool, err error) {
 		if !valid {
-			break
+			return nil, false, nil
 		}
-		c := bytes.Compare(it.Key(), p.t)
+		c := bytes.Compare(it.Key(), key)
 		if c < 0 {
-			valid = it.SeekGE(p.t)
-			if !valid {
-				break
+			if valid = it.SeekGE(key); !valid {
+				return nil, false, it.Error()
 			}
-			c = bytes.Compare(it.Key(), p.t)
+			c = bytes.Compare(it.Key(), key)
 		}
-		if c == 0 {
-			p.dup = true
+		if c != 0 {
+			return nil, false, nil
+		}
+		v, err = it.ValueAndErr()
+		return v, err == nil, err
+	}
+	var others []*pending
+	for j := 0; j < len(sorted); {
+		k := j + 1
+		for k < len(sorted) && bytes.Equal(sorted[k].t, sorted[j].t) {
+			k++
+		}
+		run := sorted[j:k]
+		j = k
+		var owner []byte // the event ID that has the key
+		v, ok, err := stored(run[0].t)
+		if err != nil {
+			return false, fmt.Errorf("store %s: %w", s.dir, err)
+		}
+		if ok {
+			if owner, err = summaryID(v); err != nil {
+				return false, fmt.Errorf("store %s: stored event at key %q: %w", s.dir, run[0].t, err)
+			}
+			owner = bytes.Clone(owner)
+		}
+		others = others[:0]
+		for i, p := range run {
+			switch {
+			case owner == nil:
+				owner = p.id
+			case bytes.Equal(p.id, owner) || slices.ContainsFunc(run[:i], func(q *pending) bool { return !q.dup && bytes.Equal(q.id, p.id) }):
+				p.dup = true
+			default:
+				others = append(others, p)
+			}
+		}
+		if len(others) == 0 {
+			continue
+		}
+		// In key order: ID order.
+		slices.SortStableFunc(others, func(a, b *pending) int { return bytes.Compare(a.id, b.id) })
+		for _, p := range others {
+			p.rekey()
+			rekeyed = true
+			if _, ok, err := stored(p.t); err != nil {
+				return false, fmt.Errorf("store %s: %w", s.dir, err)
+			} else if ok {
+				p.dup = true // the key holds the ID
+			}
 		}
 	}
-	return it.Error()
+	return rekeyed, it.Error()
+}
+
+// rekey appends the event ID to the event's keys: see dedup.
+func (p *pending) rekey() {
+	p.t = append(bytes.Clone(p.t), p.id...)
+	p.n = append(bytes.Clone(p.n), p.id...)
+	if p.i != nil {
+		p.i = append(bytes.Clone(p.i), p.id...)
+	}
 }
 
 // writeSST writes n keys and values as an sstable of blocks of about

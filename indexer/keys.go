@@ -32,10 +32,18 @@ var (
 // 1 carried it in the shard ID). Version 3 keeps one copy of each summary
 // (the 'n' and 'i' values leave out what their keys say), compresses with
 // zstd, and records the windows of each source it indexed ('M' "win/").
-const storeVersion = "3"
+// Version 4 keys an event by time, sequence number and a 2-byte hash of
+// its stream (table and shard) instead of its event ID (the ID stays in
+// the key only for events without a sequence number), keeps the ID once
+// (in the 't' summary), and makes the tenant and item orderings keys
+// only: their scans read the summary from 't'.
+const storeVersion = "4"
 
 // recordFormat is the first byte of a record value (see doc.go).
-const recordFormat = 2
+const recordFormat = 3
+
+// streamHashLen is the length of the stream hash at the end of an ev.
+const streamHashLen = 2
 
 // Summary flags.
 const (
@@ -67,27 +75,52 @@ func decodeTS(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
 }
 
-// appendEv appends the ev part of a key: ts seq id.
-func appendEv(dst []byte, micros int64, seq, id string) []byte {
+// appendEv appends the ev part of a key: ts seq tail. The tail tells
+// apart events that share a time and a sequence number, which only events
+// of different streams can (a stream's sequence numbers are unique): it is
+// a 2-byte hash of the table and shard, which the events of a store share
+// so that it costs next to nothing compressed. An event without a sequence
+// number (an export's, an undecodable one) has its event ID as the tail.
+// When two different events still get one ev, the second gets the ev
+// with its event ID appended (see Store.dedup).
+func appendEv(dst []byte, micros int64, seq, id, table, shard string) []byte {
 	dst = appendTS(dst, micros)
 	seq = strings.TrimLeft(seq, "0")
 	dst = binary.AppendUvarint(dst, uint64(len(seq)))
+	if seq == "" {
+		return append(dst, id...)
+	}
 	dst = append(dst, seq...)
-	return append(dst, id...)
+	return binary.BigEndian.AppendUint16(dst, streamHash(table, shard))
 }
 
-// parseEv splits an ev into its parts; the slices alias b.
-func parseEv(b []byte) (micros int64, seq, id []byte, err error) {
+// streamHash is a 16-bit FNV-1a hash of table, a zero byte, and shard.
+func streamHash(table, shard string) uint16 {
+	h := uint32(2166136261)
+	for i := 0; i < len(table); i++ {
+		h ^= uint32(table[i])
+		h *= 16777619
+	}
+	h *= 16777619 // the zero byte
+	for i := 0; i < len(shard); i++ {
+		h ^= uint32(shard[i])
+		h *= 16777619
+	}
+	return uint16(h ^ h>>16)
+}
+
+// parseEv splits an ev into its time and sequence number; seq aliases b.
+func parseEv(b []byte) (micros int64, seq []byte, err error) {
 	if len(b) < 9 {
-		return 0, nil, nil, errors.New("event key too short")
+		return 0, nil, errors.New("event key too short")
 	}
 	micros = decodeTS(b)
 	n, m := binary.Uvarint(b[8:])
-	if m <= 0 || uint64(len(b)-8-m) < n {
-		return 0, nil, nil, errors.New("bad sequence number in event key")
+	if m <= 0 || (n > 0 && uint64(len(b)-8-m) < n+streamHashLen) {
+		return 0, nil, errors.New("bad sequence number in event key")
 	}
 	off := 8 + m
-	return micros, b[off : off+int(n)], b[off+int(n):], nil
+	return micros, b[off : off+int(n)], nil
 }
 
 // appendStr appends str(s): order-preserving and prefix-free.

@@ -3,8 +3,10 @@ package indexer
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ddbrewind/rewind"
@@ -30,6 +32,7 @@ type Entry struct {
 	Undecodable bool
 
 	changed []byte // count, then length-prefixed names
+	idBuf   []byte // EventID when the summary keeps it as bytes
 	ev      []byte // the ev part of the index key
 }
 
@@ -93,21 +96,13 @@ func (e *Entry) eachChanged(fn func([]byte) bool) {
 }
 
 // Compare orders entries as the store does: by time, then sequence
-// number, then event ID.
+// number, then stream (a hash of table and shard; see appendEv).
 func (e *Entry) Compare(o *Entry) int { return bytes.Compare(e.ev, o.ev) }
 
-// Summary shapes. The 't' space holds the whole summary; the 'n' and 'i'
-// spaces leave out what their keys already say (the tenant; the table and
-// the item's key), so the store keeps one copy of each.
-const (
-	sumFull   = iota // flags table tenant key changed
-	sumTenant        // flags table key changed: the tenant is in the 'n' key
-	sumItem          // flags tenant changed: table and key are in the 'i' key
-)
-
-// appendSummary appends the summary value of ev, whose key is keyEnc, in
-// the given shape.
-func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte, shape int) []byte {
+// appendSummary appends the summary value of ev, whose key is keyEnc: the
+// 't' value. The 'n' and 'i' orderings have empty values; their scans read
+// this one.
+func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte) []byte {
 	flags := actionCode(ev.Action)
 	if ev.TTLExpiry {
 		flags |= flagTTL
@@ -116,20 +111,46 @@ func appendSummary(dst []byte, ev *rewind.ChangeEvent, keyEnc []byte, shape int)
 		flags |= flagUndecodable
 	}
 	dst = append(dst, flags)
-	if shape != sumItem {
-		dst = appendBytes(dst, ev.Table)
-	}
-	if shape != sumTenant {
-		dst = appendBytes(dst, ev.Tenant)
-	}
-	if shape != sumItem {
-		dst = appendBytes(dst, keyEnc)
-	}
+	dst = appendBytes(dst, ev.Table)
+	dst = appendBytes(dst, ev.Tenant)
+	dst = appendBytes(dst, keyEnc)
+	dst = appendID(dst, ev.EventID)
 	dst = binary.AppendUvarint(dst, uint64(len(ev.ChangedAttributes)))
 	for _, a := range ev.ChangedAttributes {
 		dst = appendBytes(dst, a)
 	}
 	return dst
+}
+
+// appendID appends an event ID: uvarint n<<1|hex, then n bytes. A DynamoDB
+// Streams event ID is 32 lowercase hex digits; it is kept as the 16 bytes
+// they spell (hex set), any other ID as it is.
+func appendID(dst []byte, id string) []byte {
+	if len(id) > 0 && len(id)%2 == 0 && isLowerHex(id) {
+		dst = binary.AppendUvarint(dst, uint64(len(id)/2)<<1|1)
+		out, _ := hex.AppendDecode(dst, []byte(id)) // checked above
+		return out
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(id))<<1)
+	return append(dst, id...)
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// summaryID returns the event ID held in a summary value.
+func summaryID(v []byte) ([]byte, error) {
+	var e Entry
+	if err := decodeSummary(&e, v); err != nil {
+		return nil, err
+	}
+	return e.EventID, nil
 }
 
 func appendBytes[T ~string | ~[]byte](dst []byte, s T) []byte {
@@ -206,9 +227,8 @@ func (r *reader) opt() ([]byte, bool) {
 	return out, true
 }
 
-// decodeSummary fills e from a summary value of the given shape; slices
-// alias v. The fields the shape leaves out are left as they are.
-func decodeSummary(e *Entry, v []byte, shape int) error {
+// decodeSummary fills e from a summary value; slices alias v.
+func decodeSummary(e *Entry, v []byte) error {
 	if len(v) == 0 {
 		return errors.New("empty summary")
 	}
@@ -217,14 +237,21 @@ func decodeSummary(e *Entry, v []byte, shape int) error {
 	e.TTLExpiry = flags&flagTTL != 0
 	e.Undecodable = flags&flagUndecodable != 0
 	r := reader{b: v[1:]}
-	if shape != sumItem {
-		e.Table = r.bytes()
+	e.Table = r.bytes()
+	e.Tenant = r.bytes()
+	e.Key = r.bytes()
+	n := r.uvarint()
+	if r.err == nil && uint64(len(r.b)) < n>>1 {
+		r.err = errors.New("event ID truncated")
 	}
-	if shape != sumTenant {
-		e.Tenant = r.bytes()
-	}
-	if shape != sumItem {
-		e.Key = r.bytes()
+	if r.err == nil {
+		id := r.b[:n>>1]
+		r.b = r.b[n>>1:]
+		if n&1 != 0 {
+			e.idBuf = hex.AppendEncode(e.idBuf[:0], id)
+			id = e.idBuf
+		}
+		e.EventID = id[:len(id):len(id)]
 	}
 	e.changed = r.b
 	if r.err != nil {
@@ -233,58 +260,23 @@ func decodeSummary(e *Entry, v []byte, shape int) error {
 	return nil
 }
 
-// decodeEntry fills e from an index key and its summary value; what the
-// summary leaves out comes from the key.
-func decodeEntry(e *Entry, key, value []byte) error {
-	ev, err := evOf(key)
-	if err != nil {
-		return err
-	}
+// decodeEntry fills e from the ev of an index key and the event's 't'
+// value (its summary).
+func decodeEntry(e *Entry, ev, summary []byte) error {
 	e.ev = ev
-	if e.Micros, e.Seq, e.EventID, err = parseEv(ev); err != nil {
+	var err error
+	if e.Micros, e.Seq, err = parseEv(ev); err != nil {
 		return err
 	}
-	shape := sumFull
-	switch key[0] {
-	case spaceTenant:
-		shape = sumTenant
-		n, err := skipStr(key[1:])
-		if err != nil {
-			return err
-		}
-		e.Tenant = strBytes(key[1 : 1+n])
-	case spaceItem:
-		shape = sumItem
-		n, err := skipStr(key[1:])
-		if err != nil {
-			return err
-		}
-		e.Table = strBytes(key[1 : 1+n])
-		m, err := skipKey(key[1+n:])
-		if err != nil {
-			return err
-		}
-		e.Key = key[1+n : 1+n+m : 1+n+m]
-	}
-	return decodeSummary(e, value, shape)
-}
-
-// strBytes undoes appendStr; b is a whole str, terminator included. It
-// aliases b unless s held a zero byte.
-func strBytes(b []byte) []byte {
-	b = b[: len(b)-2 : len(b)-2]
-	if bytes.IndexByte(b, 0) < 0 {
-		return b
-	}
-	return bytes.ReplaceAll(b, []byte{0, 0xFF}, []byte{0})
+	return decodeSummary(e, summary)
 }
 
 // appendRecord appends the record value of ev.
 func appendRecord(dst []byte, ev *rewind.ChangeEvent) []byte {
 	dst = append(dst, recordFormat)
 	// The key holds the sequence number without leading zeros (DynamoDB
-	// Local pads them); the record keeps it as captured.
-	dst = appendBytes(dst, ev.SequenceNumber)
+	// Local pads them); the record keeps how many there were.
+	dst = binary.AppendUvarint(dst, uint64(len(ev.SequenceNumber)-len(strings.TrimLeft(ev.SequenceNumber, "0"))))
 	dst = appendBytes(dst, ev.Region)
 	dst = appendBytes(dst, ev.ShardID)
 	dst = appendBytes(dst, ev.Export.ID)
@@ -326,7 +318,11 @@ func eventFrom(e *Entry, rec []byte) (rewind.ChangeEvent, error) {
 		return ev, errors.New("unknown record format")
 	}
 	r := reader{b: rec[1:]}
-	ev.SequenceNumber = string(r.bytes())
+	if zeros := r.uvarint(); zeros > 0 && zeros <= 1<<16 {
+		ev.SequenceNumber = strings.Repeat("0", int(zeros)) + ev.SequenceNumber
+	} else if zeros > 1<<16 {
+		r.err = fmt.Errorf("%d leading zeros in the sequence number", zeros)
+	}
 	ev.Region = string(r.bytes())
 	ev.ShardID = string(r.bytes())
 	if id := r.bytes(); len(id) > 0 {

@@ -193,6 +193,8 @@ func (s *Store) versionError(v string) error {
 		why = " (version 1 kept an export's window in the shard ID; version 2 gives it a field of its own)"
 	case "2":
 		why = " (version 2 kept a copy of each summary per key space, with Snappy-compressed 4 KiB blocks; version 3 keeps one, zstd-compressed, and records the windows indexed)"
+	case "3":
+		why = " (version 3 keyed every event by its whole event ID, in each key space; version 4 keys it by a hash of the ID and keeps the ID once)"
 	}
 	msg := fmt.Sprintf("open store %s: format version %q, but this rewind reads version %q%s. Rebuild the store: move %s aside, then run", s.dir, v, storeVersion, why, s.dir)
 	srcs, err := s.Sources()
@@ -374,6 +376,7 @@ func (s *Store) scanMeta(prefix string, fn func(name string, v []byte) error) er
 // ScanTime and ScanTenant, by time within the item for ScanItem.
 type Iter struct {
 	it  *pebble.Iterator
+	sum summaries // for a tenant or item scan
 	e   Entry
 	err error
 	ok  bool
@@ -405,12 +408,7 @@ func (it *Iter) step(first, move func() bool) bool {
 	if !it.ok {
 		return false
 	}
-	v, err := it.it.ValueAndErr()
-	if err != nil {
-		it.err = err
-		return false
-	}
-	if err := decodeEntry(&it.e, it.it.Key(), v); err != nil {
+	if err := it.decode(); err != nil {
 		it.err = fmt.Errorf("store key %q: %w", it.it.Key(), err)
 		return false
 	}
@@ -431,6 +429,9 @@ func (it *Iter) Err() error {
 // Close releases the iterator.
 func (it *Iter) Close() error {
 	err := it.it.Close()
+	if serr := it.sum.close(); err == nil {
+		err = serr
+	}
 	if it.err != nil {
 		return it.err
 	}
@@ -442,7 +443,7 @@ func (s *Store) scan(lower, upper []byte) (*Iter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", s.dir, err)
 	}
-	return &Iter{it: it}, nil
+	return &Iter{it: it, sum: summaries{db: s.db}}, nil
 }
 
 // ScanTime iterates over every event in the window, in time order.

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -107,4 +108,63 @@ func wrapStore(s *Store, err error) error {
 		return nil
 	}
 	return fmt.Errorf("store %s: %w", s.dir, err)
+}
+
+// summaries reads the 't' values of the events a tenant or item scan
+// meets: those orderings are keys only. Their events come in time order
+// (within one tenant or item), so one iterator seeks forward over 't',
+// which Pebble turns into a step when the next event is close.
+type summaries struct {
+	db  *pebble.DB
+	it  *pebble.Iterator
+	key []byte
+}
+
+// get returns the summary of the event with the given ev; it aliases the
+// iterator's memory until the next call.
+func (s *summaries) get(ev []byte) ([]byte, error) {
+	if s.it == nil {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceTime}, UpperBound: []byte{spaceTime + 1}})
+		if err != nil {
+			return nil, err
+		}
+		s.it = it
+	}
+	s.key = append(append(s.key[:0], spaceTime), ev...)
+	if !s.it.SeekGE(s.key) || !bytes.Equal(s.it.Key(), s.key) {
+		if err := s.it.Error(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("no summary in 't' for the event (the store is damaged: move it aside and re-index)")
+	}
+	return s.it.ValueAndErr()
+}
+
+func (s *summaries) close() error {
+	if s.it == nil {
+		return nil
+	}
+	err := s.it.Close()
+	s.it = nil
+	return err
+}
+
+// decode fills the iterator's entry from its current key: a 't' key's
+// value is the summary; other keys' summaries are read from 't'.
+func (it *Iter) decode() error {
+	key := it.it.Key()
+	ev, err := evOf(key)
+	if err != nil {
+		return err
+	}
+	var v []byte
+	if key[0] == spaceTime {
+		v, err = it.it.ValueAndErr()
+	} else {
+		v, err = it.sum.get(ev)
+	}
+	if err != nil {
+		return err
+	}
+	return decodeEntry(&it.e, ev, v)
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/ddbrewind/rewind/indexer/indextest"
 )
 
-// TestOneSummaryCopy: the tenant and item orderings hold only what their
-// keys do not say: an 'n' value is the 't' value without the tenant, an
-// 'i' value without the table and key; and every entry decodes to the same
-// fields from any of the three.
+// TestOneSummaryCopy: the summary and the event ID are kept once, in the
+// 't' value: the tenant and item orderings are keys only (empty values,
+// no event ID in any key), every one of their keys points at a 't' entry
+// of the same tenant, table and item key, and a tenant or item scan
+// decodes every entry to the same fields as the time scan.
 func TestOneSummaryCopy(t *testing.T) {
 	src := t.TempDir()
 	if err := indextest.WriteDir(src, indextest.Objects("capture", indextest.NewGen(21).Events(400), 30)); err != nil {
@@ -48,7 +49,7 @@ func TestOneSummaryCopy(t *testing.T) {
 	}
 	scan(spaceTime, func(k, v []byte) {
 		var e Entry
-		if err := decodeEntry(&e, k, v); err != nil {
+		if err := decodeEntry(&e, k[1:], v); err != nil {
 			t.Fatal(err)
 		}
 		byEv[string(k[1:])] = full{v, e}
@@ -63,35 +64,77 @@ func TestOneSummaryCopy(t *testing.T) {
 	}
 	var n, i int
 	scan(spaceTenant, func(k, v []byte) {
-		var e Entry
-		if err := decodeEntry(&e, k, v); err != nil {
+		ev, err := evOf(k)
+		if err != nil {
 			t.Fatal(err)
 		}
-		f, ok := byEv[string(e.ev)]
+		f, ok := byEv[string(ev)]
 		if !ok {
 			t.Fatalf("tenant entry %q has no time entry", k)
 		}
-		same("tenant", &e, &f.e)
-		if want := len(f.value) - len(appendBytes(nil, f.e.Tenant)); len(v) != want {
-			t.Fatalf("tenant entry of %s: value of %d bytes, want %d (the time entry's without the tenant)", f.e.EventID, len(v), want)
+		if len(v) != 0 {
+			t.Fatalf("tenant entry of %s has a %d-byte value, want none (the summary is in 't')", f.e.EventID, len(v))
+		}
+		if bytes.Contains(k, f.e.EventID) {
+			t.Fatalf("tenant key %q holds the event ID %s", k, f.e.EventID)
+		}
+		if got := unescapeStr(k[1 : len(k)-len(ev)]); got != string(f.e.Tenant) {
+			t.Fatalf("tenant entry of %s is under tenant %q, its summary says %q", f.e.EventID, got, f.e.Tenant)
 		}
 		n++
 	})
 	scan(spaceItem, func(k, v []byte) {
-		var e Entry
-		if err := decodeEntry(&e, k, v); err != nil {
+		ev, err := evOf(k)
+		if err != nil {
 			t.Fatal(err)
 		}
-		f, ok := byEv[string(e.ev)]
+		f, ok := byEv[string(ev)]
 		if !ok {
 			t.Fatalf("item entry %q has no time entry", k)
 		}
-		same("item", &e, &f.e)
-		if want := len(f.value) - len(appendBytes(nil, f.e.Table)) - len(appendBytes(nil, f.e.Key)); len(v) != want {
-			t.Fatalf("item entry of %s: value of %d bytes, want %d (without table and key)", f.e.EventID, len(v), want)
+		if len(v) != 0 {
+			t.Fatalf("item entry of %s has a %d-byte value, want none", f.e.EventID, len(v))
+		}
+		if want := append(appendStr([]byte{spaceItem}, string(f.e.Table)), f.e.Key...); !bytes.HasPrefix(k, want) || len(k) != len(want)+len(ev) {
+			t.Fatalf("item key %q of %s, want table and key %q then the ev", k, f.e.EventID, want)
 		}
 		i++
 	})
+	scan(spaceRecord, func(k, v []byte) {
+		// The value may hold the ID inside the raw stream record.
+		if f, ok := byEv[string(k[1:])]; !ok || bytes.Contains(k, f.e.EventID) {
+			t.Fatalf("record %q: time entry %v, or the event ID in its key", k, ok)
+		}
+	})
+	// The scans the query package uses decode the same entries.
+	for _, f := range byEv {
+		if f.e.Undecodable || len(f.e.Key) == 0 {
+			continue
+		}
+		key, err := f.e.ItemKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, open := range map[string]func() (*Iter, error){
+			"tenant": func() (*Iter, error) { return s.ScanTenant(string(f.e.Tenant), Window{}) },
+			"item":   func() (*Iter, error) { return s.ScanItem(string(f.e.Table), key, Window{}) },
+		} {
+			it, err := open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for it.Next() {
+				if bytes.Equal(it.Entry().ev, f.e.ev) {
+					same(name, it.Entry(), &f.e)
+					found = true
+				}
+			}
+			if err := it.Close(); err != nil || !found {
+				t.Fatalf("%s scan: event %s found %v, error %v", name, f.e.EventID, found, err)
+			}
+		}
+	}
 	if n == 0 || i == 0 || n > len(byEv) || i > len(byEv) {
 		t.Fatalf("%d time, %d tenant, %d item entries", len(byEv), n, i)
 	}

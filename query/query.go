@@ -266,7 +266,8 @@ type Counts struct {
 }
 
 // Events calls fn for each event that matches q, in store order: by time,
-// then sequence number, then event ID.
+// then sequence number, then stream (events of one time and sequence
+// number, which only different streams have, in an order of their own).
 func Events(ctx context.Context, st *indexer.Store, q Query, fn func(*Event) error) (Counts, error) {
 	var c Counts
 	if err := q.Validate(); err != nil {

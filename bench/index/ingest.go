@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -154,6 +155,16 @@ func childDecode(args []string) error {
 // does, with the default configuration.
 func childIngest(args []string) error {
 	dir, store := args[0], args[1]
+	if len(args) > 2 && args[2] != "" {
+		f, err := os.Create(args[2])
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	st, err := indexer.Open(store, indexer.Options{})
 	if err != nil {
@@ -185,6 +196,7 @@ func ingestMain(args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
 	dir := fs.String("dir", "", "capture written by gen (required)")
 	store := fs.String("store", "", "new store directory (required; removed first)")
+	cpuprofile := fs.String("cpuprofile", "", "write the ingest's CPU profile to this file")
 	fs.Parse(args)
 	if *dir == "" || *store == "" {
 		return fmt.Errorf("ingest: -dir and -store are required")
@@ -205,7 +217,7 @@ func ingestMain(args []string) error {
 	if err := os.RemoveAll(*store); err != nil {
 		return err
 	}
-	out, _, ingRSS, err := run(self(), "child-ingest", *dir, *store)
+	out, _, ingRSS, err := run(self(), "child-ingest", *dir, *store, *cpuprofile)
 	if err != nil {
 		return err
 	}
