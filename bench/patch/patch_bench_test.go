@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -236,11 +237,16 @@ func benchPatch(b *testing.B, server string, latency time.Duration, capacity, wr
 					err = seedLoop(ctx, client, "orders-restored", table, s.Keys)
 				} else {
 					var sum *patch.Summary
-					sum, err = patch.Patch(ctx, rewindAPI, patch.Config{
-						Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
-						// One journal per run: -count runs this again with i from 0.
-						Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
-						Options: rewindOpts,
+					// The label marks rewind's client side in a -cpuprofile
+					// (pprof -tagfocus phase=rewind); the server's goroutines
+					// are not labelled.
+					pprof.Do(ctx, pprof.Labels("phase", "rewind"), func(ctx context.Context) {
+						sum, err = patch.Patch(ctx, rewindAPI, patch.Config{
+							Keys: keySets[table], From: "orders-restored", To: table, Apply: true,
+							// One journal per run: -count runs this again with i from 0.
+							Journal: filepath.Join(dir, fmt.Sprintf("%s-%d.journal", table, journals.Add(1))),
+							Options: rewindOpts,
+						})
 					})
 					last = sum
 					if err == nil && (sum.Partial() || sum.Written != sum.Restore+sum.Delete || sum.Written < int64(len(s.Keys))*9/10) {
