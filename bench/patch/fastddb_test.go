@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -18,13 +19,21 @@ import (
 // fastDDB is a DynamoDB JSON-protocol server that keeps items in memory and
 // answers at once: DescribeTable, CreateTable, GetItem, PutItem, UpdateItem (SET and
 // REMOVE), DeleteItem and BatchGetItem, enough for the seed loop, patch and verify. It does not
-// evaluate condition expressions (the benchmark has no conflicts). Behind
-// the 5 ms proxy it shows what batching and concurrency buy when the server
-// is not the bottleneck, as with DynamoDB itself, unlike DynamoDB Local on
-// two shared cores.
+// evaluate condition expressions (the benchmark has no conflicts). With
+// latency set it waits that long before answering each request, as a
+// round trip to DynamoDB does, and so shows what batching and concurrency
+// buy when the server is not the bottleneck, as with DynamoDB itself,
+// unlike DynamoDB Local on two shared cores.
 type fastDDB struct {
 	URL string
 	srv *http.Server
+
+	// latency is added to every request before it is answered: the
+	// round trip the seed loop and rewind both wait for. It is the
+	// server's own wait rather than a proxy in front of it (one HTTP
+	// server and client pair fewer on the cores the client shares with
+	// the server); set before the first request.
+	latency time.Duration
 
 	mu     sync.RWMutex
 	tables map[string]*fastTable
@@ -58,6 +67,9 @@ func (f *fastDDB) Close() { f.srv.Close() }
 
 func (f *fastDDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if f.latency > 0 {
+		time.Sleep(f.latency)
+	}
 	op := r.Header.Get("X-Amz-Target")
 	op = op[strings.LastIndexByte(op, '.')+1:]
 	out, status := f.handle(op, body)

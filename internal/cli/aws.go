@@ -345,7 +345,28 @@ func NewPatchClient(ctx context.Context, env *Env, o patch.Options) (*dynamodb.C
 		return nil, err
 	}
 	keepConnections(&cfg, patchConnections(o))
-	return dynamodb.NewFromConfig(cfg), nil
+	return dynamodb.NewFromConfig(cfg, patchClientOptions), nil
+}
+
+// patchClientOptions turns off what the SDK does on every DynamoDB call
+// that the patch client does not need, since the patcher makes thousands
+// of calls a second and its CPU per call is what caps it:
+//
+//   - DisableValidateResponseChecksum: the SDK computes the CRC32 of every
+//     response body and compares it with DynamoDB's X-Amz-Crc32 header
+//     (the client's "response checksum validation", on by default). The
+//     patch client talks to DynamoDB over HTTPS, whose TLS record layer
+//     already authenticates every byte of the response, so the CRC guards
+//     against nothing TLS lets through; and what the patcher decides from
+//     a response is checked again anyway: a write is conditional on the
+//     planned pre-image and its ALL_OLD return value is compared with it,
+//     and verify re-reads every key.
+//
+// The retryer's client-side rate limiter (its retry token bucket) is off
+// too, on each call, in recover/patch (NewRetryer: ratelimit.None):
+// retries still happen, paced by the engine's own adaptive limiter.
+func patchClientOptions(o *dynamodb.Options) {
+	o.DisableValidateResponseChecksum = true
 }
 
 // patchConnections is the most DynamoDB calls the engine has in flight at

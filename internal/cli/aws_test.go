@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/ddbrewind/rewind/recover/patch"
 )
 
@@ -446,5 +447,67 @@ func TestPatchClientKeepsConnections(t *testing.T) {
 	t.Logf("%d rounds of %d calls at once opened %d connections", rounds, inFlight, opened.Load())
 	if n, most := opened.Load(), int64(inFlight+inFlight/4); n > most {
 		t.Errorf("%d rounds of %d PutItem calls at once opened %d connections, want at most %d: the client's idle pool closes connections the engine's calls need again", rounds, inFlight, n, most)
+	}
+}
+
+// TestPatchClientSkipsResponseCRC: a default DynamoDB client built from the
+// same configuration runs the SDK's response checksum validation (the
+// CRC32 of every response body) on each call; the patch client's calls do
+// not (patchClientOptions), and still succeed.
+func TestPatchClientSkipsResponseCRC(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		io.WriteString(w, `{"Attributes":{"pk":{"S":"k"}}}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
+		Endpoints: map[string]string{"DynamoDB": srv.URL},
+		Region:    "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, nil
+		}),
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	in := &dynamodb.PutItemInput{TableName: aws.String("orders"), ReturnValues: types.ReturnValueAllOld,
+		Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}}}
+	// checksummed reports whether a call's stack validates the response
+	// CRC32 (the SDK's middleware ID for it).
+	checksummed := func(c *dynamodb.Client) bool {
+		var has bool
+		inspect := func(o *dynamodb.Options) {
+			o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+				_, has = s.Deserialize.Get("DynamoDB:ResponseChecksumValidation")
+				return nil
+			})
+		}
+		out, err := c.PutItem(ctx, in, inspect)
+		if err != nil {
+			t.Fatalf("PutItem: %v", err)
+		}
+		if v, ok := out.Attributes["pk"].(*types.AttributeValueMemberS); !ok || v.Value != "k" {
+			t.Fatalf("PutItem returned attributes %v, want pk=k", out.Attributes)
+		}
+		return has
+	}
+	cfg, err := loadAWS(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checksummed(dynamodb.NewFromConfig(cfg)) {
+		t.Fatal("a default client's PutItem has no response checksum middleware: the SDK names it differently, the test checks nothing")
+	}
+	client, err := NewPatchClient(ctx, env, patch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !client.Options().DisableValidateResponseChecksum {
+		t.Error("patch client: DisableValidateResponseChecksum is false")
+	}
+	if checksummed(client) {
+		t.Error("patch client: PutItem still validates the response CRC32")
 	}
 }

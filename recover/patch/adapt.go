@@ -18,10 +18,20 @@ import (
 // Tuning of the adaptive concurrency (see adaptive).
 const (
 	// startConcurrency is the writes in flight a run starts with (or the
-	// cap, if lower).
-	startConcurrency = 16
+	// cap, if lower): 32 at a 5 ms round trip is 6,400 writes/s, within
+	// what a new on-demand table takes (4,000 WCU, with bursts above) and
+	// within the burst capacity a provisioned table keeps (300 seconds of
+	// its unused throughput); a table that takes less throttles, and the
+	// first throttle cuts it (see throttle). Starting lower costs a run of
+	// a few thousand keys a noticeable part of its length in ramp-up.
+	startConcurrency = 32
 	// roundMin is the fewest write attempts one round judges latency by.
 	roundMin = 8
+	// slowStartRound: in slow start a round is judged after this share of
+	// the limit's attempts (at least roundMin), so that the limit doubles
+	// every half round trip while latency holds, not every round trip.
+	// Once throttled (or after slow start), a round is the whole limit.
+	slowStartRound = 0.5
 	// growP50 and growP90: a round grows the limit when its median attempt
 	// latency is within growP50 times the best median seen, and its 90th
 	// percentile within growP90 times that best.
@@ -60,7 +70,8 @@ const (
 //   - It counts every attempt of every write, as the SDK's retryer makes
 //     them (see observeOption), so throttling the retryer absorbs is seen.
 //   - Attempts are judged in rounds of at least max(roundMin, limit)
-//     attempts: about one round trip of every write in flight.
+//     attempts: about one round trip of every write in flight (half of
+//     that in slow start, see slowStartRound).
 //   - Slow start: until the first throttle, a round that
 //     used the whole limit and kept its latency doubles the limit. Then
 //     such a round adds one (additive increase).
@@ -212,7 +223,7 @@ func (a *adaptive) observe(epoch uint64, latency time.Duration, throttled bool) 
 		return // sent at the old limit: says nothing of the new one
 	}
 	a.round = append(a.round, latency)
-	if len(a.round) < max(roundMin, a.slots()) {
+	if len(a.round) < a.roundLen() {
 		return
 	}
 	slices.Sort(a.round)
@@ -235,6 +246,16 @@ func (a *adaptive) observe(epoch uint64, latency time.Duration, throttled bool) 
 		a.signal()
 	}
 	a.newRound()
+}
+
+// roundLen is the number of attempts a round judges latency by: the
+// limit (at least roundMin), or in slow start slowStartRound of it; a.mu
+// is held.
+func (a *adaptive) roundLen() int {
+	if a.slowStart {
+		return max(roundMin, int(slowStartRound*float64(a.slots())))
+	}
+	return max(roundMin, a.slots())
 }
 
 // throttle is the decrease on a throttled attempt of the current epoch:

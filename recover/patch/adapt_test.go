@@ -98,6 +98,44 @@ func TestAdaptiveGrowsAgainstAFastServer(t *testing.T) {
 	}
 }
 
+// TestAdaptiveRampsUpFast: at a steady latency and no throttling, the
+// limit reaches a cap of 128 within 64 answered attempts (slow start from
+// 32, doubling every half round: 16 answers to 64, 32 more to 128); from
+// 16, doubling once per full round, it took 16+32+64 = 112. Counted on the
+// answers, one at a time, so no clock is involved.
+func TestAdaptiveRampsUpFast(t *testing.T) {
+	a := newTestAdaptive(128)
+	ctx := context.Background()
+	answered := 0
+	var pending []uint64
+	for a.slots() < 128 {
+		if answered > 64 {
+			t.Fatalf("limit %d after %d answered attempts, want the cap 128 within 64", a.slots(), answered)
+		}
+		// Keep every slot busy, then answer the oldest attempt.
+		for a.inflight < a.slots() {
+			if err := a.acquire(ctx); err != nil {
+				t.Fatal(err)
+			}
+			pending = append(pending, a.begin())
+		}
+		a.observe(pending[0], 5*time.Millisecond, false)
+		a.release()
+		pending = pending[1:]
+		answered++
+	}
+	t.Logf("cap 128 reached after %d answered attempts", answered)
+	// Slow start still ends at the first throttle, which sets a rate
+	// (the pace then holds the writes; see throttle).
+	a.observe(a.begin(), 5*time.Millisecond, true)
+	if a.slowStart || math.IsInf(a.rate, 1) {
+		t.Errorf("after a throttle: slow start %v, rate %v, want slow start over and a finite rate", a.slowStart, a.rate)
+	}
+	if a.roundLen() != a.slots() && a.roundLen() != roundMin {
+		t.Errorf("after slow start a round is %d attempts, want the limit %d", a.roundLen(), a.slots())
+	}
+}
+
 // TestAdaptiveBacksOffOnThrottling: against a server taking 20 writes in
 // flight, the limit falls from its peak and settles near 20 (between
 // 0.7×20 and 20+a few), with throttled attempts a small fraction.
@@ -132,11 +170,12 @@ func TestAdaptiveOneDecreasePerEpoch(t *testing.T) {
 	for range 16 {
 		a.observe(ep, time.Millisecond, true)
 	}
-	if got, want := a.slots(), 11; got != want {
+	once := float64(startConcurrency) * shrinkThrottle
+	if got, want := a.slots(), int(once); got != want {
 		t.Fatalf("16 throttles of one epoch: limit %d, want %d", got, want)
 	}
 	a.observe(a.begin(), time.Millisecond, true)
-	if got, want := a.slots(), 7; got != want {
+	if got, want := a.slots(), int(once*shrinkThrottle); got != want {
 		t.Fatalf("a throttle of the next epoch: limit %d, want %d", got, want)
 	}
 	for range 100 {
