@@ -202,18 +202,9 @@ func AthenaKeySetStatement(q Query, o AthenaOptions) (AthenaStatement, error) {
 	var st AthenaStatement
 	conds := athenaConditions(&q, &st.Params)
 	var b strings.Builder
-	b.WriteString("WITH events AS (\n")
-	b.WriteString("  SELECT source_table, keys, tenant, action, event_time,\n")
-	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
-	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
-	for i, c := range conds {
-		kw := "  WHERE "
-		if i > 0 {
-			kw = "    AND "
-		}
-		b.WriteString(kw + c + "\n")
-	}
-	b.WriteString(")\n")
+	b.WriteString("WITH ")
+	athenaOnceEach(&b, "events", "source_table, keys, tenant, action, event_time", o, conds)
+	b.WriteString("\n")
 	b.WriteString("SELECT source_table AS \"table\", keys AS \"key\", coalesce(max(nullif(tenant, '')), '') AS tenant,\n")
 	b.WriteString("       CAST(min(event_time) AS varchar) AS \"first\", CAST(max(event_time) AS varchar) AS \"last\",\n")
 	b.WriteString("       count(*) AS \"count\", count_if(action = 'INSERT') AS inserts,\n")
@@ -472,27 +463,13 @@ func AthenaStatsStatement(q Query, o AthenaOptions, gran time.Duration) (AthenaS
 	var st AthenaStatement
 	p, list := athenaParams(&st.Params)
 	var b strings.Builder
-	where := func(conds []string) {
-		for i, c := range conds {
-			kw := "  WHERE "
-			if i > 0 {
-				kw = "    AND "
-			}
-			b.WriteString(kw + c + "\n")
-		}
-	}
-	b.WriteString("WITH events AS (\n")
-	b.WriteString("  SELECT tenant, action, ttl_expiry, event_time,\n")
-	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
-	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
-	where(athenaConditions(&q, &st.Params))
-	b.WriteString("), undecodable AS (\n")
-	b.WriteString("  SELECT row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
-	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
+	b.WriteString("WITH ")
+	athenaOnceEach(&b, "events", "tenant, action, ttl_expiry, event_time", o, athenaConditions(&q, &st.Params))
+	b.WriteString(", ")
 	uc := athenaWindow(q.From, q.To, p)
 	uc = append(uc, "NOT "+athenaDecoded)
-	where(append(uc, athenaTenants(&q, list)...))
-	b.WriteString(")\n")
+	athenaOnceEach(&b, "undecodable", "", o, append(uc, athenaTenants(&q, list)...))
+	b.WriteString("\n")
 	b.WriteString("SELECT 'events' AS kind, coalesce(tenant, '') AS tenant,\n")
 	fmt.Fprintf(&b, "       CAST(floor(date_diff('millisecond', TIMESTAMP '1970-01-01 00:00:00', event_time) / CAST(%s AS double)) AS bigint) AS bucket,\n",
 		p(strconv.FormatInt(gran.Milliseconds(), 10)))
@@ -536,18 +513,9 @@ func AthenaHistoryStatement(table string, key rewind.Key, from, to time.Time, o 
 	conds := athenaWindow(from, to, p)
 	conds = append(conds, athenaDecoded, "\"table\" = "+p(table), "source_table = "+p(table), "keys = "+p(key.String()))
 	var b strings.Builder
-	b.WriteString("WITH events AS (\n")
-	b.WriteString("  SELECT event_id, sequence_number, tenant, action, ttl_expiry, event_time, old_image, new_image, changed_attributes,\n")
-	b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
-	fmt.Fprintf(&b, "  FROM %s.%s\n", o.Database, o.Table)
-	for i, c := range conds {
-		kw := "  WHERE "
-		if i > 0 {
-			kw = "    AND "
-		}
-		b.WriteString(kw + c + "\n")
-	}
-	b.WriteString(")\n")
+	b.WriteString("WITH ")
+	athenaOnceEach(&b, "events", "event_id, sequence_number, tenant, action, ttl_expiry, event_time, old_image, new_image, changed_attributes", o, conds)
+	b.WriteString("\n")
 	b.WriteString("SELECT event_id, sequence_number, coalesce(tenant, '') AS tenant, action,\n")
 	b.WriteString("       CAST(coalesce(ttl_expiry, false) AS varchar) AS ttl_expiry, CAST(event_time AS varchar) AS \"time\",\n")
 	b.WriteString("       coalesce(old_image, '') AS old_image, coalesce(new_image, '') AS new_image,\n")
@@ -555,4 +523,29 @@ func AthenaHistoryStatement(table string, key rewind.Key, from, to time.Time, o 
 	b.WriteString("FROM events\nWHERE copy = 1\n")
 	st.SQL = b.String()
 	return st, nil
+}
+
+// athenaOnceEach writes the named subquery of the capture's rows that
+// meet conds, with cols and a "copy" number per event ID (1 for the copy
+// with the lowest sequence number): the statements read "WHERE copy = 1",
+// so an event delivered twice (a retried batch, a compacted hour read
+// with its small objects) counts once, as the index's deduplication does.
+// cols may be empty (only the copy number).
+func athenaOnceEach(b *strings.Builder, name, cols string, o AthenaOptions, conds []string) {
+	fmt.Fprintf(b, "%s AS (\n", name)
+	if cols == "" {
+		b.WriteString("  SELECT row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	} else {
+		fmt.Fprintf(b, "  SELECT %s,\n", cols)
+		b.WriteString("         row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy\n")
+	}
+	fmt.Fprintf(b, "  FROM %s.%s\n", o.Database, o.Table)
+	for i, c := range conds {
+		kw := "  WHERE "
+		if i > 0 {
+			kw = "    AND "
+		}
+		b.WriteString(kw + c + "\n")
+	}
+	b.WriteString(")")
 }
