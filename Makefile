@@ -15,7 +15,7 @@ drill: local-aws
 # never depends on DuckDB). CI runs this with REWIND_REQUIRE_LOCAL_AWS=1, so a
 # missing emulator fails instead of skipping.
 test: local-aws check
-	$(GO) test -race ./...
+	$(GO) test -race -timeout 20m ./...
 	cd bench && $(GO) test ./compat/ ./athenalocal/
 
 # The reliability report: every TestReliability suite (capture, crash,

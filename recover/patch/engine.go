@@ -57,6 +57,10 @@ type engine struct {
 	cpBase  checkpoint // the identity fields of the checkpoint
 	base    Counts     // totals of an earlier run, when resumed
 	rate    string     // the cap on writes per second, and why (Summary.Rate)
+	// ttlAttr is the production table's TTL attribute ("" when off): a
+	// missing production item whose wanted item's TTL has passed is
+	// ActionExpired. ttlWarning says why it could not be read.
+	ttlAttr, ttlWarning string
 	// adapt limits the writes in flight and paces them: to the cap, and
 	// to what the table takes.
 	adapt *adaptive
@@ -114,6 +118,7 @@ func newEngine(ctx context.Context, client Client, tool string, cfg *Config) (*e
 	// write capacity, which the reads do not share. They retry throttling
 	// after a short backoff, since the pace, not the backoff, is what
 	// keeps them under the capacity (see writeRetryer).
+	e.ttlAttr, e.ttlWarning = productionTTL(ctx, client, schema.Call, opts)
 	wretryer := writeRetryer(cfg.MaxAttempts)
 	wopts := []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Retryer = wretryer }, observeOption(e.adapt)}
 	e.writer = &writer{client: client, table: schema.Call, keyNames: schema.Names, force: cfg.Force, opts: wopts}
@@ -285,6 +290,7 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	now := e.cfg.now()
 	for i, s := range c.steps {
 		s.Before = cur[i]
 		if !c.wantGiven {
@@ -293,6 +299,7 @@ func (e *engine) plan(ctx context.Context, c *chunk) error {
 				s.Unknown = unknown[i]
 			}
 		}
+		s.wantExpired = ttlPassed(s.After, e.ttlAttr, now)
 		s.classify()
 	}
 	return nil

@@ -699,6 +699,7 @@ type Counts struct {
 	Delete    int64 `json:"delete"`
 	Unchanged int64 `json:"unchanged"`
 	Absent    int64 `json:"absent"`
+	Expired   int64 `json:"expired,omitempty"`
 	Unknown   int64 `json:"unknown,omitempty"`
 	Written   int64 `json:"written"`
 	Already   int64 `json:"already,omitempty"`
@@ -712,6 +713,7 @@ func (c *Counts) add(o Counts) {
 	c.Delete += o.Delete
 	c.Unchanged += o.Unchanged
 	c.Absent += o.Absent
+	c.Expired += o.Expired
 	c.Unknown += o.Unknown
 	c.Written += o.Written
 	c.Already += o.Already
@@ -730,6 +732,8 @@ func (c *Counts) addAction(a Action) {
 		c.Unchanged++
 	case ActionAbsent:
 		c.Absent++
+	case ActionExpired:
+		c.Expired++
 	case ActionUnknown:
 		c.Unknown++
 	}

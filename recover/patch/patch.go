@@ -143,6 +143,10 @@ func run(ctx context.Context, client Client, cfg Config, tool string) (*Summary,
 	if cfg.Source != nil && cfg.From == "" {
 		sum.From = fmt.Sprint(cfg.Source)
 	}
+	sum.TTLAttribute = e.ttlAttr
+	if e.ttlWarning != "" {
+		sum.Warnings = append(sum.Warnings, e.ttlWarning)
+	}
 	e.base, e.total, e.cpBase = resumed.Counts, total, cpBase
 	if tool == "verify" {
 		e.emit = func(s *Step) bool { return s.writes() || s.Action == ActionUnknown }
@@ -419,6 +423,9 @@ type Summary struct {
 	Plan  string
 	Shard Shard
 	Limit int64
+	// TTLAttribute is the production table's TTL attribute, "" when TTL
+	// is off or could not be read (then no key is ActionExpired).
+	TTLAttribute string
 	// ResumedFrom is the input line the run resumed after; 0 if none.
 	ResumedFrom int
 	// Repaired is how many reverts an interrupted run owed that this
@@ -566,6 +573,9 @@ func (s *Summary) String() string {
 		row("delete", s.Delete)
 		row("unchanged", s.Unchanged)
 		row("absent", s.Absent)
+	}
+	if s.Expired > 0 {
+		fmt.Fprintf(&b, "  %-10s %d (production lacks them and their wanted item's TTL %s has passed: DynamoDB's TTL deleted them; not put back, not a difference)\n", "expired", s.Expired, s.TTLAttribute)
 	}
 	if s.Unknown > 0 {
 		fmt.Fprintf(&b, "  %-10s %d (the history cannot prove their state: listed on stdout, left for a table restore)\n", "unknown", s.Unknown)

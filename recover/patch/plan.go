@@ -28,6 +28,13 @@ const (
 	ActionUnchanged Action = "unchanged"
 	// ActionAbsent does nothing: the item exists in neither.
 	ActionAbsent Action = "absent"
+	// ActionExpired does nothing: production has no item and the wanted
+	// item's TTL attribute (the production table's, DescribeTimeToLive)
+	// holds a time already past. DynamoDB's TTL process deletes such an
+	// item at any time ("typically within two days of expiration"), so
+	// putting it back would undo a deletion the table itself made; most
+	// often TTL deleted it between the restore point and now.
+	ActionExpired Action = "expired"
 	// ActionUnknown does nothing: the source cannot prove the wanted state
 	// (the Source said why). The key is listed and left for another
 	// source, such as a table restore; the run is partial.
@@ -57,6 +64,10 @@ type Step struct {
 	// what it replaced).
 	Conflict string
 
+	// wantExpired: After's TTL attribute holds a time already past (set
+	// before classify; see ActionExpired).
+	wantExpired bool
+
 	// expect is, for Undo, the item the patch wrote; see Conflict.
 	expect    rewind.Item
 	hasExpect bool
@@ -79,6 +90,8 @@ func (s *Step) classify() {
 	switch {
 	case s.After == nil && s.Before == nil:
 		s.Action = ActionAbsent
+	case s.Before == nil && s.wantExpired:
+		s.Action = ActionExpired
 	case s.After == nil:
 		s.Action = ActionDelete
 	case s.Before != nil && rewind.EqualItems(s.Before, s.After):
@@ -86,7 +99,7 @@ func (s *Step) classify() {
 	default:
 		s.Action = ActionRestore
 	}
-	if s.hasExpect && s.Action != ActionUnchanged && s.Action != ActionAbsent &&
+	if s.hasExpect && s.Action != ActionUnchanged && s.Action != ActionAbsent && s.Action != ActionExpired &&
 		!sameState(s.Before, s.expect) {
 		s.Conflict = "production item is neither what the patch wrote nor what it replaced"
 	}
@@ -131,7 +144,7 @@ func parsePlanned(line []byte) (*plannedState, error) {
 		return nil, errors.New(`not a plan line: no "digest" of the states the dry run saw (is it a key set? pass it as --keys; or a plan from an older rewind? make a new dry run)`)
 	}
 	switch Action(l.Action) {
-	case ActionRestore, ActionDelete, ActionUnchanged, ActionAbsent, ActionUnknown:
+	case ActionRestore, ActionDelete, ActionUnchanged, ActionAbsent, ActionExpired, ActionUnknown:
 	default:
 		return nil, fmt.Errorf("plan line with unknown action %q", l.Action)
 	}
