@@ -799,15 +799,6 @@ func AthenaHistory(ctx context.Context, api AthenaAPI, table string, key rewind.
 	if err != nil {
 		return nil, res, err
 	}
-	slices.SortFunc(evs, func(a, b rewind.ChangeEvent) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
-			return c
-		}
-		if c := rewind.CompareSequenceNumbers(a.SequenceNumber, b.SequenceNumber); c != 0 {
-			return c
-		}
-		return strings.Compare(a.EventID, b.EventID)
-	})
 	changes := make([]Change, 0, len(evs))
 	for i := range evs {
 		c, err := changeOf(&evs[i])
@@ -816,6 +807,7 @@ func AthenaHistory(ctx context.Context, api AthenaAPI, table string, key rewind.
 		}
 		changes = append(changes, c)
 	}
+	sortChanges(changes)
 	res.Items = int64(len(changes))
 	return changes, res, nil
 }

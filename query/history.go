@@ -40,7 +40,8 @@ type AttrChange struct {
 }
 
 // History returns every change of one item in [from, to) (zero times leave
-// a side open), in order: by time, then sequence number.
+// a side open), in order: by time, then sequence number, then event ID
+// (sortChanges).
 func History(ctx context.Context, st *indexer.Store, table string, key rewind.Key, from, to time.Time) ([]Change, error) {
 	q := Query{From: from, To: to}
 	if err := q.Validate(); err != nil {
@@ -72,7 +73,29 @@ func History(ctx context.Context, st *indexer.Store, table string, key rewind.Ke
 		}
 		out = append(out, c)
 	}
-	return out, it.Err()
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	sortChanges(out)
+	return out, nil
+}
+
+// sortChanges puts an item's changes in history order: time, sequence
+// number, event ID. The store already holds them by time and sequence
+// number; two changes that share both (never from one stream's shard,
+// whose sequence numbers are unique, but possible from damaged or merged
+// input) are ordered by event ID here, so that the order does not depend
+// on which was indexed first and every engine prints the same history.
+func sortChanges(cs []Change) {
+	slices.SortStableFunc(cs, func(a, b Change) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := rewind.CompareSequenceNumbers(a.SequenceNumber, b.SequenceNumber); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
 }
 
 func changeOf(ev *rewind.ChangeEvent) (Change, error) {
