@@ -62,79 +62,53 @@ func TestOpenRefusesVersion1Store(t *testing.T) {
 	}
 }
 
-// TestOpenRefusesVersion2Store: a store of the format before the compact
-// one (a summary per key space) is refused, read-write and read-only,
-// before a scan could read its 'n' and 'i' values in the new shape, with
-// the command that rebuilds it.
-func TestOpenRefusesVersion2Store(t *testing.T) {
-	src := t.TempDir()
-	writeEvents(t, src, indextest.NewGen(4).Events(20), 10)
-	dir := filepath.Join(t.TempDir(), "store")
-	s, err := indexer.Open(dir, indexer.Options{Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := indexer.SetVersionForTest(s, "2"); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	abs, _ := filepath.Abs(src)
-	for _, ro := range []bool{false, true} {
-		s, err := indexer.Open(dir, indexer.Options{Log: quiet, ReadOnly: ro})
-		if err == nil {
-			s.Close()
-			t.Fatalf("read-only %v: a version 2 store opened", ro)
-		}
-		msg := err.Error()
-		for _, want := range []string{
-			"open store " + dir, `format version "2"`, `reads version "4"`, "version 3 keeps one",
-			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
-		} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)
+// TestOpenRefusesOldStores: a store of an older format is refused,
+// read-write and read-only, before a scan could read its values in the
+// new shape, with what changed and the command that rebuilds it:
+// version 2 held a summary per key space; version 3 keyed events by
+// their whole event ID (its 'n' and 'i' values held summaries, which
+// format 4 reads from 't').
+func TestOpenRefusesOldStores(t *testing.T) {
+	for _, c := range []struct {
+		version, why string
+		seed         uint64
+	}{
+		{"2", "version 3 keeps one", 4},
+		{"3", "version 4 keys it by a hash", 6},
+	} {
+		t.Run("version "+c.version, func(t *testing.T) {
+			src := t.TempDir()
+			writeEvents(t, src, indextest.NewGen(c.seed).Events(20), 10)
+			dir := filepath.Join(t.TempDir(), "store")
+			s, err := indexer.Open(dir, indexer.Options{Log: quiet})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-}
-
-// TestOpenRefusesVersion3Store: a store of the format that keyed events
-// by their whole event ID (its 'n' and 'i' values held summaries, which
-// format 4 reads from 't') is refused, read-write and read-only, with the
-// command that rebuilds it.
-func TestOpenRefusesVersion3Store(t *testing.T) {
-	src := t.TempDir()
-	writeEvents(t, src, indextest.NewGen(6).Events(20), 10)
-	dir := filepath.Join(t.TempDir(), "store")
-	s, err := indexer.Open(dir, indexer.Options{Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := indexer.SetVersionForTest(s, "3"); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	abs, _ := filepath.Abs(src)
-	for _, ro := range []bool{false, true} {
-		s, err := indexer.Open(dir, indexer.Options{Log: quiet, ReadOnly: ro})
-		if err == nil {
-			s.Close()
-			t.Fatalf("read-only %v: a version 3 store opened", ro)
-		}
-		msg := err.Error()
-		for _, want := range []string{
-			"open store " + dir, `format version "3"`, `reads version "4"`, "version 4 keys it by a hash",
-			"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
-		} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)
+			if _, err := ingestDir(t, s, src, indexer.Config{}); err != nil {
+				t.Fatal(err)
 			}
-		}
+			if err := indexer.SetVersionForTest(s, c.version); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			abs, _ := filepath.Abs(src)
+			for _, ro := range []bool{false, true} {
+				s, err := indexer.Open(dir, indexer.Options{Log: quiet, ReadOnly: ro})
+				if err == nil {
+					s.Close()
+					t.Fatalf("read-only %v: a version %s store opened", ro, c.version)
+				}
+				msg := err.Error()
+				for _, want := range []string{
+					"open store " + dir, `format version "` + c.version + `"`, `reads version "4"`, c.why,
+					"move " + dir + " aside", "`rewind index --store " + dir + " --source " + abs + "`",
+				} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("read-only %v: error %q does not say %q", ro, msg, want)
+					}
+				}
+			}
+		})
 	}
 }
 
