@@ -130,16 +130,7 @@ func TestSameTimeAndSequenceOtherStream(t *testing.T) {
 	if err := indextest.WriteDir(dir, map[string][]rewind.ChangeEvent{"capture/x.parquet": evs}); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Open(t.TempDir(), Options{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	src, _ := NewDirSource(dir)
-	if _, err := s.Ingest(context.Background(), src, Config{Log: log}); err != nil {
-		t.Fatal(err)
-	}
+	s := ingestedStore(t, dir)
 	it, err := s.ScanTime(Window{})
 	if err != nil {
 		t.Fatal(err)

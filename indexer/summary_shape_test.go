@@ -21,16 +21,7 @@ func TestOneSummaryCopy(t *testing.T) {
 	if err := indextest.WriteDir(src, indextest.Objects("capture", indextest.NewGen(21).Events(400), 30)); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Open(t.TempDir(), Options{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ds, _ := NewDirSource(src)
-	if _, err := s.Ingest(context.Background(), ds, Config{Log: log}); err != nil {
-		t.Fatal(err)
-	}
+	s := ingestedStore(t, src)
 	type full struct {
 		value []byte
 		e     Entry
@@ -138,4 +129,24 @@ func TestOneSummaryCopy(t *testing.T) {
 	if n == 0 || i == 0 || n > len(byEv) || i > len(byEv) {
 		t.Fatalf("%d time, %d tenant, %d item entries", len(byEv), n, i)
 	}
+}
+
+// ingestedStore returns a new store (closed when the test ends) holding
+// the capture Parquet under dir.
+func ingestedStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Open(t.TempDir(), Options{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	src, err := NewDirSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ingest(context.Background(), src, Config{Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
