@@ -406,15 +406,7 @@ func TestPatchClientKeepsConnections(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
-	os.Unsetenv("AWS_ENDPOINT_URL")
-	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
-		Endpoints: map[string]string{"DynamoDB": srv.URL},
-		Region:    "us-east-1",
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, nil
-		}),
-	}}
+	env := dynamoDBOnlyEnv(t, srv.URL)
 	client, err := NewPatchClient(t.Context(), env, o)
 	if err != nil {
 		t.Fatal(err)
@@ -461,15 +453,7 @@ func TestPatchClientSkipsResponseCRC(t *testing.T) {
 		io.WriteString(w, `{"Attributes":{"pk":{"S":"k"}}}`)
 	}))
 	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
-	os.Unsetenv("AWS_ENDPOINT_URL")
-	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
-		Endpoints: map[string]string{"DynamoDB": srv.URL},
-		Region:    "us-east-1",
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, nil
-		}),
-	}}
+	env := dynamoDBOnlyEnv(t, srv.URL)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	in := &dynamodb.PutItemInput{TableName: aws.String("orders"), ReturnValues: types.ReturnValueAllOld,
@@ -510,4 +494,19 @@ func TestPatchClientSkipsResponseCRC(t *testing.T) {
 	if checksummed(client) {
 		t.Error("patch client: PutItem still validates the response CRC32")
 	}
+}
+
+// dynamoDBOnlyEnv is an Env whose DynamoDB calls go to url with static
+// credentials, and nothing of the process's AWS settings.
+func dynamoDBOnlyEnv(t *testing.T, url string) *Env {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL", "") // restored after the test
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	return &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }, AWS: &AWS{
+		Endpoints: map[string]string{"DynamoDB": url},
+		Region:    "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, nil
+		}),
+	}}
 }
