@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ddbrewind/rewind/internal/localaws"
 )
@@ -29,7 +30,64 @@ var update = flag.Bool("update", false, "rewrite testdata/report-*.md from the d
 
 // normalizeReport takes out of the drill's report.md what changes from run
 // to run: times, the folder's path, the changes counted per minute.
+// timelineRank orders the drill's timeline events as they happen. The
+// report sorts its timeline by time, and DynamoDB Local stamps stream
+// records to the minute, so the deploy's first and last changes land
+// before or after the restore point (taken to the second) depending on
+// when in its minute the drill ran: normalizeReport puts the rows in
+// this order once checkTimeline has seen them sorted by time.
+var timelineRank = []string{
+	"restore point", "first change", "last change", "read-only on",
+	"restore (", "patch applied", "verify", "read-only off",
+}
+
+// timelineRows returns the first and one-past-last line index of the
+// report's timeline table rows.
+func timelineRows(lines []string) (int, int) {
+	start := slices.Index(lines, "## Timeline")
+	if start < 0 {
+		return 0, 0
+	}
+	start += 4 // the blank line and the table's header and rule
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "| ") {
+		end++
+	}
+	return start, end
+}
+
+// checkTimeline fails unless the report's timeline rows are in time
+// order.
+func checkTimeline(t *testing.T, md string) {
+	t.Helper()
+	lines := strings.Split(md, "\n")
+	start, end := timelineRows(lines)
+	if end-start < 2 {
+		t.Fatalf("report.md has %d timeline rows:\n%s", end-start, md)
+	}
+	var prev time.Time
+	for _, l := range lines[start:end] {
+		cell := strings.TrimSpace(strings.Split(l, "|")[1])
+		at, err := time.Parse("2006-01-02 15:04:05Z", cell)
+		if err != nil {
+			t.Fatalf("timeline row %q: %v", l, err)
+		}
+		if at.Before(prev) {
+			t.Fatalf("timeline row %q comes before the one above it:\n%s", l, strings.Join(lines[start:end], "\n"))
+		}
+		prev = at
+	}
+}
+
 func normalizeReport(md, work string) string {
+	lines := strings.Split(md, "\n")
+	start, end := timelineRows(lines)
+	rank := func(l string) int {
+		what := strings.TrimSpace(strings.Join(strings.Split(l, "|")[2:], "|"))
+		return slices.IndexFunc(timelineRank, func(p string) bool { return strings.HasPrefix(what, p) })
+	}
+	slices.SortStableFunc(lines[start:end], func(a, b string) int { return rank(a) - rank(b) })
+	md = strings.Join(lines, "\n")
 	md = strings.ReplaceAll(md, work, "WORK")
 	for _, r := range []struct{ re, with string }{
 		{`\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ`, "TIME"},
@@ -106,6 +164,7 @@ func TestDrill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkTimeline(t, string(md))
 			got := normalizeReport(string(md), cfg.Workdir)
 			golden := filepath.Join("testdata", "report-"+tc.name+".md")
 			if *update {

@@ -201,9 +201,18 @@ func (b Bug) Damaged() []rewind.Key {
 // items (marking them with attrs, say deployVersion), deletes del items
 // and creates junk junk items (also marked), then makes Run leave all of
 // them alone. Every write is recorded as a change.
+//
+// The bug leaves items with an expiresAt alone and gives its junk none:
+// DynamoDB's TTL process may delete such an item at any moment (DynamoDB
+// Local sweeps every few seconds), so whether the patch later finds it in
+// production, or finds it gone between its read and its conditional
+// write, would depend on timing, and the drill's counts with it.
 func (g *Generator) Bug(ctx context.Context, tenant string, modify, del, junk int, attrs rewind.Item) (Bug, error) {
 	var b Bug
-	keys := g.Keys(tenant)
+	keys := slices.DeleteFunc(g.Keys(tenant), func(k rewind.Key) bool {
+		_, expiring := g.live[string(k.Encode())]["expiresAt"]
+		return expiring
+	})
 	g.rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	if len(keys) < modify+del {
 		return b, fmt.Errorf("tenant %s has %d items; the bug needs %d", tenant, len(keys), modify+del)
@@ -235,17 +244,17 @@ func (g *Generator) Bug(ctx context.Context, tenant string, modify, del, junk in
 		}
 		b.Deleted = append(b.Deleted, k)
 	}
-	saved := g.Attrs
-	g.Attrs = attrs
+	saved, savedTTL := g.Attrs, g.TTLFraction
+	g.Attrs, g.TTLFraction = attrs, 0
 	for i := 0; i < junk; i++ {
 		n := g.next[tenant]
 		if err := g.Insert(ctx, tenant); err != nil {
-			g.Attrs = saved
+			g.Attrs, g.TTLFraction = saved, savedTTL
 			return b, fmt.Errorf("bug: %w", err)
 		}
 		b.Created = append(b.Created, keyFor(tenant, n))
 	}
-	g.Attrs = saved
+	g.Attrs, g.TTLFraction = saved, savedTTL
 	g.Avoid(b.Damaged()...)
 	return b, nil
 }
