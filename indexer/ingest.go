@@ -31,6 +31,16 @@ type Config struct {
 	// Progress, when set, is called from the ingesting goroutine about
 	// every ProgressInterval, and once at the end.
 	Progress func(Progress)
+	// MemoryLimit is the Go runtime's soft memory limit while Ingest runs
+	// (runtime/debug.SetMemoryLimit), restored when the last ingest under
+	// way returns. The runtime then collects garbage before the heap
+	// outgrows it, instead of letting it double its live size, so peak
+	// memory stays about the same whatever the input's size. Default
+	// 8×BatchBytes and at least 256 MiB; -1 leaves the runtime's limit alone, and so
+	// does a GOMEMLIMIT in the environment or a lower limit in force.
+	// The limit is the process's: a program that ingests while it does
+	// other work should pass -1 and choose its own.
+	MemoryLimit int64
 	// ProgressInterval is the time between Progress calls. Default 1s.
 	ProgressInterval time.Duration
 	// Log receives a warning for each object that fails. Default
@@ -56,6 +66,9 @@ func (c *Config) EnsureDefaults() {
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = max(minMemoryLimit, memoryLimitPerBatchByte*int64(c.BatchBytes))
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -70,6 +83,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ingest config: BatchBytes %d, want at least 1", c.BatchBytes)
 	case c.BatchObjects < 0:
 		return fmt.Errorf("ingest config: BatchObjects %d is negative", c.BatchObjects)
+	case c.MemoryLimit < -1:
+		return fmt.Errorf("ingest config: MemoryLimit %d, want a size in bytes or -1", c.MemoryLimit)
 	case c.ProgressInterval < 0:
 		return fmt.Errorf("ingest config: ProgressInterval %s is negative", c.ProgressInterval)
 	case c.Window.Empty():
@@ -191,6 +206,7 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
 	}
+	defer limitMemory(cfg.MemoryLimit)()
 	windowed := cfg.Window.HasFrom || cfg.Window.HasTo
 	list := src.List
 	if windowed {

@@ -31,7 +31,12 @@ type Options struct {
 	// ReadOnly opens the store for queries: nothing is written, and the
 	// store must exist. Default false: the store is created if missing.
 	ReadOnly bool
-	// CacheSize is the block cache size in bytes. Default 64 MiB.
+	// CacheSize is the block cache size in bytes. Default 64 MiB for a
+	// read-only Open (a query re-reads the index blocks it seeks through),
+	// 8 MiB otherwise: an ingest writes sstables and reads back only the
+	// time ordering's newest entries (to deduplicate), so a larger cache
+	// would only fill with blocks nobody reads again and count against
+	// the ingest's peak memory.
 	CacheSize int64
 	// Log receives Pebble's errors and the store's warnings. Default
 	// slog.Default().
@@ -46,7 +51,10 @@ type Options struct {
 // EnsureDefaults fills in the defaults documented on Options.
 func (o *Options) EnsureDefaults() {
 	if o.CacheSize == 0 {
-		o.CacheSize = 64 << 20
+		o.CacheSize = 8 << 20
+		if o.ReadOnly {
+			o.CacheSize = 64 << 20
+		}
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

@@ -1,0 +1,67 @@
+package indexer_test
+
+import (
+	"runtime/debug"
+	"testing"
+
+	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/indexer/indextest"
+)
+
+// TestIngestMemoryLimit: Ingest lowers the runtime's soft memory limit
+// while it runs and puts it back after; -1, a GOMEMLIMIT in the
+// environment, or a lower limit already in force leave it alone. Not
+// parallel: the limit is the process's.
+func TestIngestMemoryLimit(t *testing.T) {
+	src := t.TempDir()
+	writeEvents(t, src, indextest.NewGen(11).Events(300), 100)
+	const before = 3 << 30
+	for _, tc := range []struct {
+		name    string
+		limit   int64
+		env     string
+		initial int64
+		want    int64 // during the ingest
+	}{
+		{"default", 0, "", before, 256 << 20},
+		{"bigger batches", 0, "", before, 8 * (64 << 20)},
+		{"explicit", 300 << 20, "", before, 300 << 20},
+		{"off", -1, "", before, before},
+		{"GOMEMLIMIT set", 0, "1GiB", before, before},
+		{"lower already", 0, "", 100 << 20, 100 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("GOMEMLIMIT", tc.env)
+			}
+			saved := debug.SetMemoryLimit(tc.initial)
+			defer debug.SetMemoryLimit(saved)
+			cfg := indexer.Config{MemoryLimit: tc.limit}
+			if tc.name == "bigger batches" {
+				cfg.BatchBytes = 64 << 20
+			}
+			var during []int64
+			cfg.Progress = func(indexer.Progress) { during = append(during, debug.SetMemoryLimit(-1)) }
+			if _, err := ingestDir(t, openStore(t, t.TempDir()), src, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if len(during) == 0 {
+				t.Fatal("no progress report")
+			}
+			for _, got := range during {
+				if got != tc.want {
+					t.Fatalf("limit during the ingest %d, want %d", got, tc.want)
+				}
+			}
+			if got := debug.SetMemoryLimit(-1); got != tc.initial {
+				t.Fatalf("limit after the ingest %d, want %d (as before)", got, tc.initial)
+			}
+		})
+	}
+	var c indexer.Config
+	c.EnsureDefaults()
+	c.MemoryLimit = -2
+	if err := c.Validate(); err == nil {
+		t.Error("MemoryLimit -2 validated")
+	}
+}
