@@ -36,7 +36,7 @@ type Config struct {
 	// way returns. The runtime then collects garbage before the heap
 	// outgrows it, instead of letting it double its live size, so peak
 	// memory stays about the same whatever the input's size. Default
-	// 8×BatchBytes and at least 256 MiB; -1 leaves the runtime's limit alone, and so
+	// 12×BatchBytes and at least 384 MiB; -1 leaves the runtime's limit alone, and so
 	// does a GOMEMLIMIT in the environment or a lower limit in force.
 	// The limit is the process's: a program that ingests while it does
 	// other work should pass -1 and choose its own.

@@ -23,8 +23,8 @@ func TestIngestMemoryLimit(t *testing.T) {
 		initial int64
 		want    int64 // during the ingest
 	}{
-		{"default", 0, "", before, 256 << 20},
-		{"bigger batches", 0, "", before, 8 * (64 << 20)},
+		{"default", 0, "", before, 384 << 20},
+		{"bigger batches", 0, "", before, 12 * (64 << 20)},
 		{"explicit", 300 << 20, "", before, 300 << 20},
 		{"off", -1, "", before, before},
 		{"GOMEMLIMIT set", 0, "1GiB", before, before},
