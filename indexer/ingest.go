@@ -9,10 +9,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ddbrewind/rewind"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config configures Ingest.
@@ -217,7 +219,9 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 		list = func(ctx context.Context, fn func(Object) error) error { return ws.ListWindow(ctx, cfg.Window, fn) }
 	}
 	now := time.Now()
-	in := &ingest{s: s, src: src, cfg: cfg, start: now, lastReport: now, count: count}
+	in := &ingest{s: s, src: src, cfg: cfg, start: now, lastReport: now, count: count,
+		budget: semaphore.NewWeighted(2 * int64(cfg.BatchBytes))}
+	in.ratio.Store(initialDecodedRatio)
 	in.p.Windowed = windowed
 	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
 		return Result{}, fmt.Errorf("store %s: %w", s.dir, err)
@@ -225,8 +229,9 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	defer os.RemoveAll(s.tmpDir())
 
 	type job struct {
-		obj Object
-		out chan *decoded
+		obj    Object
+		out    chan *decoded
+		weight int64
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job)
@@ -249,7 +254,13 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 				in.mu.Unlock()
 				return nil
 			}
-			j := job{o, make(chan *decoded, 1)}
+			// The decoded objects not yet handed to the flusher stay
+			// within the budget (see ingest.budget), taken in listing
+			// order: the committer waits for objects in that order.
+			j := job{o, make(chan *decoded, 1), in.weigh(o)}
+			if err := in.budget.Acquire(gctx, j.weight); err != nil {
+				return err
+			}
 			select {
 			case order <- j.out:
 			case <-gctx.Done():
@@ -266,7 +277,9 @@ func (s *Store) Ingest(ctx context.Context, src Source, cfg Config) (Result, err
 	for range cfg.Workers {
 		g.Go(func() error {
 			for j := range jobs {
-				j.out <- decodeObject(gctx, src, j.obj)
+				d := decodeObject(gctx, src, j.obj)
+				d.weight = j.weight
+				j.out <- d
 			}
 			return nil
 		})
@@ -334,8 +347,21 @@ type ingest struct {
 	start time.Time
 	count int64 // events in the store
 
-	batch      []*decoded
-	batchBytes int
+	batch       []*decoded
+	batchBytes  int
+	batchWeight int64
+
+	// budget bounds the decoded objects not yet handed to the flusher,
+	// by their weight (weigh), to 2×BatchBytes, whatever the objects'
+	// size: without it, as many objects as the decoders and the order
+	// queue hold are in memory at once, and an object of 45,000 events
+	// decodes to ~34 MB. No deadlock: a weight is at most BatchBytes, a
+	// batch is handed off once its weight reaches BatchBytes, and weights
+	// are taken in the order the committer consumes them, so the object
+	// the committer waits for can always take its weight.
+	budget *semaphore.Weighted
+	// ratio is the decoded bytes per object byte seen so far, ×1024.
+	ratio      atomic.Int64
 	flushes    chan []*decoded // to the flusher
 	nflush     int             // batches flushed; the flusher's own
 	failed     []*ObjectError
@@ -372,6 +398,7 @@ func (in *ingest) add(ctx context.Context, d *decoded) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		in.budget.Release(d.weight)
 		oe := &ObjectError{Object: d.obj.Name, Err: d.err}
 		in.failed = append(in.failed, oe)
 		in.cfg.Log.Warn("object not ingested", slog.String("object", d.obj.Name), slog.String("error", d.err.Error()))
@@ -383,7 +410,13 @@ func (in *ingest) add(ctx context.Context, d *decoded) error {
 	}
 	in.batch = append(in.batch, d)
 	in.batchBytes += d.bytes()
-	if in.batchBytes >= in.cfg.BatchBytes || (in.cfg.BatchObjects > 0 && len(in.batch) >= in.cfg.BatchObjects) {
+	in.batchWeight += d.weight
+	if d.size > 0 {
+		// A running mean over about the last eight objects.
+		r := int64(d.bytes()) * 1024 / d.size
+		in.ratio.Store((in.ratio.Load()*7 + r) / 8)
+	}
+	if in.batchBytes >= in.cfg.BatchBytes || in.batchWeight >= int64(in.cfg.BatchBytes) || (in.cfg.BatchObjects > 0 && len(in.batch) >= in.cfg.BatchObjects) {
 		if err := in.handOff(ctx); err != nil {
 			return err
 		}
@@ -431,6 +464,19 @@ func (in *ingest) handOff(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	in.batch, in.batchBytes = nil, 0
+	in.budget.Release(in.batchWeight)
+	in.batch, in.batchBytes, in.batchWeight = nil, 0, 0
 	return nil
+}
+
+// initialDecodedRatio is ingest.ratio before the first object: about what
+// an object of events with ~300-byte images decodes to per byte.
+const initialDecodedRatio = 6 * 1024
+
+// weigh returns the budget an object takes until its batch is handed off:
+// its estimated decoded size, from its size and the ratio seen so far,
+// between 1 and BatchBytes.
+func (in *ingest) weigh(o Object) int64 {
+	w := o.Size * in.ratio.Load() / 1024
+	return min(max(w, 1), int64(in.cfg.BatchBytes))
 }

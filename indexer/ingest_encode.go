@@ -31,6 +31,7 @@ type decoded struct {
 	first  int64
 	last   int64
 	err    error
+	weight int64 // of the ingest's budget, until its batch is handed off
 }
 
 // bytes returns the encoded size of the object's events.

@@ -1,8 +1,11 @@
 package indexer_test
 
 import (
+	"context"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/ddbrewind/rewind/indexer/indextest"
@@ -63,5 +66,54 @@ func TestIngestMemoryLimit(t *testing.T) {
 	c.MemoryLimit = -2
 	if err := c.Validate(); err == nil {
 		t.Error("MemoryLimit -2 validated")
+	}
+}
+
+// countingSource counts the objects opened ahead of those committed.
+type countingSource struct {
+	indexer.Source
+	opened, committed atomic.Int64
+	maxAhead          atomic.Int64
+}
+
+func (c *countingSource) Open(ctx context.Context, o indexer.Object) (indexer.Content, string, int64, error) {
+	ahead := c.opened.Add(1) - c.committed.Load()
+	for {
+		m := c.maxAhead.Load()
+		if ahead <= m || c.maxAhead.CompareAndSwap(m, ahead) {
+			break
+		}
+	}
+	return c.Source.Open(ctx, o)
+}
+
+// TestIngestBoundsDecodedObjects: however many decoders there are, the
+// objects decoded and not yet handed to the flusher stay within twice
+// BatchBytes, so memory does not grow with the objects' size. With
+// batches smaller than any object, each object is a batch: at most two
+// are held, one is being written, and the progress counter lags by a
+// batch or two; eight decoders with nothing to hold them back run a dozen
+// ahead.
+func TestIngestBoundsDecodedObjects(t *testing.T) {
+	dir := t.TempDir()
+	objs := writeEvents(t, dir, indextest.NewGen(12).Events(1200), 20)
+	dirSrc, err := indexer.NewDirSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{Source: dirSrc}
+	s := openStore(t, t.TempDir())
+	res, err := s.Ingest(context.Background(), src, indexer.Config{
+		Workers: 8, BatchBytes: 1, Log: quiet, ProgressInterval: time.Nanosecond,
+		Progress: func(p indexer.Progress) { src.committed.Store(int64(p.Ingested + p.Failed)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ingested != len(objs) || res.Events != 1200 {
+		t.Fatalf("ingested %d objects, %d events; want %d, 1200", res.Ingested, res.Events, len(objs))
+	}
+	if m := src.maxAhead.Load(); m > 5 {
+		t.Errorf("%d objects opened ahead of those committed, want at most 5", m)
 	}
 }
