@@ -118,11 +118,7 @@ type summaries struct {
 	db  *pebble.DB
 	it  *pebble.Iterator
 	key []byte
-	at  bool // it is positioned at an entry at or before the next wanted one
 }
-
-// nextBeforeSeek is how many entries get steps forward before it seeks.
-const nextBeforeSeek = 8
 
 // get returns the summary of the event with the given ev; it aliases the
 // iterator's memory until the next call.
@@ -135,21 +131,7 @@ func (s *summaries) get(ev []byte) ([]byte, error) {
 		s.it = it
 	}
 	s.key = append(append(s.key[:0], spaceTime), ev...)
-	// A busy tenant's next event is often a few entries on: stepping
-	// there costs less than a seek, which descends every level's index.
-	if s.at {
-		for range nextBeforeSeek {
-			c := bytes.Compare(s.it.Key(), s.key)
-			if c == 0 {
-				return s.it.ValueAndErr()
-			}
-			if c > 0 || !s.it.Next() {
-				break
-			}
-		}
-	}
-	s.at = s.it.SeekGE(s.key)
-	if !s.at || !bytes.Equal(s.it.Key(), s.key) {
+	if !s.it.SeekGE(s.key) || !bytes.Equal(s.it.Key(), s.key) {
 		if err := s.it.Error(); err != nil {
 			return nil, err
 		}
@@ -163,7 +145,7 @@ func (s *summaries) close() error {
 		return nil
 	}
 	err := s.it.Close()
-	s.it, s.at = nil, false
+	s.it = nil
 	return err
 }
 
