@@ -58,16 +58,29 @@ func KeySet(ctx context.Context, st *indexer.Store, q Query, w io.Writer, o KeyS
 }
 
 type agg struct {
-	idOff, idLen int32 // table 0x00 canonical key, in the arena: the key set's order
-	tableLen     int32
-	next         int32 // next item with the same hash, -1 at the end
-	tenant       int32 // index in aggregator.tenants; no pointers, so the GC skips items
-	first, last  int64
-	count        int64
-	actions      uint8 // bit i: actionByIndex[i]
+	idChunk  int32  // the id (table 0x00 canonical key, the key set's order) is
+	idOff    uint16 // arena[idChunk][idOff:idOff+idLen]
+	tableLen uint16
+	idLen    int32
+	next     int32 // next item with the same hash, -1 at the end
+	tenant   int32 // index in aggregator.tenants; no pointers, so the GC skips items
+	first    int64
+	last     int64
+	count    int64
+	actions  uint8 // bit i: actionByIndex[i]
 }
 
-// aggregator folds events into one entry per item. Item ids live in one
+// Items and ids live in chunks of a fixed size, so a growing key set
+// allocates each byte once and copies nothing: append would allocate
+// about five times a large slice's final size on the way (it grows by a
+// quarter), fresh memory that a new process pays for in page faults.
+const (
+	itemChunkBits = 10
+	itemChunk     = 1 << itemChunkBits
+	arenaChunk    = 64 << 10 // an id longer than this gets a chunk of its own
+)
+
+// aggregator folds events into one entry per item. Item ids live in the
 // arena and are found by hash, so an event costs no allocation; a tenant's
 // key set of 10,000 items is mostly this loop and the sort.
 type aggregator struct {
@@ -75,8 +88,9 @@ type aggregator struct {
 	w       io.Writer
 	seed    maphash.Seed
 	heads   map[uint64]int32
-	items   []agg
-	arena   []byte
+	items   [][]agg // chunks of itemChunk
+	n       int32   // items
+	arena   [][]byte
 	buf     []byte
 	tenants []string             // tenant names; tenants[0] is ""
 	kw      *rewind.KeySetWriter // once spilled
@@ -101,18 +115,41 @@ func newAggregator(o KeySetOptions, w io.Writer) *aggregator {
 	return &aggregator{o: o, w: w, seed: maphash.MakeSeed(), heads: map[uint64]int32{}, tenants: []string{""}}
 }
 
-func (a *aggregator) id(it *agg) []byte { return a.arena[it.idOff : it.idOff+it.idLen] }
+func (a *aggregator) id(it *agg) []byte {
+	return a.arena[it.idChunk][int32(it.idOff) : int32(it.idOff)+it.idLen]
+}
+
+func (a *aggregator) item(i int32) *agg { return &a.items[i>>itemChunkBits][i&(itemChunk-1)] }
+
+// newItem adds an item with the id in a.buf.
+func (a *aggregator) newItem(it agg) int32 {
+	id := a.buf
+	c := len(a.arena) - 1
+	if c < 0 || len(a.arena[c])+len(id) > cap(a.arena[c]) {
+		a.arena = append(a.arena, make([]byte, 0, max(arenaChunk, len(id))))
+		c++
+	}
+	it.idChunk, it.idOff, it.idLen = int32(c), uint16(len(a.arena[c])), int32(len(id))
+	a.arena[c] = append(a.arena[c], id...)
+	if a.n&(itemChunk-1) == 0 {
+		a.items = append(a.items, make([]agg, 0, itemChunk))
+	}
+	last := len(a.items) - 1
+	a.items[last] = append(a.items[last], it)
+	a.n++
+	return a.n - 1
+}
 
 func (a *aggregator) add(e *indexer.Entry) error {
 	a.buf = append(append(append(a.buf[:0], e.Table...), 0), e.Key...)
 	h := maphash.Bytes(a.seed, a.buf)
 	i, ok := a.heads[h]
-	for ok && !bytes.Equal(a.id(&a.items[i]), a.buf) {
-		i = a.items[i].next
+	for ok && !bytes.Equal(a.id(a.item(i)), a.buf) {
+		i = a.item(i).next
 		ok = i >= 0
 	}
 	if !ok {
-		if len(a.items) >= a.o.MaxItems {
+		if int(a.n) >= a.o.MaxItems {
 			if err := a.spill(); err != nil {
 				return err
 			}
@@ -121,15 +158,13 @@ func (a *aggregator) add(e *indexer.Entry) error {
 		if !chained {
 			next = -1
 		}
-		i = int32(len(a.items))
-		a.heads[h] = i
-		a.items = append(a.items, agg{
-			idOff: int32(len(a.arena)), idLen: int32(len(a.buf)), tableLen: int32(len(e.Table)), next: next,
+		i = a.newItem(agg{
+			tableLen: uint16(len(e.Table)), next: next,
 			tenant: a.tenantIndex(e.Tenant), first: e.Micros, last: e.Micros,
 		})
-		a.arena = append(a.arena, a.buf...)
+		a.heads[h] = i
 	}
-	it := &a.items[i]
+	it := a.item(i)
 	if it.tenant == 0 && len(e.Tenant) > 0 {
 		it.tenant = a.tenantIndex(e.Tenant)
 	}
@@ -190,8 +225,8 @@ func (a *aggregator) spill() error {
 		a.kw = rewind.NewKeySetWriter(a.gate)
 		a.kw.TempDir = a.o.TempDir
 	}
-	for i := range a.items {
-		e, err := a.entry(&a.items[i])
+	for i := range a.n {
+		e, err := a.entry(a.item(i))
 		if err != nil {
 			return err
 		}
@@ -199,8 +234,7 @@ func (a *aggregator) spill() error {
 			return err
 		}
 	}
-	a.items = a.items[:0]
-	a.arena = a.arena[:0]
+	a.items, a.n, a.arena = nil, 0, nil
 	clear(a.heads)
 	return nil
 }
@@ -226,7 +260,8 @@ func (a *aggregator) write() (int64, error) {
 	var line []byte
 	for n, i := range order {
 		var err error
-		line, err = appendKeySetLine(line[:0], a.id(&a.items[i]), a.tenants[a.items[i].tenant], &a.items[i])
+		it := a.item(i)
+		line, err = appendKeySetLine(line[:0], a.id(it), a.tenants[it.tenant], it)
 		if err != nil {
 			return int64(n), err
 		}
@@ -243,13 +278,13 @@ func (a *aggregator) write() (int64, error) {
 // bytes after the common prefix as an integer and the full ids only on a
 // tie.
 func (a *aggregator) sorted() []int32 {
-	if len(a.items) == 0 {
+	if a.n == 0 {
 		return nil
 	}
-	first := a.id(&a.items[0])
+	first := a.id(a.item(0))
 	lcp := len(first)
-	for i := range a.items[1:] {
-		id := a.id(&a.items[i+1])
+	for i := int32(1); i < a.n; i++ {
+		id := a.id(a.item(i))
 		n := min(lcp, len(id))
 		j := 0
 		for j < n && id[j] == first[j] {
@@ -261,15 +296,15 @@ func (a *aggregator) sorted() []int32 {
 		pfx uint64
 		i   int32
 	}
-	ents := make([]ent, len(a.items))
+	ents := make([]ent, a.n)
 	var b [8]byte
-	for i := range a.items {
-		id := a.id(&a.items[i])
+	for i := range a.n {
+		id := a.id(a.item(i))
 		b = [8]byte{}
 		copy(b[:], id[lcp:])
-		ents[i] = ent{binary.BigEndian.Uint64(b[:]), int32(i)}
+		ents[i] = ent{binary.BigEndian.Uint64(b[:]), i}
 	}
-	byID := func(x, y ent) int { return bytes.Compare(a.id(&a.items[x.i]), a.id(&a.items[y.i])) }
+	byID := func(x, y ent) int { return bytes.Compare(a.id(a.item(x.i)), a.id(a.item(y.i))) }
 	if len(ents) < 256 {
 		slices.SortFunc(ents, func(x, y ent) int {
 			if x.pfx != y.pfx {

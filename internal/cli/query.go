@@ -100,6 +100,7 @@ func (c *queryCmd) Run(ctx context.Context, env *Env, args []string) error {
 	default:
 		return usagef("--format %q: want keyset, json, table or athena", *format)
 	}
+	store.scan = *format != "json" && len(q.Matches) == 0
 	st, loaded, closeStore, err := audit.store(ctx, env, &store, &q)
 	if err != nil {
 		return err

@@ -104,6 +104,7 @@ func (c *statsCmd) Run(ctx context.Context, env *Env, args []string) error {
 	var loaded *auditsource.Loaded
 	if s == nil {
 		var closeStore func()
+		store.scan = len(q.Matches) == 0
 		if st, loaded, closeStore, err = audit.store(ctx, env, &store, &q); err != nil {
 			return err
 		}

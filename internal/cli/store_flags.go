@@ -18,6 +18,9 @@ const defaultStore = "rewind-index"
 // storeFlag is the --store flag the index commands share.
 type storeFlag struct {
 	dir string
+	// scan: the command reads one scan's summaries and no images, so a
+	// read-only open uses indexer.ScanCacheSize.
+	scan bool
 }
 
 func (s *storeFlag) register(fs *flag.FlagSet, env *Env) {
@@ -33,7 +36,11 @@ func (s *storeFlag) open(env *Env, readOnly bool) (*indexer.Store, error) {
 	if s.dir == "" {
 		return nil, usagef("--store is empty")
 	}
-	st, err := indexer.Open(s.dir, indexer.Options{ReadOnly: readOnly, Log: env.Log})
+	o := indexer.Options{ReadOnly: readOnly, Log: env.Log}
+	if readOnly && s.scan {
+		o.CacheSize = indexer.ScanCacheSize
+	}
+	st, err := indexer.Open(s.dir, o)
 	if err != nil {
 		if errors.Is(err, indexer.ErrLocked) {
 			return nil, fmt.Errorf("%w (an index run holds it; queries can run once it is done)", err)

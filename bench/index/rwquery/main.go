@@ -36,7 +36,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := indexer.Open(args[0], indexer.Options{ReadOnly: true})
+	// Open as `rewind query` does for a key set.
+	st, err := indexer.Open(args[0], indexer.Options{ReadOnly: true, CacheSize: indexer.ScanCacheSize})
 	if err != nil {
 		return err
 	}
