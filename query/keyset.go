@@ -258,10 +258,11 @@ func (a *aggregator) write() (int64, error) {
 	order := a.sorted()
 	bw := bufio.NewWriterSize(a.w, 64<<10)
 	var line []byte
+	var hours hourCache
 	for n, i := range order {
 		var err error
 		it := a.item(i)
-		line, err = appendKeySetLine(line[:0], a.id(it), a.tenants[it.tenant], it)
+		line, err = appendKeySetLine(line[:0], &hours, a.id(it), a.tenants[it.tenant], it)
 		if err != nil {
 			return int64(n), err
 		}
@@ -357,7 +358,7 @@ func (a *aggregator) sorted() []int32 {
 // appendKeySetLine appends the item's key-set line and a newline, byte for
 // byte as rewind.KeySetEntry.AppendJSON writes it, without decoding the key
 // into attribute values.
-func appendKeySetLine(dst, id []byte, tenant string, it *agg) ([]byte, error) {
+func appendKeySetLine(dst []byte, hc *hourCache, id []byte, tenant string, it *agg) ([]byte, error) {
 	dst = append(dst, `{"table":`...)
 	dst = appendJSONString(dst, id[:it.tableLen])
 	dst = append(dst, `,"key":`...)
@@ -369,9 +370,9 @@ func appendKeySetLine(dst, id []byte, tenant string, it *agg) ([]byte, error) {
 	dst = append(dst, `,"tenant":`...)
 	dst = appendJSONString(dst, tenant)
 	dst = append(dst, `,"first":"`...)
-	dst = appendTime(dst, it.first)
+	dst = hc.appendTime(dst, it.first)
 	dst = append(dst, `","last":"`...)
-	dst = appendTime(dst, it.last)
+	dst = hc.appendTime(dst, it.last)
 	dst = append(dst, `","count":`...)
 	dst = strconv.AppendInt(dst, it.count, 10)
 	dst = append(dst, `,"actions":[`...)
@@ -428,6 +429,47 @@ func appendTime(dst []byte, micros int64) []byte {
 		if frac < 0 {
 			frac += 1e6
 		}
+		n := 6
+		for frac%10 == 0 {
+			frac /= 10
+			n--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, frac, n)
+	}
+	return append(dst, 'Z')
+}
+
+// hourCache appends times as appendTime does, keeping the date and hour
+// of the last time it formatted: a key set's times fall in a few hours,
+// and the calendar is most of the cost.
+type hourCache struct {
+	start  int64  // Unix microseconds of the hour's start; prefix is valid when ok
+	prefix []byte // "YYYY-MM-DDTHH:"
+	ok     bool
+}
+
+func (c *hourCache) appendTime(dst []byte, micros int64) []byte {
+	if !c.ok || micros < c.start || micros >= c.start+3600e6 {
+		start := micros - micros%3600e6
+		if micros%3600e6 < 0 {
+			start -= 3600e6
+		}
+		t := time.UnixMicro(start).UTC()
+		if y := t.Year(); y < 1000 || y > 9999 {
+			c.ok = false
+			return appendTime(dst, micros)
+		}
+		c.start, c.ok = start, true
+		c.prefix = appendTime(c.prefix[:0], start)[:len("2006-01-02T15:")]
+	}
+	dst = append(dst, c.prefix...)
+	in := micros - c.start
+	sec := in / 1e6
+	dst = appendDigits(dst, int(sec/60), 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, int(sec%60), 2)
+	if frac := int(in % 1e6); frac != 0 {
 		n := 6
 		for frac%10 == 0 {
 			frac /= 10

@@ -18,6 +18,7 @@ import (
 // The fast paths must write what rewind's key-set writer writes.
 func TestAppendTimeAndStringMatchTheSlowPath(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	var hours hourCache
 	for i := range 200000 {
 		var µs int64
 		switch i % 4 {
@@ -33,6 +34,14 @@ func TestAppendTimeAndStringMatchTheSlowPath(t *testing.T) {
 		want := time.UnixMicro(µs).UTC().AppendFormat(nil, time.RFC3339Nano)
 		if got := appendTime(nil, µs); string(got) != string(want) {
 			t.Fatalf("appendTime(%d) = %s, want %s", µs, got, want)
+		}
+		// The hour cache, on a fresh hour and again within it.
+		for _, d := range []int64{0, rng.Int64N(3600e6) - 1800e6, 1} {
+			µs += d
+			want := time.UnixMicro(µs).UTC().AppendFormat(nil, time.RFC3339Nano)
+			if got := hours.appendTime(nil, µs); string(got) != string(want) {
+				t.Fatalf("hourCache.appendTime(%d) = %s, want %s", µs, got, want)
+			}
 		}
 	}
 	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "tab\t", "del\x7f", "ünï", "\xff\xfe", "<&>", "\u2028"} {
