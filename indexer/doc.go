@@ -92,7 +92,12 @@
 // A summary is what key sets, filters and statistics need without the
 // images. It is kept once, as the 't' value; a tenant or item scan reads
 // the 'n' or 'i' keys and, for each, the 't' value of the same ev (one
-// iterator over 't' seeking forward, as the scan is in time order):
+// iterator over 't' seeking forward, as the scan is in time order). When
+// the tenants asked about hold a tenth of the window's events or more
+// (Store.DenseTenants counts their 'n' keys up to that share), a seek per
+// event costs more than stepping through the window: Store.ScanTimeOf
+// reads 't' and skips the other tenants' events by the tenant in their
+// summary. The summary:
 //
 //	flags            1 byte: action (0 none, 1 INSERT, 2 MODIFY, 3 REMOVE)
 //	                 | 4 TTL expiry | 8 undecodable

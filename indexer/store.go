@@ -395,12 +395,13 @@ func (s *Store) scanMeta(prefix string, fn func(name string, v []byte) error) er
 // Iter iterates over the events of one scan, in key order: by time for
 // ScanTime and ScanTenant, by time within the item for ScanItem.
 type Iter struct {
-	it  *pebble.Iterator
-	sum summaries // for a tenant or item scan
-	e   Entry
-	err error
-	ok  bool
-	pos bool
+	it      *pebble.Iterator
+	sum     summaries // for a tenant or item scan
+	tenants [][]byte  // ScanTimeOf: the events of other tenants are skipped
+	e       Entry
+	err     error
+	ok      bool
+	pos     bool
 }
 
 // Next advances to the next event and reports whether there is one.
@@ -419,14 +420,27 @@ func (it *Iter) step(first, move func() bool) bool {
 	if it.err != nil {
 		return false
 	}
-	if !it.pos {
-		it.pos = true
-		it.ok = first()
-	} else {
-		it.ok = move()
-	}
-	if !it.ok {
-		return false
+	for {
+		if !it.pos {
+			it.pos = true
+			it.ok = first()
+		} else {
+			it.ok = move()
+		}
+		if !it.ok {
+			return false
+		}
+		if it.tenants == nil {
+			break
+		}
+		ok, err := it.wanted()
+		if err != nil {
+			it.err = fmt.Errorf("store key %q: %w", it.it.Key(), err)
+			return false
+		}
+		if ok {
+			break
+		}
 	}
 	if err := it.decode(); err != nil {
 		it.err = fmt.Errorf("store key %q: %w", it.it.Key(), err)

@@ -335,6 +335,15 @@ func open(st *indexer.Store, q *Query, w indexer.Window) (func() (*indexer.Entry
 		}
 		return iterNext(it), func() { it.Close() }, nil
 	}
+	if dense, err := st.DenseTenants(tenants, w); err != nil {
+		return nil, nil, err
+	} else if dense {
+		it, err := st.ScanTimeOf(tenants, w)
+		if err != nil {
+			return nil, nil, err
+		}
+		return iterNext(it), func() { it.Close() }, nil
+	}
 	var its []*indexer.Iter
 	closeAll := func() {
 		for _, it := range its {
