@@ -71,13 +71,16 @@ type agg struct {
 }
 
 // Items and ids live in chunks of a fixed size, so a growing key set
-// allocates each byte once and copies nothing: append would allocate
+// allocates each byte about once and copies little: append would allocate
 // about five times a large slice's final size on the way (it grows by a
 // quarter), fresh memory that a new process pays for in page faults.
 const (
 	itemChunkBits = 10
 	itemChunk     = 1 << itemChunkBits
 	arenaChunk    = 64 << 10 // an id longer than this gets a chunk of its own
+	// The first chunks' capacities: they grow to a full chunk by append.
+	firstItems = 32
+	firstArena = 2 << 10
 )
 
 // aggregator folds events into one entry per item. Item ids live in the
@@ -125,14 +128,25 @@ func (a *aggregator) item(i int32) *agg { return &a.items[i>>itemChunkBits][i&(i
 func (a *aggregator) newItem(it agg) int32 {
 	id := a.buf
 	c := len(a.arena) - 1
-	if c < 0 || len(a.arena[c])+len(id) > cap(a.arena[c]) {
-		a.arena = append(a.arena, make([]byte, 0, max(arenaChunk, len(id))))
+	if c < 0 || len(a.arena[c])+len(id) > arenaChunk {
+		// The first chunk starts small and grows by append (an id's
+		// place is its chunk and offset, so moving a chunk moves
+		// nothing); a small key set allocates only what it holds.
+		size := firstArena
+		if c >= 0 {
+			size = arenaChunk
+		}
+		a.arena = append(a.arena, make([]byte, 0, max(size, len(id))))
 		c++
 	}
 	it.idChunk, it.idOff, it.idLen = int32(c), uint16(len(a.arena[c])), int32(len(id))
 	a.arena[c] = append(a.arena[c], id...)
 	if a.n&(itemChunk-1) == 0 {
-		a.items = append(a.items, make([]agg, 0, itemChunk))
+		size := firstItems
+		if a.n > 0 {
+			size = itemChunk
+		}
+		a.items = append(a.items, make([]agg, 0, size))
 	}
 	last := len(a.items) - 1
 	a.items[last] = append(a.items[last], it)
