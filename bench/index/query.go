@@ -137,7 +137,8 @@ func queryMain(args []string) error {
 	rewindBin := fs.String("rewind", "", "the rewind CLI, for cold runs (go build -o /tmp/rewind ./cmd/rewind) (required)")
 	slimBin := fs.String("rwquery", "", "the rwquery binary (go build -o /tmp/rwquery ./index/rwquery), for cold runs without the CLI's start-up (optional)")
 	hourS := fs.String("hour", "", "the hour to query, RFC 3339 (default: noon of the middle day)")
-	warmRuns := fs.Int("warm", 30, "warm runs per case")
+	warmRuns := fs.Int("warm", 30, "warm runs per case, at least")
+	warmFor := fs.Duration("warm-for", time.Second, "and at least this long per case: a median of 30 runs of 0.1 ms is taken before the Go heap and the collector settle")
 	coldRuns := fs.Int("cold", 7, "cold runs (fresh processes) per case")
 	fs.Parse(args)
 	if *dir == "" || *storeDir == "" || *rewindBin == "" {
@@ -254,7 +255,7 @@ func queryMain(args []string) error {
 		ds = ds[:0]
 		var buf bytes.Buffer
 		buf.Grow(2 * len(want))
-		for range *warmRuns {
+		for begin := time.Now(); len(ds) < *warmRuns || time.Since(begin) < *warmFor; {
 			buf.Reset()
 			start := time.Now()
 			if _, err := query.KeySet(ctx, st, query.Query{From: from, To: to, Tenants: []string{c.tenant}}, &buf, query.KeySetOptions{}); err != nil {
@@ -287,7 +288,7 @@ func queryMain(args []string) error {
 			return err
 		}
 		ds = ds[:0]
-		for range *warmRuns {
+		for begin := time.Now(); len(ds) < *warmRuns || time.Since(begin) < *warmFor; {
 			start := time.Now()
 			rows, err := duckRows(db, *dir, c.tenant, from, to)
 			if err != nil {
