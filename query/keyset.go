@@ -62,8 +62,8 @@ type agg struct {
 	idOff    uint16 // arena[idChunk][idOff:idOff+idLen]
 	tableLen uint16
 	idLen    int32
-	next     int32 // next item with the same hash, -1 at the end
-	tenant   int32 // index in aggregator.tenants; no pointers, so the GC skips items
+	hash     uint32 // of the id: its slot in aggregator.slots, probing on
+	tenant   int32  // index in aggregator.tenants; no pointers, so the GC skips items
 	first    int64
 	last     int64
 	count    int64
@@ -81,16 +81,19 @@ const (
 	// The first chunks' capacities: they grow to a full chunk by append.
 	firstItems = 32
 	firstArena = 2 << 10
+	firstSlots = 64
 )
 
 // aggregator folds events into one entry per item. Item ids live in the
-// arena and are found by hash, so an event costs no allocation; a tenant's
-// key set of 10,000 items is mostly this loop and the sort.
+// arena and are found by hash (linear probing over slots: a Go map of
+// 30,000 items cost a fifth of a key set's time), so an event costs no
+// allocation; a tenant's key set of 10,000 items is mostly this loop and
+// the sort.
 type aggregator struct {
 	o       KeySetOptions
 	w       io.Writer
 	seed    maphash.Seed
-	heads   map[uint64]int32
+	slots   []int32 // open addressing by agg.hash: item index + 1, 0 free; a power of two long
 	items   [][]agg // chunks of itemChunk
 	n       int32   // items
 	arena   [][]byte
@@ -115,7 +118,7 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 }
 
 func newAggregator(o KeySetOptions, w io.Writer) *aggregator {
-	return &aggregator{o: o, w: w, seed: maphash.MakeSeed(), heads: map[uint64]int32{}, tenants: []string{""}}
+	return &aggregator{o: o, w: w, seed: maphash.MakeSeed(), slots: make([]int32, firstSlots), tenants: []string{""}}
 }
 
 func (a *aggregator) id(it *agg) []byte {
@@ -154,30 +157,57 @@ func (a *aggregator) newItem(it agg) int32 {
 	return a.n - 1
 }
 
+// grow doubles the slots, placing every item again by its hash.
+func (a *aggregator) grow() {
+	a.slots = make([]int32, 2*len(a.slots))
+	mask := uint32(len(a.slots) - 1)
+	for i := range a.n {
+		p := a.item(i).hash & mask
+		for a.slots[p] != 0 {
+			p = (p + 1) & mask
+		}
+		a.slots[p] = i + 1
+	}
+}
+
 func (a *aggregator) add(e *indexer.Entry) error {
 	a.buf = append(append(append(a.buf[:0], e.Table...), 0), e.Key...)
-	h := maphash.Bytes(a.seed, a.buf)
-	i, ok := a.heads[h]
-	for ok && !bytes.Equal(a.id(a.item(i)), a.buf) {
-		i = a.item(i).next
-		ok = i >= 0
+	h64 := maphash.Bytes(a.seed, a.buf)
+	h := uint32(h64 ^ h64>>32)
+	mask := uint32(len(a.slots) - 1)
+	p := h & mask
+	var i int32
+	for {
+		s := a.slots[p]
+		if s == 0 {
+			break
+		}
+		if it := a.item(s - 1); it.hash == h && bytes.Equal(a.id(it), a.buf) {
+			i = s
+			break
+		}
+		p = (p + 1) & mask
 	}
-	if !ok {
+	if i == 0 {
 		if int(a.n) >= a.o.MaxItems {
 			if err := a.spill(); err != nil {
 				return err
 			}
-		}
-		next, chained := a.heads[h]
-		if !chained {
-			next = -1
+			p = h & uint32(len(a.slots)-1)
+			for a.slots[p] != 0 {
+				p = (p + 1) & uint32(len(a.slots)-1)
+			}
 		}
 		i = a.newItem(agg{
-			tableLen: uint16(len(e.Table)), next: next,
+			tableLen: uint16(len(e.Table)), hash: h,
 			tenant: a.tenantIndex(e.Tenant), first: e.Micros, last: e.Micros,
-		})
-		a.heads[h] = i
+		}) + 1
+		a.slots[p] = i
+		if 4*int(a.n) >= 3*len(a.slots) {
+			a.grow()
+		}
 	}
+	i--
 	it := a.item(i)
 	if it.tenant == 0 && len(e.Tenant) > 0 {
 		it.tenant = a.tenantIndex(e.Tenant)
@@ -249,7 +279,7 @@ func (a *aggregator) spill() error {
 		}
 	}
 	a.items, a.n, a.arena = nil, 0, nil
-	clear(a.heads)
+	clear(a.slots)
 	return nil
 }
 

@@ -71,45 +71,47 @@ func TestAggregatorChunksMatchTheKeySetWriter(t *testing.T) {
 		}
 		keys[i] = k
 	}
-	var got, want bytes.Buffer
-	a := newAggregator(KeySetOptions{MaxItems: 1 << 20}, &got)
-	kw := rewind.NewKeySetWriter(&want)
-	actions := []rewind.Action{rewind.ActionInsert, rewind.ActionModify, rewind.ActionRemove}
-	for range 2 * len(keys) {
-		i := rng.IntN(len(keys))
-		table := []string{"orders", "users"}[i%2]
-		tenant := fmt.Sprintf("t%d", i%7)
-		µs := base + rng.Int64N(3600e6)
-		act := actions[rng.IntN(3)]
-		e := indexer.Entry{Micros: µs, Table: []byte(table), Tenant: []byte(tenant), Key: keys[i].Encode(), Action: act}
-		if err := a.add(&e); err != nil {
-			t.Fatal(err)
-		}
-		tm := time.UnixMicro(µs).UTC()
-		if err := kw.Add(rewind.KeySetEntry{Table: table, Key: keys[i], Tenant: tenant, First: tm, Last: tm, Count: 1, Actions: []rewind.Action{act}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if a.n <= 2*itemChunk || len(a.arena) < 3 {
-		t.Fatalf("%d items in %d arena chunks: the test needs several of each", a.n, len(a.arena))
-	}
-	n, err := a.write()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n != kw.Written() {
-		t.Errorf("aggregator wrote %d items, the key-set writer %d", n, kw.Written())
-	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		g, w := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
-		for i := range min(len(g), len(w)) {
-			if g[i] != w[i] {
-				t.Fatalf("line %d differs:\n got %.200s\nwant %.200s", i+1, g[i], w[i])
+	for _, maxItems := range []int{1 << 20, 700} {
+		var got, want bytes.Buffer
+		a := newAggregator(KeySetOptions{MaxItems: maxItems}, &got)
+		kw := rewind.NewKeySetWriter(&want)
+		actions := []rewind.Action{rewind.ActionInsert, rewind.ActionModify, rewind.ActionRemove}
+		for range 2 * len(keys) {
+			i := rng.IntN(len(keys))
+			table := []string{"orders", "users"}[i%2]
+			tenant := fmt.Sprintf("t%d", i%7)
+			µs := base + rng.Int64N(3600e6)
+			act := actions[rng.IntN(3)]
+			e := indexer.Entry{Micros: µs, Table: []byte(table), Tenant: []byte(tenant), Key: keys[i].Encode(), Action: act}
+			if err := a.add(&e); err != nil {
+				t.Fatal(err)
+			}
+			tm := time.UnixMicro(µs).UTC()
+			if err := kw.Add(rewind.KeySetEntry{Table: table, Key: keys[i], Tenant: tenant, First: tm, Last: tm, Count: 1, Actions: []rewind.Action{act}}); err != nil {
+				t.Fatal(err)
 			}
 		}
-		t.Fatalf("%d lines, want %d", len(g), len(w))
+		if maxItems > len(keys) && (a.n <= 2*itemChunk || len(a.arena) < 3) {
+			t.Fatalf("%d items in %d arena chunks: the test needs several of each", a.n, len(a.arena))
+		}
+		n, err := a.write()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n != kw.Written() {
+			t.Errorf("aggregator wrote %d items, the key-set writer %d", n, kw.Written())
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			g, w := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
+			for i := range min(len(g), len(w)) {
+				if g[i] != w[i] {
+					t.Fatalf("line %d differs:\n got %.200s\nwant %.200s", i+1, g[i], w[i])
+				}
+			}
+			t.Fatalf("MaxItems %d: %d lines, want %d", maxItems, len(g), len(w))
+		}
 	}
 }
