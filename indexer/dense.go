@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -14,58 +15,76 @@ import (
 // events, one pass over the window that skips the others reads less.
 const denseShare = 10
 
+// sparseBelow is how many events the tenants must have in a window before
+// DenseTenants estimates the window's: fewer are read sooner by their own
+// scans than a window of ten times as many by the time ordering, and
+// their count costs no estimate.
+const sparseBelow = 256
+
 // DenseTenants reports whether the tenants' events are dense enough in
 // the window that ScanTimeOf answers sooner than one ScanTenant per
-// tenant: at least a denseShare-th of the window's events. It counts
-// their keys in the tenant ordering (keys only, a step each) and stops as
-// soon as that share is reached, so the count costs at most a tenth of
-// the scan it saves; the window's events are estimated from the time
-// ordering's bytes in it. An event without a tenant is in no tenant's
-// scan, so a tenant "" never makes the tenants dense.
+// tenant: at least sparseBelow, and a denseShare-th of the window's
+// events. It counts their keys in the tenant ordering (keys only, a step
+// each) and stops as soon as that share is reached, so the count costs
+// at most a tenth of the scan it saves; the window's events are estimated
+// by EstimateEvents. An event without a tenant is in no tenant's scan, so
+// a tenant "" never makes the tenants dense.
 func (s *Store) DenseTenants(tenants []string, w Window) (bool, error) {
-	if len(tenants) == 0 {
+	if len(tenants) == 0 || slices.Contains(tenants, "") {
 		return false, nil
 	}
-	for _, t := range tenants {
-		if t == "" {
-			return false, nil
-		}
-	}
-	total, err := s.Count()
-	if err != nil || total == 0 {
+	if n, err := s.countTenants(tenants, w, sparseBelow); err != nil || n < sparseBelow {
 		return false, err
 	}
-	lo, hi := span([]byte{spaceTime}, w)
-	inWindow, err := s.db.EstimateDiskUsage(lo, hi)
+	inWindow, err := s.EstimateEvents(w)
 	if err != nil {
-		return false, wrapStore(s, err)
+		return false, err
 	}
-	all, err := s.db.EstimateDiskUsage([]byte{spaceTime}, []byte{spaceTime + 1})
-	if err != nil || all == 0 {
-		return false, wrapStore(s, err)
-	}
-	need := int64(float64(total)*min(1, float64(inWindow)/float64(all))) / denseShare
-	if need < 1 {
-		need = 1
-	}
+	need := max(sparseBelow, inWindow/denseShare)
+	n, err := s.countTenants(tenants, w, need)
+	return n >= need, err
+}
+
+// countTenants counts the tenants' events in the window, up to limit.
+func (s *Store) countTenants(tenants []string, w Window, limit int64) (int64, error) {
 	var n int64
 	for _, t := range tenants {
 		lo, hi := span(appendStr([]byte{spaceTenant}, t), w)
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
-			return false, wrapStore(s, err)
+			return n, wrapStore(s, err)
 		}
-		for ok := it.First(); ok && n < need; ok = it.Next() {
+		for ok := it.First(); ok && n < limit; ok = it.Next() {
 			n++
 		}
 		if err := it.Close(); err != nil {
-			return false, wrapStore(s, err)
+			return n, wrapStore(s, err)
 		}
-		if n >= need {
-			return true, nil
+		if n >= limit {
+			break
 		}
 	}
-	return false, nil
+	return n, nil
+}
+
+// EstimateEvents estimates the number of events in the window from the
+// time ordering's bytes in it (Pebble's estimate, to a data block at each
+// end, from the sstables' index blocks) against the store's event count.
+func (s *Store) EstimateEvents(w Window) (int64, error) {
+	total, err := s.Count()
+	if err != nil || total == 0 {
+		return 0, err
+	}
+	lo, hi := span([]byte{spaceTime}, w)
+	inWindow, err := s.db.EstimateDiskUsage(lo, hi)
+	if err != nil {
+		return 0, wrapStore(s, err)
+	}
+	all, err := s.db.EstimateDiskUsage([]byte{spaceTime}, []byte{spaceTime + 1})
+	if err != nil || all == 0 {
+		return 0, wrapStore(s, err)
+	}
+	return int64(float64(total) * min(1, float64(inWindow)/float64(all))), nil
 }
 
 // ScanTimeOf iterates over the events of the tenants in the window, in

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/sync/errgroup"
 )
 
 // KeySetOptions bound the memory of KeySet.
@@ -28,7 +31,20 @@ type KeySetOptions struct {
 	MaxItems int
 	// TempDir is where spilled runs go. Default os.TempDir().
 	TempDir string
+	// Workers is how many parts of a large window are scanned at once,
+	// each into an aggregator of its own, merged before the key set is
+	// written. A window is split only when it is read through the time
+	// ordering (no tenant filter, or tenants dense in it) and holds at
+	// least partEvents events per part, and no more than MaxItems/2 in
+	// all, so that no part's aggregator needs to spill. Default
+	// GOMAXPROCS, at most 4; 1 scans in one pass.
+	Workers int
 }
+
+// partEvents is the fewest events (estimated) a part of a split key-set
+// scan is given: below it, starting a goroutine, an iterator and an
+// aggregator, and merging, cost more than they save. Tests lower it.
+var partEvents int64 = 16 << 10
 
 // KeySetResult is what KeySet wrote.
 type KeySetResult struct {
@@ -45,9 +61,23 @@ func KeySet(ctx context.Context, st *indexer.Store, q Query, w io.Writer, o KeyS
 	if o.MaxItems <= 0 {
 		o.MaxItems = 1 << 20
 	}
+	if o.Workers <= 0 {
+		o.Workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	if err := q.Validate(); err != nil {
+		return KeySetResult{}, err
+	}
+	parts, err := keySetParts(st, &q, o)
+	if err != nil {
+		return KeySetResult{}, err
+	}
 	a := newAggregator(o, w)
-	c, err := Events(ctx, st, q, func(ev *Event) error { return a.add(ev.Entry) })
-	res := KeySetResult{Counts: c}
+	var res KeySetResult
+	if len(parts) == 1 {
+		res.Counts, err = events(ctx, st, &q, parts[0], func(ev *Event) error { return a.add(ev.Entry) })
+	} else {
+		res.Counts, err = keySetInParts(ctx, st, &q, parts, a)
+	}
 	if err != nil {
 		a.abort()
 		return res, err
@@ -55,6 +85,99 @@ func KeySet(ctx context.Context, st *indexer.Store, q Query, w io.Writer, o KeyS
 	n, err := a.write()
 	res.Items = n
 	return res, err
+}
+
+// keySetParts splits q's window into the parts KeySet scans at once (see
+// KeySetOptions.Workers): equal spans of time, the first and last open
+// where the window is. One part when the split would not pay.
+func keySetParts(st *indexer.Store, q *Query, o KeySetOptions) ([]scan, error) {
+	w := q.Window()
+	one := []scan{{w: w}}
+	if o.Workers < 2 || w.Empty() {
+		return one, nil
+	}
+	if len(q.Tenants) > 0 {
+		dense, err := st.DenseTenants(normalTenants(q.Tenants), w)
+		if err != nil {
+			return nil, err
+		}
+		one[0].known, one[0].dense = true, dense
+		if !dense {
+			return one, nil
+		}
+	}
+	n, err := st.EstimateEvents(w)
+	if err != nil {
+		return nil, err
+	}
+	parts := int(min(int64(o.Workers), n/partEvents))
+	if parts < 2 || n > int64(o.MaxItems/2) {
+		return one, nil
+	}
+	from, to := w.From, w.To
+	if !w.HasFrom || !w.HasTo {
+		first, last, ok, err := st.TimeRange()
+		if err != nil || !ok {
+			return one, err
+		}
+		if !w.HasFrom {
+			from = first.UnixMicro()
+		}
+		if !w.HasTo {
+			to = last.UnixMicro() + 1
+		}
+	}
+	if to-from < int64(parts) {
+		return one, nil
+	}
+	out := make([]scan, parts)
+	for i := range out {
+		out[i] = scan{known: one[0].known, dense: one[0].dense, w: indexer.Window{
+			From: from + (to-from)*int64(i)/int64(parts), To: from + (to-from)*int64(i+1)/int64(parts),
+			HasFrom: true, HasTo: true,
+		}}
+	}
+	out[0].w.From, out[0].w.HasFrom = w.From, w.HasFrom
+	out[parts-1].w.To, out[parts-1].w.HasTo = w.To, w.HasTo
+	return out, nil
+}
+
+// keySetInParts scans each part into an aggregator of its own, at once,
+// the first into a, and merges the others into a in time order: an
+// item's tenant is the first one seen, as in one pass.
+func keySetInParts(ctx context.Context, st *indexer.Store, q *Query, parts []scan, a *aggregator) (Counts, error) {
+	aggs := make([]*aggregator, len(parts))
+	counts := make([]Counts, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, sc := range parts {
+		// The first part is a's; no part spills, as keySetParts splits
+		// only windows of at most MaxItems/2 events.
+		aggs[i] = a
+		if i > 0 {
+			aggs[i] = newAggregator(KeySetOptions{MaxItems: math.MaxInt32}, nil)
+		}
+		g.Go(func() error {
+			var err error
+			counts[i], err = events(gctx, st, q, sc, func(ev *Event) error { return aggs[i].add(ev.Entry) })
+			return err
+		})
+	}
+	var c Counts
+	err := g.Wait()
+	for _, pc := range counts {
+		c.Scanned += pc.Scanned
+		c.Matched += pc.Matched
+		c.Undecodable += pc.Undecodable
+	}
+	if err != nil {
+		return c, err
+	}
+	for _, b := range aggs[1:] {
+		if err := a.merge(b); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 type agg struct {
@@ -172,6 +295,24 @@ func (a *aggregator) grow() {
 
 func (a *aggregator) add(e *indexer.Entry) error {
 	a.buf = append(append(append(a.buf[:0], e.Table...), 0), e.Key...)
+	return fold(a, len(e.Table), e.Tenant, e.Micros, e.Micros, 1, 1<<actionIndex(e.Action))
+}
+
+// merge folds b's items into a.
+func (a *aggregator) merge(b *aggregator) error {
+	for i := range b.n {
+		it := b.item(i)
+		a.buf = append(a.buf[:0], b.id(it)...)
+		if err := fold(a, int(it.tableLen), b.tenants[it.tenant], it.first, it.last, it.count, it.actions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fold adds to the item whose id is in a.buf (its table the first
+// tableLen bytes) changes of the tenant from first to last.
+func fold[S ~string | ~[]byte](a *aggregator, tableLen int, tenant S, first, last, count int64, actions uint8) error {
 	h64 := maphash.Bytes(a.seed, a.buf)
 	h := uint32(h64 ^ h64>>32)
 	mask := uint32(len(a.slots) - 1)
@@ -199,33 +340,28 @@ func (a *aggregator) add(e *indexer.Entry) error {
 			}
 		}
 		i = a.newItem(agg{
-			tableLen: uint16(len(e.Table)), hash: h,
-			tenant: a.tenantIndex(e.Tenant), first: e.Micros, last: e.Micros,
+			tableLen: uint16(tableLen), hash: h,
+			tenant: tenantIndex(a, tenant), first: first, last: last,
 		}) + 1
 		a.slots[p] = i
 		if 4*int(a.n) >= 3*len(a.slots) {
 			a.grow()
 		}
 	}
-	i--
-	it := a.item(i)
-	if it.tenant == 0 && len(e.Tenant) > 0 {
-		it.tenant = a.tenantIndex(e.Tenant)
+	it := a.item(i - 1)
+	if it.tenant == 0 && len(tenant) > 0 {
+		it.tenant = tenantIndex(a, tenant)
 	}
-	if e.Micros < it.first {
-		it.first = e.Micros
-	}
-	if e.Micros > it.last {
-		it.last = e.Micros
-	}
-	it.count++
-	it.actions |= 1 << actionIndex(e.Action)
+	it.first = min(it.first, first)
+	it.last = max(it.last, last)
+	it.count += count
+	it.actions |= actions
 	return nil
 }
 
 // tenantIndex returns the index of tenant in a.tenants, adding it. The
 // last one added is checked first: a tenant's scan meets only its own.
-func (a *aggregator) tenantIndex(tenant []byte) int32 {
+func tenantIndex[S ~string | ~[]byte](a *aggregator, tenant S) int32 {
 	if len(tenant) == 0 {
 		return 0
 	}
@@ -300,6 +436,9 @@ func (a *aggregator) write() (int64, error) {
 		return a.kw.Written(), err
 	}
 	order := a.sorted()
+	if a.o.Workers > 1 && len(order) >= 2*writeLines {
+		return a.writeInParts(order)
+	}
 	bw := bufio.NewWriterSize(a.w, 64<<10)
 	var line []byte
 	var hours hourCache
@@ -315,6 +454,48 @@ func (a *aggregator) write() (int64, error) {
 		}
 	}
 	return int64(len(order)), bw.Flush()
+}
+
+// writeLines is how many key-set lines a worker formats at a time when a
+// large key set is written in parts. Tests lower it.
+var writeLines = 512
+
+// writeInParts formats the key set's lines Workers runs of writeLines at
+// a time, at once, and writes each round in order: at most
+// Workers×writeLines lines are held.
+func (a *aggregator) writeInParts(order []int32) (int64, error) {
+	bufs := make([][]byte, a.o.Workers)
+	hours := make([]hourCache, a.o.Workers)
+	var written int64
+	for start := 0; start < len(order); start += len(bufs) * writeLines {
+		round := order[start:min(len(order), start+len(bufs)*writeLines)]
+		var g errgroup.Group
+		for w := range bufs {
+			lines := round[min(len(round), w*writeLines):min(len(round), (w+1)*writeLines)]
+			g.Go(func() error {
+				b := bufs[w][:0]
+				for _, i := range lines {
+					it := a.item(i)
+					var err error
+					if b, err = appendKeySetLine(b, &hours[w], a.id(it), a.tenants[it.tenant], it); err != nil {
+						return err
+					}
+				}
+				bufs[w] = b
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return written, err
+		}
+		for w := range bufs {
+			if _, err := a.w.Write(bufs[w]); err != nil {
+				return written, err
+			}
+			written += int64(min(len(round), (w+1)*writeLines) - min(len(round), w*writeLines))
+		}
+	}
+	return written, nil
 }
 
 // sorted returns the items' indexes in key-set order (table, then

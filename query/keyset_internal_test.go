@@ -3,6 +3,8 @@ package query
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ddbrewind/rewind"
 	"github.com/ddbrewind/rewind/indexer"
+	"github.com/ddbrewind/rewind/indexer/indextest"
 )
 
 // The fast paths must write what rewind's key-set writer writes.
@@ -71,9 +74,12 @@ func TestAggregatorChunksMatchTheKeySetWriter(t *testing.T) {
 		}
 		keys[i] = k
 	}
-	for _, maxItems := range []int{1 << 20, 700} {
+	defer func(n int) { writeLines = n }(writeLines)
+	writeLines = 100
+	for _, o := range []KeySetOptions{{MaxItems: 1 << 20}, {MaxItems: 700}, {MaxItems: 1 << 20, Workers: 3}} {
+		maxItems := o.MaxItems
 		var got, want bytes.Buffer
-		a := newAggregator(KeySetOptions{MaxItems: maxItems}, &got)
+		a := newAggregator(o, &got)
 		kw := rewind.NewKeySetWriter(&want)
 		actions := []rewind.Action{rewind.ActionInsert, rewind.ActionModify, rewind.ActionRemove}
 		for range 2 * len(keys) {
@@ -108,10 +114,95 @@ func TestAggregatorChunksMatchTheKeySetWriter(t *testing.T) {
 			g, w := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
 			for i := range min(len(g), len(w)) {
 				if g[i] != w[i] {
-					t.Fatalf("line %d differs:\n got %.200s\nwant %.200s", i+1, g[i], w[i])
+					t.Fatalf("%+v: line %d differs:\n got %.200s\nwant %.200s", o, i+1, g[i], w[i])
 				}
 			}
-			t.Fatalf("MaxItems %d: %d lines, want %d", maxItems, len(g), len(w))
+			t.Fatalf("%+v: %d lines, want %d", o, len(g), len(w))
 		}
+	}
+}
+
+// A key set scanned in parts at once (KeySetOptions.Workers) must be the
+// one-pass key set, byte for byte, with the same counts: windows closed
+// and open, with and without tenants (dense ones, so the time ordering is
+// split, and sparse ones, which are not), with filters and with a
+// MaxItems that makes the merge spill.
+func TestKeySetInPartsMatchesOnePass(t *testing.T) {
+	defer func(n int64) { partEvents = n }(partEvents)
+	partEvents = 40
+	g := indextest.NewGen(51)
+	g.Tenants = append(g.Tenants, "big", "big", "big", "big", "big", "big")
+	g.UndecodableFraction = 0.03
+	evs := g.Events(4000)
+	dir := t.TempDir()
+	if err := indextest.WriteDir(dir, indextest.Objects("capture", evs, 400)); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := indexer.Open(t.TempDir(), indexer.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, _ := indexer.NewDirSource(dir)
+	if _, err := st.Ingest(t.Context(), src, indexer.Config{Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	first, last := evs[0].Time, evs[len(evs)-1].Time
+	split := 0
+	for i := range 120 {
+		var q Query
+		if rng.IntN(4) > 0 {
+			q.From = first.Add(time.Duration(rng.Int64N(int64(last.Sub(first)))))
+		}
+		if rng.IntN(4) > 0 {
+			q.To = q.From.Add(time.Duration(1 + rng.Int64N(int64(last.Sub(first)))))
+			if q.From.IsZero() {
+				q.To = first.Add(time.Duration(1 + rng.Int64N(int64(last.Sub(first)))))
+			}
+		}
+		if rng.IntN(2) == 0 {
+			// Parts then split on whole minutes, where many events are.
+			q.From, q.To = q.From.Truncate(time.Minute), q.To.Truncate(time.Minute)
+			if !q.To.IsZero() && !q.To.After(q.From) {
+				q.To = q.From.Add(time.Hour)
+			}
+		}
+		switch rng.IntN(4) {
+		case 1:
+			q.Tenants = []string{"big"}
+		case 2:
+			q.Tenants = []string{"big", g.Tenants[rng.IntN(len(g.Tenants))]}
+		case 3:
+			q.Tenants = []string{g.Tenants[rng.IntN(len(g.Tenants))]}
+		}
+		if rng.IntN(3) == 0 {
+			q.Actions = []rewind.Action{rewind.ActionModify}
+		}
+		if rng.IntN(3) == 0 {
+			q.Tables = []string{"orders", "ledger"}
+		}
+		maxItems := 1 << 20
+		if i%5 == 0 {
+			maxItems = 3000 // the merge spills, the parts do not
+		}
+		var one, parts bytes.Buffer
+		r1, err1 := KeySet(t.Context(), st, q, &one, KeySetOptions{Workers: 1, MaxItems: maxItems})
+		r4, err4 := KeySet(t.Context(), st, q, &parts, KeySetOptions{Workers: 4, MaxItems: maxItems})
+		if err1 != nil || err4 != nil {
+			t.Fatalf("query %d %+v: %v / %v", i, q, err1, err4)
+		}
+		if ws, err := keySetParts(st, &q, KeySetOptions{Workers: 4, MaxItems: maxItems}); err != nil {
+			t.Fatal(err)
+		} else if len(ws) > 1 {
+			split++
+		}
+		if r1 != r4 || !bytes.Equal(one.Bytes(), parts.Bytes()) {
+			t.Fatalf("query %d %+v: in parts %+v, %d bytes; in one pass %+v, %d bytes", i, q, r4, parts.Len(), r1, one.Len())
+		}
+	}
+	if split < 30 {
+		t.Fatalf("only %d of 120 queries were split: the test does not exercise the parts", split)
 	}
 }

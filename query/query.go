@@ -269,16 +269,32 @@ type Counts struct {
 // then sequence number, then stream (events of one time and sequence
 // number, which only different streams have, in an order of their own).
 func Events(ctx context.Context, st *indexer.Store, q Query, fn func(*Event) error) (Counts, error) {
-	var c Counts
 	if err := q.Validate(); err != nil {
-		return c, err
+		return Counts{}, err
 	}
-	f := newFilter(&q)
-	w := q.Window()
+	return events(ctx, st, &q, scan{w: q.Window()}, fn)
+}
+
+// scan is the part of a query's window one pass reads.
+type scan struct {
+	w indexer.Window
+	// known: whether the query's tenants are dense in w
+	// (indexer.Store.DenseTenants) was asked, and dense is the answer:
+	// the pass reads the time ordering or the tenants' orderings without
+	// counting them again.
+	known, dense bool
+}
+
+// events is Events over sc, a part of q's window, for a q already
+// validated.
+func events(ctx context.Context, st *indexer.Store, q *Query, sc scan, fn func(*Event) error) (Counts, error) {
+	var c Counts
+	f := newFilter(q)
+	w := sc.w
 	if w.Empty() {
 		return c, nil
 	}
-	next, closeAll, err := open(st, &q, w)
+	next, closeAll, err := open(st, q, sc)
 	if err != nil {
 		return c, err
 	}
@@ -324,10 +340,9 @@ func Events(ctx context.Context, st *indexer.Store, q Query, fn func(*Event) err
 
 // open returns a function yielding the entries of the scan q needs, in
 // store order, nil at the end.
-func open(st *indexer.Store, q *Query, w indexer.Window) (func() (*indexer.Entry, error), func(), error) {
-	tenants := slices.Clone(q.Tenants)
-	slices.Sort(tenants)
-	tenants = slices.Compact(tenants)
+func open(st *indexer.Store, q *Query, sc scan) (func() (*indexer.Entry, error), func(), error) {
+	w := sc.w
+	tenants := normalTenants(q.Tenants)
 	if len(tenants) == 0 {
 		it, err := st.ScanTime(w)
 		if err != nil {
@@ -335,9 +350,14 @@ func open(st *indexer.Store, q *Query, w indexer.Window) (func() (*indexer.Entry
 		}
 		return iterNext(it), func() { it.Close() }, nil
 	}
-	if dense, err := st.DenseTenants(tenants, w); err != nil {
-		return nil, nil, err
-	} else if dense {
+	dense := sc.dense
+	if !sc.known {
+		var err error
+		if dense, err = st.DenseTenants(tenants, w); err != nil {
+			return nil, nil, err
+		}
+	}
+	if dense {
 		it, err := st.ScanTimeOf(tenants, w)
 		if err != nil {
 			return nil, nil, err
@@ -362,6 +382,11 @@ func open(st *indexer.Store, q *Query, w indexer.Window) (func() (*indexer.Entry
 		return iterNext(its[0]), closeAll, nil
 	}
 	return mergeNext(its), closeAll, nil
+}
+
+// normalTenants returns the tenants sorted, each once.
+func normalTenants(tenants []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(tenants)))
 }
 
 func iterNext(it *indexer.Iter) func() (*indexer.Entry, error) {
