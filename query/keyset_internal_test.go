@@ -64,7 +64,7 @@ func TestAggregatorChunksMatchTheKeySetWriter(t *testing.T) {
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).UnixMicro()
 	keys := make([]rewind.Key, 3*itemChunk+17)
 	for i := range keys {
-		n := 1 + rng.IntN(3000)
+		n := 1 + rng.IntN(600)
 		if i == 5 {
 			n = arenaChunk + 1000
 		}
