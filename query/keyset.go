@@ -652,10 +652,17 @@ func appendTime(dst []byte, micros int64) []byte {
 	dst = appendDigits(dst, mi, 2)
 	dst = append(dst, ':')
 	dst = appendDigits(dst, sec, 2)
-	if frac := int(micros - micros/1e6*1e6); frac != 0 {
-		if frac < 0 {
-			frac += 1e6
-		}
+	frac := int(micros - micros/1e6*1e6)
+	if frac < 0 {
+		frac += 1e6
+	}
+	return appendFracZ(dst, frac)
+}
+
+// appendFracZ appends the microseconds frac of a second as RFC 3339Nano
+// does (a dot and the digits without trailing zeros, none for 0), and Z.
+func appendFracZ(dst []byte, frac int) []byte {
+	if frac != 0 {
 		n := 6
 		for frac%10 == 0 {
 			frac /= 10
@@ -696,16 +703,7 @@ func (c *hourCache) appendTime(dst []byte, micros int64) []byte {
 	dst = appendDigits(dst, int(sec/60), 2)
 	dst = append(dst, ':')
 	dst = appendDigits(dst, int(sec%60), 2)
-	if frac := int(in % 1e6); frac != 0 {
-		n := 6
-		for frac%10 == 0 {
-			frac /= 10
-			n--
-		}
-		dst = append(dst, '.')
-		dst = appendDigits(dst, frac, n)
-	}
-	return append(dst, 'Z')
+	return appendFracZ(dst, int(in%1e6))
 }
 
 func appendDigits(dst []byte, v, width int) []byte {
