@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,24 +131,7 @@ func TestAggregatorChunksMatchTheKeySetWriter(t *testing.T) {
 func TestKeySetInPartsMatchesOnePass(t *testing.T) {
 	defer func(n int64) { partEvents = n }(partEvents)
 	partEvents = 40
-	g := indextest.NewGen(51)
-	g.Tenants = append(g.Tenants, "big", "big", "big", "big", "big", "big")
-	g.UndecodableFraction = 0.03
-	evs := g.Events(4000)
-	dir := t.TempDir()
-	if err := indextest.WriteDir(dir, indextest.Objects("capture", evs, 400)); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := indexer.Open(t.TempDir(), indexer.Options{Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	src, _ := indexer.NewDirSource(dir)
-	if _, err := st.Ingest(t.Context(), src, indexer.Config{Log: quiet}); err != nil {
-		t.Fatal(err)
-	}
+	st, g, evs := denseStore(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	first, last := evs[0].Time, evs[len(evs)-1].Time
 	split := 0
@@ -204,5 +188,78 @@ func TestKeySetInPartsMatchesOnePass(t *testing.T) {
 	}
 	if split < 30 {
 		t.Fatalf("only %d of 120 queries were split: the test does not exercise the parts", split)
+	}
+}
+
+// denseStore is a store of 4,000 events in which tenant "big" has about
+// two fifths of them, and 3% are undecodable.
+func denseStore(t *testing.T) (*indexer.Store, *indextest.Gen, []rewind.ChangeEvent) {
+	t.Helper()
+	g := indextest.NewGen(51)
+	g.Tenants = append(g.Tenants, "big", "big", "big", "big", "big", "big")
+	g.UndecodableFraction = 0.03
+	evs := g.Events(4000)
+	dir := t.TempDir()
+	if err := indextest.WriteDir(dir, indextest.Objects("capture", evs, 400)); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := indexer.Open(t.TempDir(), indexer.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src, _ := indexer.NewDirSource(dir)
+	if _, err := st.Ingest(t.Context(), src, indexer.Config{Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	return st, g, evs
+}
+
+// Read through the time ordering (dense) or the tenants' orderings
+// (sparse), a query must yield the same events in the same order, with
+// the same counts, undecodable events included.
+func TestDenseAndSparseScansAgree(t *testing.T) {
+	st, g, evs := denseStore(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	first, last := evs[0].Time, evs[len(evs)-1].Time
+	tenants := append(slices.Clone(g.Tenants), "nobody")
+	for i := range 60 {
+		q := Query{Tenants: []string{"big"}}
+		if i%3 > 0 {
+			q.Tenants = append(q.Tenants, tenants[rng.IntN(len(tenants))])
+		}
+		if i%3 == 2 {
+			q.Tenants = []string{tenants[rng.IntN(len(tenants))], tenants[rng.IntN(len(tenants))]}
+		}
+		if rng.IntN(3) > 0 {
+			q.From = first.Add(time.Duration(rng.Int64N(int64(last.Sub(first)))))
+			q.To = q.From.Add(time.Duration(1 + rng.Int64N(int64(last.Sub(first)))))
+		}
+		if rng.IntN(3) == 0 {
+			q.Actions = []rewind.Action{rewind.ActionRemove, rewind.ActionInsert}
+		}
+		if err := q.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		read := func(dense bool) ([]string, Counts) {
+			var out []string
+			c, err := events(t.Context(), st, &q, scan{w: q.Window(), known: true, dense: dense}, func(ev *Event) error {
+				out = append(out, fmt.Sprintf("%s %d %s %x %s", ev.EventID, ev.Micros, ev.Tenant, ev.Key, ev.Action))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out, c
+		}
+		if slices.Contains(q.Tenants, "") {
+			continue // a tenant "" is never read through the time ordering
+		}
+		d, dc := read(true)
+		sp, sc := read(false)
+		if dc != sc || !slices.Equal(d, sp) {
+			t.Fatalf("query %d %+v: dense %d events %+v, sparse %d events %+v", i, q, len(d), dc, len(sp), sc)
+		}
 	}
 }
