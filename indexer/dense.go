@@ -27,22 +27,23 @@ const sparseBelow = 256
 // events. It counts their keys in the tenant ordering (keys only, a step
 // each) and stops as soon as that share is reached, so the count costs
 // at most a tenth of the scan it saves; the window's events are estimated
-// by EstimateEvents. An event without a tenant is in no tenant's scan, so
-// a tenant "" never makes the tenants dense.
-func (s *Store) DenseTenants(tenants []string, w Window) (bool, error) {
+// by EstimateEvents, and that estimate is returned too (0 when the count
+// stopped short of needing it), for a caller that sizes the scan. An
+// event without a tenant is in no tenant's scan, so a tenant "" never
+// makes the tenants dense.
+func (s *Store) DenseTenants(tenants []string, w Window) (dense bool, inWindow int64, err error) {
 	if len(tenants) == 0 || slices.Contains(tenants, "") {
-		return false, nil
+		return false, 0, nil
 	}
 	if n, err := s.countTenants(tenants, w, sparseBelow); err != nil || n < sparseBelow {
-		return false, err
+		return false, 0, err
 	}
-	inWindow, err := s.EstimateEvents(w)
-	if err != nil {
-		return false, err
+	if inWindow, err = s.EstimateEvents(w); err != nil {
+		return false, 0, err
 	}
 	need := max(sparseBelow, inWindow/denseShare)
 	n, err := s.countTenants(tenants, w, need)
-	return n >= need, err
+	return n >= need, inWindow, err
 }
 
 // countTenants counts the tenants' events in the window, up to limit.

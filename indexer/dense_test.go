@@ -78,7 +78,7 @@ func TestScanTimeOfMatchesTenantScans(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("%s, tenants %v: ScanTimeOf gave %d events, the tenant scans %d", name, ts, len(got), len(want))
 			}
-			dense, err := s.DenseTenants(ts, w)
+			dense, _, err := s.DenseTenants(ts, w)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +88,7 @@ func TestScanTimeOfMatchesTenantScans(t *testing.T) {
 			}
 		}
 	}
-	if dense, err := s.DenseTenants([]string{""}, indexer.Window{}); err != nil || dense {
+	if dense, _, err := s.DenseTenants([]string{""}, indexer.Window{}); err != nil || dense {
 		t.Errorf("DenseTenants(\"\") = %v, %v: events without a tenant are in no tenant scan", dense, err)
 	}
 	if _, err := s.ScanTimeOf([]string{""}, indexer.Window{}); err == nil || !strings.Contains(err.Error(), "needs a tenant") {

@@ -96,18 +96,18 @@ func keySetParts(st *indexer.Store, q *Query, o KeySetOptions) ([]scan, error) {
 	if o.Workers < 2 || w.Empty() {
 		return one, nil
 	}
+	var n int64
+	var err error
 	if len(q.Tenants) > 0 {
-		dense, err := st.DenseTenants(normalTenants(q.Tenants), w)
-		if err != nil {
+		var dense bool
+		if dense, n, err = st.DenseTenants(normalTenants(q.Tenants), w); err != nil {
 			return nil, err
 		}
 		one[0].known, one[0].dense = true, dense
 		if !dense {
 			return one, nil
 		}
-	}
-	n, err := st.EstimateEvents(w)
-	if err != nil {
+	} else if n, err = st.EstimateEvents(w); err != nil {
 		return nil, err
 	}
 	parts := int(min(int64(o.Workers), n/partEvents))
@@ -334,10 +334,7 @@ func fold[S ~string | ~[]byte](a *aggregator, tableLen int, tenant S, first, las
 			if err := a.spill(); err != nil {
 				return err
 			}
-			p = h & uint32(len(a.slots)-1)
-			for a.slots[p] != 0 {
-				p = (p + 1) & uint32(len(a.slots)-1)
-			}
+			p = h & mask // spill freed every slot
 		}
 		i = a.newItem(agg{
 			tableLen: uint16(tableLen), hash: h,

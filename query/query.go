@@ -343,22 +343,22 @@ func events(ctx context.Context, st *indexer.Store, q *Query, sc scan, fn func(*
 func open(st *indexer.Store, q *Query, sc scan) (func() (*indexer.Entry, error), func(), error) {
 	w := sc.w
 	tenants := normalTenants(q.Tenants)
-	if len(tenants) == 0 {
-		it, err := st.ScanTime(w)
-		if err != nil {
-			return nil, nil, err
-		}
-		return iterNext(it), func() { it.Close() }, nil
-	}
 	dense := sc.dense
-	if !sc.known {
+	if len(tenants) > 0 && !sc.known {
 		var err error
-		if dense, err = st.DenseTenants(tenants, w); err != nil {
+		if dense, _, err = st.DenseTenants(tenants, w); err != nil {
 			return nil, nil, err
 		}
 	}
-	if dense {
-		it, err := st.ScanTimeOf(tenants, w)
+	if len(tenants) == 0 || dense {
+		// One pass over the time ordering, skipping other tenants.
+		var it *indexer.Iter
+		var err error
+		if dense {
+			it, err = st.ScanTimeOf(tenants, w)
+		} else {
+			it, err = st.ScanTime(w)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
