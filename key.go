@@ -118,11 +118,126 @@ func typeName(av types.AttributeValue) string {
 // ParseKey decodes a key written as DynamoDB JSON, the form
 // `aws dynamodb get-item --key` takes: {"pk":{"S":"t1"},"sk":{"N":"42"}}.
 func ParseKey(data []byte) (Key, error) {
+	if k, ok := parseKeyFast(data); ok {
+		return k, nil
+	}
 	item, err := ParseItem(data)
 	if err != nil {
 		return nil, err
 	}
 	return KeyFromItem(item)
+}
+
+// parseKeyFast parses the keys stream records carry, one or two S or N
+// attributes with plain ASCII names and values ({"pk":{"S":"t1"}}), about
+// ten times faster than the general decoder, which was a twelfth of an
+// ingest's CPU. It reports false for anything else (escapes, other types,
+// bytes outside printable ASCII, a duplicate name, bad numbers, any
+// syntax error), which ParseKey then gives to the general decoder: what it
+// accepts, the general decoder accepts as the same key.
+func parseKeyFast(data []byte) (Key, bool) {
+	// One copy of the bytes: the names and values are its substrings.
+	p := keyScanner{b: string(data)}
+	if !p.byte('{') {
+		return nil, false
+	}
+	var attrs [2]KeyAttr
+	n := 0
+	for {
+		if n == len(attrs) {
+			return nil, false
+		}
+		name, ok := p.str()
+		if !ok || name == "" || !p.byte(':') || !p.byte('{') {
+			return nil, false
+		}
+		typ, ok := p.str()
+		if !ok || len(typ) != 1 || (typ[0] != 'S' && typ[0] != 'N') || !p.byte(':') {
+			return nil, false
+		}
+		v, ok := p.str()
+		if !ok || !p.byte('}') {
+			return nil, false
+		}
+		a := KeyAttr{Name: name, Type: typ[0], Value: v}
+		if a.Type == 'N' {
+			norm, err := NormalizeNumber(v)
+			if err != nil {
+				return nil, false
+			}
+			a.Value = norm
+		}
+		attrs[n] = a
+		n++
+		if p.byte(',') {
+			continue
+		}
+		if !p.byte('}') || !p.end() {
+			return nil, false
+		}
+		break
+	}
+	if n == 2 {
+		switch strings.Compare(attrs[0].Name, attrs[1].Name) {
+		case 0:
+			return nil, false // a duplicate name: the general decoder's error
+		case 1:
+			attrs[0], attrs[1] = attrs[1], attrs[0]
+		}
+	}
+	return slices.Clone(attrs[:n]), true
+}
+
+// keyScanner reads the few tokens parseKeyFast accepts.
+type keyScanner struct {
+	b string
+	i int
+}
+
+func (p *keyScanner) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// byte consumes c, after any white space.
+func (p *keyScanner) byte(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str consumes a string of printable ASCII without escapes.
+func (p *keyScanner) str() (string, bool) {
+	if !p.byte('"') {
+		return "", false
+	}
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			return s, true
+		case c == '\\' || c < 0x20 || c >= 0x7f:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// end reports whether only white space is left.
+func (p *keyScanner) end() bool {
+	p.space()
+	return p.i == len(p.b)
 }
 
 // Item returns the key as SDK attribute values, ready for GetItem.

@@ -444,12 +444,12 @@ func decodeObject(ctx context.Context, src Source, o Object) (d *decoded) {
 		// parquet-go panics on some malformed input.
 		if r := recover(); r != nil {
 			d.err = fmt.Errorf("corrupt parquet: %v", r)
-			d.evs, d.arena = nil, nil
+			d.evs, d.nbytes = nil, 0
 		}
 	}()
 	d.err = d.decode(c, size)
 	if d.err != nil {
-		d.evs, d.arena = nil, nil
+		d.evs, d.nbytes = nil, 0
 	}
 	return d
 }

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,7 @@ type decoded struct {
 	obj    Object
 	etag   string
 	size   int64
-	arena  []byte
+	nbytes int // encoded bytes of evs
 	evs    []pending
 	tables []string
 	first  int64
@@ -35,9 +36,65 @@ type decoded struct {
 }
 
 // bytes returns the encoded size of the object's events.
-func (d *decoded) bytes() int { return len(d.arena) }
+func (d *decoded) bytes() int { return d.nbytes }
 
-type offs struct{ t, n, i, sum, rec, id, end int }
+// arenaChunk is the size of the buffers decode writes events into. A
+// buffer is never grown: an event that does not fit starts the next one.
+// (One buffer per object, grown by append, cost a twentieth of an
+// ingest's CPU in copies of what it held.)
+const arenaChunk = 1 << 20
+
+// encodedBound is more than the bytes encodeEvent writes for ev.
+func encodedBound(ev *rewind.ChangeEvent, keyEnc int) int {
+	evb := 2*binary.MaxVarintLen64 + len(ev.SequenceNumber) + len(ev.EventID)
+	n := 3*evb + 3*(len(ev.Table)+len(ev.Tenant)) + 2*keyEnc + 2*len(ev.EventID) +
+		len(ev.Region) + len(ev.ShardID) + len(ev.Export.ID) + len(ev.StreamViewType) +
+		len(ev.OldImage) + len(ev.NewImage) + len(ev.DecodeError) + len(ev.Raw) +
+		24*binary.MaxVarintLen64
+	for _, a := range ev.ChangedAttributes {
+		n += binary.MaxVarintLen64 + len(a)
+	}
+	return n
+}
+
+// encodeEvent appends ev's keys and values to a and returns them as a
+// pending event, whose slices alias a's array.
+func encodeEvent(a []byte, ev *rewind.ChangeEvent, micros int64, keyEnc []byte) ([]byte, pending) {
+	undecodable := ev.DecodeError != ""
+	var p pending
+	t := len(a)
+	a = append(a, spaceTime)
+	evStart := len(a)
+	a = appendEv(a, micros, ev.SequenceNumber, ev.EventID, ev.Table, ev.ShardID)
+	evEnd := len(a)
+	n := len(a)
+	a = append(a, spaceTenant)
+	a = appendStr(a, ev.Tenant)
+	a = append(a, a[evStart:evEnd]...)
+	i := len(a)
+	if !undecodable {
+		a = append(a, spaceItem)
+		a = appendStr(a, ev.Table)
+		a = append(a, keyEnc...)
+		a = append(a, a[evStart:evEnd]...)
+	}
+	sum := len(a)
+	a = appendSummary(a, ev, keyEnc)
+	rec := len(a)
+	a = appendRecord(a, ev)
+	id := len(a)
+	a = append(a, ev.EventID...)
+	end := len(a)
+	p.t = a[t:n:n]
+	p.n = a[n:i:i]
+	if sum > i {
+		p.i = a[i:sum:sum]
+	}
+	p.sum = a[sum:rec:rec]
+	p.rec = a[rec:id:id]
+	p.id = a[id:end:end]
+	return a, p
+}
 
 // Event times outside [earliestEvent, now+maxFutureSkew] are refused: a
 // stream record older than DynamoDB or from the future says a clock or a
@@ -67,8 +124,8 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	pr := parquet.NewGenericReader[rewind.ParquetRow](f)
 	defer pr.Close()
 	n := pr.NumRows()
-	d.arena = make([]byte, 0, int(n)*768) // about what an event with ~300-byte images takes: one growth fewer
-	var spans []offs
+	d.evs = make([]pending, 0, min(n, 1<<20)) // the footer may lie
+	var a []byte // the buffer being written
 	rows := make([]rewind.ParquetRow, 128)
 	var keyEnc []byte
 	rowNum := 0
@@ -97,10 +154,10 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 					return fmt.Errorf("row %d (event %s): %w", rowNum, row.EventID, err)
 				}
 			}
-			if len(spans) == 0 || micros < d.first {
+			if len(d.evs) == 0 || micros < d.first {
 				d.first = micros
 			}
-			if len(spans) == 0 || micros > d.last {
+			if len(d.evs) == 0 || micros > d.last {
 				d.last = micros
 			}
 			if ev.Table != "" && !tables[ev.Table] {
@@ -111,33 +168,14 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 			if !undecodable {
 				keyEnc = ev.Keys.AppendEncode(keyEnc)
 			}
-			var o offs
-			a := d.arena
-			o.t = len(a)
-			a = append(a, spaceTime)
-			evStart := len(a)
-			a = appendEv(a, micros, ev.SequenceNumber, ev.EventID, ev.Table, ev.ShardID)
-			evEnd := len(a)
-			o.n = len(a)
-			a = append(a, spaceTenant)
-			a = appendStr(a, ev.Tenant)
-			a = append(a, a[evStart:evEnd]...)
-			o.i = len(a)
-			if !undecodable {
-				a = append(a, spaceItem)
-				a = appendStr(a, ev.Table)
-				a = append(a, keyEnc...)
-				a = append(a, a[evStart:evEnd]...)
+			if need := encodedBound(&ev, len(keyEnc)); cap(a)-len(a) < need {
+				a = make([]byte, 0, max(arenaChunk, need))
 			}
-			o.sum = len(a)
-			a = appendSummary(a, &ev, keyEnc)
-			o.rec = len(a)
-			a = appendRecord(a, &ev)
-			o.id = len(a)
-			a = append(a, ev.EventID...)
-			o.end = len(a)
-			d.arena = a
-			spans = append(spans, o)
+			start := len(a)
+			var p pending
+			a, p = encodeEvent(a, &ev, micros, keyEnc)
+			d.nbytes += len(a) - start
+			d.evs = append(d.evs, p)
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -151,19 +189,6 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	}
 	if int64(rowNum) != n {
 		return fmt.Errorf("corrupt parquet: read %d rows, footer says %d", rowNum, n)
-	}
-	a := d.arena
-	d.evs = make([]pending, len(spans))
-	for j, o := range spans {
-		p := &d.evs[j]
-		p.t = a[o.t:o.n:o.n]
-		p.n = a[o.n:o.i:o.i]
-		if o.sum > o.i {
-			p.i = a[o.i:o.sum:o.sum]
-		}
-		p.sum = a[o.sum:o.rec:o.rec]
-		p.rec = a[o.rec:o.id:o.id]
-		p.id = a[o.id:o.end:o.end]
 	}
 	return nil
 }
