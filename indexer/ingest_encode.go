@@ -125,7 +125,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	defer pr.Close()
 	n := pr.NumRows()
 	d.evs = make([]pending, 0, min(n, 1<<20)) // the footer may lie
-	var a []byte // the buffer being written
+	var a []byte                              // the buffer being written
 	rows := make([]rewind.ParquetRow, 128)
 	var keyEnc []byte
 	rowNum := 0
