@@ -124,8 +124,9 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 	pr := parquet.NewGenericReader[rewind.ParquetRow](f)
 	defer pr.Close()
 	n := pr.NumRows()
-	d.evs = make([]pending, 0, min(n, 1<<20)) // the footer may lie
-	var a []byte                              // the buffer being written
+	// No more than a million up front: the footer may lie.
+	d.evs = make([]pending, 0, min(n, 1<<20))
+	var a []byte // the buffer being written
 	rows := make([]rewind.ParquetRow, 128)
 	var keyEnc []byte
 	rowNum := 0
