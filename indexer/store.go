@@ -161,6 +161,11 @@ func Open(dir string, o Options) (*Store, error) {
 		opts.Levels[i].IndexBlockSize = indexBlockSize
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.ZstdCompression }
 	}
+	// Pebble samples reads to compact what scans read often. A query's
+	// store never compacts, and an ingest's reads (dedup's walk over the
+	// time ordering) are not worth a compaction: sampling was 3% of the
+	// CPU of the busiest tenant's key set in a profile.
+	opts.Experimental.ReadSamplingMultiplier = -1
 	if o.ReadOnly {
 		// A query's Open: Pebble's consistency check stats every sstable
 		// the MANIFEST names (one syscall per file, at every cold query).
