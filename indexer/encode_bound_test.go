@@ -64,3 +64,20 @@ func TestEncodedBound(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkSize: a buffer always has room for the event, never exceeds
+// arenaChunk unless the event does, and the last one of an object is
+// about what its remaining rows need.
+func TestChunkSize(t *testing.T) {
+	for _, tc := range []struct{ need, written, rows, left, want int }{
+		{need: 2000, written: 0, rows: 0, left: 100, want: 200_000},
+		{need: 2000, written: 0, rows: 0, left: 10_000, want: arenaChunk},
+		{need: 2000, written: 1000 * 1000, rows: 1000, left: 500, want: 1000*500 + 125*500 + 2000},
+		{need: 2000, written: 1000 * 1000, rows: 1000, left: 0, want: 2000},
+		{need: 3 << 20, written: 0, rows: 0, left: 1, want: 3 << 20},
+	} {
+		if got := chunkSize(tc.need, tc.written, tc.rows, tc.left); got != tc.want {
+			t.Errorf("chunkSize(%d, %d, %d, %d) = %d, want %d", tc.need, tc.written, tc.rows, tc.left, got, tc.want)
+		}
+	}
+}

@@ -44,6 +44,19 @@ func (d *decoded) bytes() int { return d.nbytes }
 // ingest's CPU in copies of what it held.)
 const arenaChunk = 1 << 20
 
+// chunkSize is the size of the next buffer: room for need bytes, and for
+// the rest of the object's rows if they are like those so far (the rows
+// left at need bytes each for the first buffer), up to arenaChunk. The
+// ingest's memory budget counts the bytes written, so the last buffer of
+// an object is not left mostly empty.
+func chunkSize(need, written, rows, left int) int {
+	est := need * left
+	if rows > 0 {
+		est = written/rows*left + written/rows/8*left + need // a row's average and an eighth
+	}
+	return max(need, min(est, arenaChunk))
+}
+
 // encodedBound is more than the bytes encodeEvent writes for ev.
 func encodedBound(ev *rewind.ChangeEvent, keyEnc int) int {
 	evb := 2*binary.MaxVarintLen64 + len(ev.SequenceNumber) + len(ev.EventID)
@@ -170,7 +183,7 @@ func (d *decoded) decode(r io.ReaderAt, size int64) error {
 				keyEnc = ev.Keys.AppendEncode(keyEnc)
 			}
 			if need := encodedBound(&ev, len(keyEnc)); cap(a)-len(a) < need {
-				a = make([]byte, 0, max(arenaChunk, need))
+				a = make([]byte, 0, chunkSize(need, d.nbytes, len(d.evs), int(n)-len(d.evs)))
 			}
 			start := len(a)
 			var p pending
