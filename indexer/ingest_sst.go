@@ -86,9 +86,8 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 	wg.Go(func() error {
 		return write("t", len(live), func(j int) ([]byte, []byte) { return live[j].t, live[j].sum })
 	})
-	byTenant := slices.Clone(live)
 	wg.Go(func() error {
-		sortPending(byTenant, func(p *pending) []byte { return p.n })
+		byTenant := groupByTenant(live)
 		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, nil })
 	})
 	var items []*pending
@@ -212,6 +211,58 @@ func (s *Store) settle(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// groupByTenant returns live, which is in time order, in the tenant
+// ordering's: a tenant key is the tenant, then the same ev (and event ID,
+// for a rekeyed event) as the time key, so the tenant ordering is the time
+// ordering grouped by tenant, in tenant order. A stable grouping costs a
+// map lookup an event instead of a sort's ~17 comparisons.
+func groupByTenant(live []*pending) []*pending {
+	type group struct {
+		str   []byte // the tenant's str, as in its key
+		start int
+	}
+	index := map[string]int{}
+	var groups []group
+	of := make([]int32, len(live))
+	count := []int{}
+	for j, p := range live {
+		n, err := skipStr(p.n[1:])
+		if err != nil {
+			// Not a key encodeEvent wrote: leave it to the sort.
+			out := slices.Clone(live)
+			sortPending(out, func(p *pending) []byte { return p.n })
+			return out
+		}
+		str := p.n[1 : 1+n]
+		g, ok := index[string(str)]
+		if !ok {
+			g = len(groups)
+			index[string(str)] = g
+			groups = append(groups, group{str: str})
+			count = append(count, 0)
+		}
+		of[j] = int32(g)
+		count[g]++
+	}
+	order := make([]int, len(groups))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(groups[a].str, groups[b].str) })
+	at := 0
+	for _, g := range order {
+		groups[g].start = at
+		at += count[g]
+	}
+	out := make([]*pending, len(live))
+	for j, p := range live {
+		g := &groups[of[j]]
+		out[g.start] = p
+		g.start++
+	}
+	return out
 }
 
 // sortPending sorts events by key, then by object (so the first object in
