@@ -201,37 +201,56 @@ func ingestMain(args []string) error {
 	if *dir == "" || *store == "" {
 		return fmt.Errorf("ingest: -dir and -store are required")
 	}
-	size, files := dirSize(*dir)
+	_, err := ingestRun(*dir, *store, *cpuprofile)
+	return err
+}
+
+// ingestReport is what ingestRun measured, for the goals table of `all`.
+type ingestReport struct {
+	storeRatio          float64 // store bytes / Parquet bytes
+	wallRatio, cpuRatio float64 // ingest rate / bare decode rate
+	peakRSS             int64
+}
+
+// ingestRun times the bare decode and the ingest of dir into store (removed
+// first), in fresh processes, and prints the comparison.
+func ingestRun(dir, store, cpuprofile string) (ingestReport, error) {
+	size, files := dirSize(dir)
 	fmt.Printf("capture: %d files, %.2f GB; GOMAXPROCS %d\n", files, float64(size)/1e9, runtime.GOMAXPROCS(0))
 	// Both read the files from the page cache: warm it first.
-	if _, _, _, err := run(self(), "child-decode", *dir); err != nil {
-		return err
+	if _, _, _, err := run(self(), "child-decode", dir); err != nil {
+		return ingestReport{}, err
 	}
-	out, _, decRSS, err := run(self(), "child-decode", *dir)
+	out, _, decRSS, err := run(self(), "child-decode", dir)
 	if err != nil {
-		return err
+		return ingestReport{}, err
 	}
 	decCPU := lastCPU
 	var dec childResult
 	json.Unmarshal(out, &dec)
-	if err := os.RemoveAll(*store); err != nil {
-		return err
+	if err := os.RemoveAll(store); err != nil {
+		return ingestReport{}, err
 	}
-	out, _, ingRSS, err := run(self(), "child-ingest", *dir, *store, *cpuprofile)
+	out, _, ingRSS, err := run(self(), "child-ingest", dir, store, cpuprofile)
 	if err != nil {
-		return err
+		return ingestReport{}, err
 	}
 	ingCPU := lastCPU
 	var ing childResult
 	json.Unmarshal(out, &ing)
 	decRate, ingRate := float64(dec.Rows)/dec.Seconds, float64(ing.Rows)/ing.Seconds
+	rep := ingestReport{
+		storeRatio: float64(ing.Bytes) / float64(size),
+		wallRatio:  ingRate / decRate, cpuRatio: float64(decCPU) / float64(ingCPU),
+		peakRSS: ingRSS,
+	}
 	fmt.Printf("%-26s %12s %10s %14s %12s %12s\n", "", "rows", "seconds", "rows/s", "peak RSS", "CPU µs/row")
 	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "bare parquet-go decode", dec.Rows, dec.Seconds, decRate, float64(decRSS)/1e6, float64(decCPU.Microseconds())/float64(dec.Rows))
 	fmt.Printf("%-26s %12d %10.1f %14.0f %9.0f MB %12.2f\n", "rewind ingest into Pebble", ing.Rows, ing.Seconds, ingRate, float64(ingRSS)/1e6, float64(ingCPU.Microseconds())/float64(ing.Rows))
 	fmt.Printf("ingest/decode rate: %.2f× (wall), %.2f× (CPU)   store: %.2f GB, %.2f× the Parquet (goal ≤ 1.0×), %.0f bytes/event\n",
-		ingRate/decRate, float64(decCPU)/float64(ingCPU), float64(ing.Bytes)/1e9, float64(ing.Bytes)/float64(size), float64(ing.Bytes)/float64(ing.Rows))
+		rep.wallRatio, rep.cpuRatio, float64(ing.Bytes)/1e9, rep.storeRatio, float64(ing.Bytes)/float64(ing.Rows))
 	if dec.Rows != ing.Rows {
-		return fmt.Errorf("decode read %d rows, ingest %d", dec.Rows, ing.Rows)
+		return rep, fmt.Errorf("decode read %d rows, ingest %d", dec.Rows, ing.Rows)
 	}
-	return nil
+	return rep, nil
 }

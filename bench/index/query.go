@@ -130,31 +130,64 @@ type queryCase struct {
 	items  int
 }
 
+// queryConfig is the query benchmark's flags.
+type queryConfig struct {
+	dir, storeDir, rewindBin, slimBin, hourS *string
+	warmRuns, coldRuns                       *int
+	warmFor                                  *time.Duration
+}
+
+// flags adds the query benchmark's flags to fs; -dir and -store only when
+// withPaths (`all` has its own).
+func (c *queryConfig) flags(fs *flag.FlagSet, withPaths bool) {
+	if withPaths {
+		c.dir = fs.String("dir", "", "capture written by gen (required)")
+		c.storeDir = fs.String("store", "", "store made by ingest (required)")
+	}
+	c.rewindBin = fs.String("rewind", "", "the rewind CLI, for cold runs (go build -o /tmp/rewind ./cmd/rewind) (required)")
+	c.slimBin = fs.String("rwquery", "", "the rwquery binary (go build -o /tmp/rwquery ./index/rwquery), for cold runs without the CLI's start-up (optional)")
+	c.hourS = fs.String("hour", "", "the hour to query, RFC 3339 (default: noon of the middle day)")
+	c.warmRuns = fs.Int("warm", 30, "warm runs per case, at least")
+	c.warmFor = fs.Duration("warm-for", time.Second, "and at least this long per case: a median of 30 runs of 0.1 ms is taken before the Go heap and the collector settle")
+	c.coldRuns = fs.Int("cold", 7, "cold runs (fresh processes) per case")
+}
+
 func queryMain(args []string) error {
 	fs := flag.NewFlagSet("query", flag.ExitOnError)
-	dir := fs.String("dir", "", "capture written by gen (required)")
-	storeDir := fs.String("store", "", "store made by ingest (required)")
-	rewindBin := fs.String("rewind", "", "the rewind CLI, for cold runs (go build -o /tmp/rewind ./cmd/rewind) (required)")
-	slimBin := fs.String("rwquery", "", "the rwquery binary (go build -o /tmp/rwquery ./index/rwquery), for cold runs without the CLI's start-up (optional)")
-	hourS := fs.String("hour", "", "the hour to query, RFC 3339 (default: noon of the middle day)")
-	warmRuns := fs.Int("warm", 30, "warm runs per case, at least")
-	warmFor := fs.Duration("warm-for", time.Second, "and at least this long per case: a median of 30 runs of 0.1 ms is taken before the Go heap and the collector settle")
-	coldRuns := fs.Int("cold", 7, "cold runs (fresh processes) per case")
+	var c queryConfig
+	c.flags(fs, true)
 	fs.Parse(args)
+	_, err := queryRun(c)
+	return err
+}
+
+// queryReport is what queryRun measured: DuckDB's time over rewind's.
+type queryReport struct {
+	bigWarm, bigCold, bigColdCPU       float64
+	smallWarm, smallCold, smallColdCPU float64
+}
+
+// queryRun times the big and the small tenant's key sets, rewind's and
+// DuckDB's, cold and warm, checks every answer against the first, and
+// prints the comparison.
+func queryRun(c queryConfig) (queryReport, error) {
+	var rep queryReport
+	dir, storeDir, rewindBin, slimBin, hourS := c.dir, c.storeDir, c.rewindBin, c.slimBin, c.hourS
+	warmRuns, warmFor, coldRuns := c.warmRuns, c.warmFor, c.coldRuns
 	if *dir == "" || *storeDir == "" || *rewindBin == "" {
-		return fmt.Errorf("query: -dir, -store and -rewind are required")
+		return rep, fmt.Errorf("query: -dir, -store and -rewind are required")
 	}
 	ctx := context.Background()
 
 	// Pick the hour and the tenants.
 	st, err := indexer.Open(*storeDir, indexer.Options{ReadOnly: true})
 	if err != nil {
-		return err
+		return rep, err
 	}
 	var from time.Time
 	if *hourS != "" {
 		if from, err = time.Parse(time.RFC3339, *hourS); err != nil {
-			return err
+			return rep, err
 		}
 	} else {
 		var first, last int64
@@ -171,7 +204,7 @@ func queryMain(args []string) error {
 	to := from.Add(time.Hour)
 	stats, err := query.ComputeStats(ctx, st, query.Query{From: from, To: to}, time.Hour)
 	if err != nil {
-		return err
+		return rep, err
 	}
 	items := func(tenant string) (int, []byte, error) {
 		var buf bytes.Buffer
@@ -180,7 +213,7 @@ func queryMain(args []string) error {
 	}
 	big := queryCase{label: "big tenant", tenant: stats.Tenants[0].Tenant}
 	if big.items, _, err = items(big.tenant); err != nil {
-		return err
+		return rep, err
 	}
 	small := queryCase{label: "small tenant"}
 	for _, tc := range stats.Tenants {
@@ -189,7 +222,7 @@ func queryMain(args []string) error {
 		}
 		n, _, err := items(tc.Tenant)
 		if err != nil {
-			return err
+			return rep, err
 		}
 		if small.tenant == "" || abs(n-50) < abs(small.items-50) {
 			small.tenant, small.items = tc.Tenant, n
@@ -221,12 +254,12 @@ func queryMain(args []string) error {
 		for range *coldRuns {
 			out, wall, _, err := run(*rewindBin, "query", "--store", *storeDir, "--from", fromS, "--to", toS, "--tenants", c.tenant)
 			if err != nil {
-				return err
+				return rep, err
 			}
 			if want == nil {
 				want = out
 			} else if !bytes.Equal(out, want) {
-				return fmt.Errorf("%s: rewind CLI answers differ between runs", c.label)
+				return rep, fmt.Errorf("%s: rewind CLI answers differ between runs", c.label)
 			}
 			ds = append(ds, wall)
 			cpus = append(cpus, lastCPU)
@@ -237,10 +270,10 @@ func queryMain(args []string) error {
 			for range *coldRuns {
 				out, wall, _, err := run(*slimBin, *storeDir, c.tenant, fromS, toS)
 				if err != nil {
-					return err
+					return rep, err
 				}
 				if !bytes.Equal(out, want) {
-					return fmt.Errorf("%s: rwquery's key set differs from the CLI's", c.label)
+					return rep, fmt.Errorf("%s: rwquery's key set differs from the CLI's", c.label)
 				}
 				ds = append(ds, wall)
 				cpus = append(cpus, lastCPU)
@@ -250,7 +283,7 @@ func queryMain(args []string) error {
 		// rewind warm: one open store, the query repeated.
 		st, err := indexer.Open(*storeDir, indexer.Options{ReadOnly: true})
 		if err != nil {
-			return err
+			return rep, err
 		}
 		ds = ds[:0]
 		var buf bytes.Buffer
@@ -259,11 +292,11 @@ func queryMain(args []string) error {
 			buf.Reset()
 			start := time.Now()
 			if _, err := query.KeySet(ctx, st, query.Query{From: from, To: to, Tenants: []string{c.tenant}}, &buf, query.KeySetOptions{}); err != nil {
-				return err
+				return rep, err
 			}
 			ds = append(ds, time.Since(start))
 			if !bytes.Equal(buf.Bytes(), want) {
-				return fmt.Errorf("%s: in-process key set differs from the CLI's", c.label)
+				return rep, fmt.Errorf("%s: in-process key set differs from the CLI's", c.label)
 			}
 		}
 		st.Close()
@@ -273,10 +306,10 @@ func queryMain(args []string) error {
 		for range *coldRuns {
 			out, wall, _, err := run(self(), "child-duckdb", *dir, c.tenant, fromS, toS)
 			if err != nil {
-				return err
+				return rep, err
 			}
 			if !bytes.Equal(out, want) {
-				return fmt.Errorf("%s: DuckDB's key set differs from rewind's:\nduckdb: %.300s\nrewind: %.300s", c.label, out, want)
+				return rep, fmt.Errorf("%s: DuckDB's key set differs from rewind's:\nduckdb: %.300s\nrewind: %.300s", c.label, out, want)
 			}
 			ds = append(ds, wall)
 			cpus = append(cpus, lastCPU)
@@ -285,22 +318,22 @@ func queryMain(args []string) error {
 		// DuckDB warm.
 		db, err := openDuck()
 		if err != nil {
-			return err
+			return rep, err
 		}
 		ds = ds[:0]
 		for begin := time.Now(); len(ds) < *warmRuns || time.Since(begin) < *warmFor; {
 			start := time.Now()
 			rows, err := duckRows(db, *dir, c.tenant, from, to)
 			if err != nil {
-				return err
+				return rep, err
 			}
 			ds = append(ds, time.Since(start))
 			out, err := duckKeySet(rows)
 			if err != nil {
-				return err
+				return rep, err
 			}
 			if !bytes.Equal(out, want) {
-				return fmt.Errorf("%s: DuckDB's warm key set differs from rewind's", c.label)
+				return rep, fmt.Errorf("%s: DuckDB's warm key set differs from rewind's", c.label)
 			}
 		}
 		db.Close()
@@ -327,7 +360,13 @@ func queryMain(args []string) error {
 		}
 	}
 	fmt.Println("answers identical: yes (every run compared byte for byte)")
-	return nil
+	ratio := func(peer, rw time.Duration) float64 { return float64(peer) / float64(rw) }
+	b, sm := results[0], results[1]
+	rep = queryReport{
+		bigWarm: ratio(b.duckWarm, b.rwWarm), bigCold: ratio(b.duckCold, b.rwCold), bigColdCPU: ratio(b.duckCPU, b.rwCPU),
+		smallWarm: ratio(sm.duckWarm, sm.rwWarm), smallCold: ratio(sm.duckCold, sm.rwCold), smallColdCPU: ratio(sm.duckCPU, sm.rwCPU),
+	}
+	return rep, nil
 }
 
 func abs(x int) int {
