@@ -269,9 +269,12 @@ func TestReliabilityCapturePoisonRecord(t *testing.T) {
 func TestReliabilityCaptureTimeout(t *testing.T) {
 	ctx := context.Background()
 	st0 := localaws.DynamoDBForTest(t)
-	// Every audit write takes 120 ms; an invocation has 400 ms and stops
-	// 150 ms early, so a batch of 300 records (12 requests of 25, 4 in
-	// flight at a time) cannot finish in one go.
+	// Every audit write takes 120 ms; an invocation has 550 ms and stops
+	// 150 ms early, so a batch of 600 records (24 requests of 25, 4 in
+	// flight at a time: 6 rounds) cannot finish in one go, while each
+	// invocation still has room for a round on a loaded machine (with 400
+	// ms, a round that took over 250 ms under the race detector left
+	// every invocation with nothing done, and the batch failed).
 	proxy, err := faultproxy.Start(faultproxy.Config{Upstream: st0.Endpoint, Latency: 120 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -292,12 +295,12 @@ func TestReliabilityCaptureTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := traffic.New(st.ddb.DynamoDB, "orders", []string{"a", "b", "c"}, 14)
-	if err := gen.Run(ctx, 300); err != nil {
+	if err := gen.Run(ctx, 600); err != nil {
 		t.Fatal(err)
 	}
 	partial := 0
 	deadline := invokerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+		ctx, cancel := context.WithTimeout(ctx, 550*time.Millisecond)
 		defer cancel()
 		out, err := h.Invoke(ctx, payload)
 		if err == nil && strings.Contains(string(out), "itemIdentifier") {
@@ -308,7 +311,7 @@ func TestReliabilityCaptureTimeout(t *testing.T) {
 		}
 		return out, err
 	})
-	p, err := streampoller.New(streampoller.Config{StreamARN: st.streamARN, Streams: st.ddb.Streams, Invoker: deadline, BatchSize: 300, MaxRetries: 50})
+	p, err := streampoller.New(streampoller.Config{StreamARN: st.streamARN, Streams: st.ddb.Streams, Invoker: deadline, BatchSize: 600, MaxRetries: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
