@@ -52,7 +52,8 @@ const arenaChunk = 1 << 20
 func chunkSize(need, written, rows, left int) int {
 	est := need * left
 	if rows > 0 {
-		est = written/rows*left + written/rows/8*left + need // a row's average and an eighth
+		avg := written / rows
+		est = (avg+avg/8)*left + need // a row's average and an eighth
 	}
 	return max(need, min(est, arenaChunk))
 }

@@ -87,7 +87,10 @@ func (in *ingest) flush(ctx context.Context, batch []*decoded) error {
 		return write("t", len(live), func(j int) ([]byte, []byte) { return live[j].t, live[j].sum })
 	})
 	wg.Go(func() error {
-		byTenant := groupByTenant(live)
+		byTenant, err := groupByTenant(live)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", s.dir, err)
+		}
 		return write("n", len(byTenant), func(j int) ([]byte, []byte) { return byTenant[j].n, nil })
 	})
 	var items []*pending
@@ -218,22 +221,18 @@ func (s *Store) settle(ctx context.Context) error {
 // for a rekeyed event) as the time key, so the tenant ordering is the time
 // ordering grouped by tenant, in tenant order. A stable grouping costs a
 // map lookup an event instead of a sort's ~17 comparisons.
-func groupByTenant(live []*pending) []*pending {
+func groupByTenant(live []*pending) ([]*pending, error) {
 	type group struct {
-		str   []byte // the tenant's str, as in its key
-		start int
+		str      []byte // the tenant's str, as in its key
+		n, start int    // its events, and where the next one goes
 	}
 	index := map[string]int{}
 	var groups []group
 	of := make([]int32, len(live))
-	count := []int{}
 	for j, p := range live {
 		n, err := skipStr(p.n[1:])
 		if err != nil {
-			// Not a key encodeEvent wrote: leave it to the sort.
-			out := slices.Clone(live)
-			sortPending(out, func(p *pending) []byte { return p.n })
-			return out
+			return nil, fmt.Errorf("tenant key %x: %w", p.n, err)
 		}
 		str := p.n[1 : 1+n]
 		g, ok := index[string(str)]
@@ -241,10 +240,9 @@ func groupByTenant(live []*pending) []*pending {
 			g = len(groups)
 			index[string(str)] = g
 			groups = append(groups, group{str: str})
-			count = append(count, 0)
 		}
 		of[j] = int32(g)
-		count[g]++
+		groups[g].n++
 	}
 	order := make([]int, len(groups))
 	for i := range order {
@@ -254,7 +252,7 @@ func groupByTenant(live []*pending) []*pending {
 	at := 0
 	for _, g := range order {
 		groups[g].start = at
-		at += count[g]
+		at += groups[g].n
 	}
 	out := make([]*pending, len(live))
 	for j, p := range live {
@@ -262,7 +260,7 @@ func groupByTenant(live []*pending) []*pending {
 		out[g.start] = p
 		g.start++
 	}
-	return out
+	return out, nil
 }
 
 // sortPending sorts events by key, then by object (so the first object in
